@@ -1,0 +1,5 @@
+"""The embedded Recursive Language Model engine."""
+
+from rlm_core.env import apply_offline_defaults
+
+apply_offline_defaults()

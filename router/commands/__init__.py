@@ -1,0 +1,1 @@
+"""Subcommands of the ``rlm-router`` CLI, one module each (see ``router.cli``)."""
