@@ -1,3 +1,37 @@
+"""Tracing, metrics and reports for rlm-router: observes every step, never decides.
+
+``Telemetry`` owns the providers and exporters; ``Telemetry.request_span()`` opens a request's
+span tree (``RequestTrace``); ``RLMTraceObserver`` implements the RLM engine's observer seam;
+``read_spans`` reads OTLP-JSON lines (ours or a Collector's) back as ``SpanRecord``.
+"""
+
 from rlm_core.env import apply_offline_defaults
 
 apply_offline_defaults()
+
+from telemetry.feedback import FeedbackRecord, read_feedback, record_feedback  # noqa: E402
+from telemetry.otlp_json import (  # noqa: E402
+    OtlpJsonLinesSpanExporter,
+    SpanEvent,
+    SpanRecord,
+    read_spans,
+)
+from telemetry.rlm_observer import RLMTraceObserver  # noqa: E402
+from telemetry.setup import Telemetry, TelemetryConfigError  # noqa: E402
+from telemetry.tracing import ChatCall, RequestTrace, shielded  # noqa: E402
+
+__all__ = [
+    "ChatCall",
+    "FeedbackRecord",
+    "OtlpJsonLinesSpanExporter",
+    "RLMTraceObserver",
+    "RequestTrace",
+    "SpanEvent",
+    "SpanRecord",
+    "Telemetry",
+    "TelemetryConfigError",
+    "read_feedback",
+    "read_spans",
+    "record_feedback",
+    "shielded",
+]

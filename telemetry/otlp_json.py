@@ -1,0 +1,240 @@
+"""OTLP-JSON lines: the span exporter rlm-router embeds, and the reader for it.
+
+The format is the OpenTelemetry Collector ``file`` exporter's: one
+``{"resourceSpans": [...]}`` object per line, trace/span ids as hex, int64 values as
+strings, enums as integers. The released Python SDK has no such exporter; we encode with the
+OTLP protobuf encoder and ``MessageToDict``, then rewrite the ids from protobuf's base64 to
+hex as the OTLP/JSON specification requires.
+
+The reader accepts what a Collector writes too (and what a protobuf-JSON encoder writes
+without the id rewrite): ids in hex or base64, int64 as strings or numbers, enums as
+integers or names. It streams: files of any size are read one line at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+logger = logging.getLogger(__name__)
+
+# A decoded OTLP AnyValue: scalars, lists (arrayValue) and dicts (kvlistValue).
+Value: TypeAlias = str | bool | int | float | bytes | list["Value"] | dict[str, "Value"] | None
+
+_SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_STATUS_CODES = ("UNSET", "OK", "ERROR")
+
+
+def encode_spans_line(spans: Sequence[ReadableSpan]) -> str:
+    """One OTLP-JSON line (without the newline) holding ``spans``."""
+    from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    message = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    for resource_spans in message.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                _ids_to_hex(span)
+                for link in span.get("links", []):
+                    _ids_to_hex(link)
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def _ids_to_hex(obj: dict[str, Any]) -> None:
+    for key in ("traceId", "spanId", "parentSpanId"):
+        if obj.get(key):
+            obj[key] = base64.b64decode(obj[key]).hex()
+
+
+class OtlpJsonLinesSpanExporter(SpanExporter):
+    """Appends each exported batch to ``path`` as one OTLP-JSON line.
+
+    Raises nothing: a failed write returns ``FAILURE`` (the caller's processor logs it), so a
+    full disk or a read-only path never reaches the request path.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self.last_error: OSError | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown or not spans:
+            return SpanExportResult.FAILURE if self._shutdown else SpanExportResult.SUCCESS
+        line = encode_spans_line(spans) + "\n"
+        with self._lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(line)
+            except OSError as exc:
+                self.last_error = exc
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self._shutdown = True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # every export is written through
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    """An event recorded on a span (e.g. a fallback)."""
+
+    name: str
+    time_unix_nano: int
+    attributes: Mapping[str, Value]
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """One span read back from OTLP-JSON, with ids as lowercase hex."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str  # INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER or UNSPECIFIED
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    attributes: Mapping[str, Value]
+    events: tuple[SpanEvent, ...] = ()
+    status_code: str = "UNSET"  # UNSET, OK or ERROR
+    status_message: str = ""
+    resource: Mapping[str, Value] = field(default_factory=dict)
+    scope_name: str = ""
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_time_unix_nano - self.start_time_unix_nano) / 1e6
+
+
+class TraceFormatError(ValueError):
+    """A line is JSON but not OTLP trace data as we can read it."""
+
+
+def read_spans(paths: Iterable[str | os.PathLike[str]]) -> Iterator[SpanRecord]:
+    """Every span in the given OTLP-JSON-lines files, in file order.
+
+    Lines that are not JSON (a line cut short by a crash) or not span data (metrics or logs
+    written by the same Collector) are skipped, with one warning per file naming how many.
+    """
+    for path in paths:
+        skipped = 0
+        with Path(path).open(encoding="utf-8") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    yield from parse_line(line)
+                except (json.JSONDecodeError, TraceFormatError):
+                    skipped += 1
+        if skipped:
+            logger.warning("%s: skipped %d line(s) that are not OTLP-JSON spans", path, skipped)
+
+
+def parse_line(line: str) -> Iterator[SpanRecord]:
+    """The spans of one OTLP-JSON line (``{"resourceSpans": [...]}``)."""
+    message = json.loads(line)
+    if not isinstance(message, dict) or "resourceSpans" not in message:
+        raise TraceFormatError("no resourceSpans in line")
+    try:
+        for resource_spans in message["resourceSpans"]:
+            resource = _attributes(resource_spans.get("resource", {}).get("attributes", []))
+            for scope_spans in resource_spans.get("scopeSpans", []):
+                scope_name = scope_spans.get("scope", {}).get("name", "")
+                for span in scope_spans.get("spans", []):
+                    yield _span(span, resource, scope_name)
+    except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:
+        raise TraceFormatError(str(exc)) from exc
+
+
+def _span(span: dict[str, Any], resource: Mapping[str, Value], scope_name: str) -> SpanRecord:
+    status = span.get("status", {})
+    return SpanRecord(
+        trace_id=_hex_id(span["traceId"], 16),
+        span_id=_hex_id(span["spanId"], 8),
+        parent_span_id=_hex_id(span["parentSpanId"], 8) if span.get("parentSpanId") else None,
+        name=span.get("name", ""),
+        kind=_enum(span.get("kind", 0), _SPAN_KINDS, "SPAN_KIND_"),
+        start_time_unix_nano=int(span.get("startTimeUnixNano", 0)),
+        end_time_unix_nano=int(span.get("endTimeUnixNano", 0)),
+        attributes=_attributes(span.get("attributes", [])),
+        events=tuple(
+            SpanEvent(
+                name=event.get("name", ""),
+                time_unix_nano=int(event.get("timeUnixNano", 0)),
+                attributes=_attributes(event.get("attributes", [])),
+            )
+            for event in span.get("events", [])
+        ),
+        status_code=_enum(status.get("code", 0), _STATUS_CODES, "STATUS_CODE_"),
+        status_message=status.get("message", ""),
+        resource=resource,
+        scope_name=scope_name,
+    )
+
+
+def _hex_id(raw: str, n_bytes: int) -> str:
+    """An id as lowercase hex, whether written as hex (OTLP/JSON) or base64 (protobuf JSON)."""
+    if len(raw) == 2 * n_bytes:
+        try:
+            bytes.fromhex(raw)
+            return raw.lower()
+        except ValueError:
+            pass
+    decoded = base64.b64decode(raw, validate=True)
+    if len(decoded) != n_bytes:
+        raise TraceFormatError(f"id {raw!r} is not {n_bytes} bytes")
+    return decoded.hex()
+
+
+def _enum(raw: int | str, names: tuple[str, ...], prefix: str) -> str:
+    if isinstance(raw, int):
+        return names[raw] if 0 <= raw < len(names) else names[0]
+    name = raw.removeprefix(prefix)
+    return name if name in names else names[0]
+
+
+def _attributes(pairs: list[dict[str, Any]]) -> dict[str, Value]:
+    return {pair["key"]: _any_value(pair.get("value", {})) for pair in pairs}
+
+
+def _any_value(value: Mapping[str, Any]) -> Value:
+    if "stringValue" in value:
+        return str(value["stringValue"])
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "intValue" in value:
+        return int(value["intValue"])
+    if "doubleValue" in value:
+        raw = value["doubleValue"]
+        # ProtoJSON writes non-finite doubles as strings; whole doubles may come as ints.
+        return float(raw) if not isinstance(raw, str) else _float_string(raw)
+    if "arrayValue" in value:
+        return [_any_value(v) for v in value["arrayValue"].get("values", [])]
+    if "kvlistValue" in value:
+        return _attributes(value["kvlistValue"].get("values", []))
+    if "bytesValue" in value:
+        return base64.b64decode(value["bytesValue"])
+    return None
+
+
+def _float_string(raw: str) -> float:
+    special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+    return special[raw] if raw in special else float(raw)
