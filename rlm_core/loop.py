@@ -1,0 +1,313 @@
+"""The RLM loop of one recursion tree: root turns, REPL executions, sub-calls, child RLMs.
+
+One ``TreeRun`` per query; every node (root and each ``rlm_query`` child) runs ``run_node``
+with its own sandboxed worker, while the ledger (budget, deadline, concurrency), the model
+client and the trajectory are shared by the whole tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rlm_core import protocol
+from rlm_core.budget import Budget, Ledger, StopReason
+from rlm_core.observer import Notifier
+from rlm_core.provider import CallFailed, ModelClient, ModelReply, ModelSpec
+from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected, SubCallRequest
+from rlm_core.trajectory import Execution, Iteration, ModelCall, Node, Trajectory
+
+_DEFAULT_SUB_WINDOW_CHARS = 400_000
+
+
+@dataclass
+class NodeOutcome:
+    answer: str | None
+    reason: StopReason
+
+
+class TreeAborted(Exception):
+    """A permanent provider failure somewhere in the tree (becomes ProviderFailure)."""
+
+    def __init__(self, failure: CallFailed) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+class TreeRun:
+    """State shared by all nodes of one query's recursion tree."""
+
+    def __init__(
+        self,
+        *,
+        root: ModelSpec,
+        sub: ModelSpec,
+        budget: Budget,
+        limits: SandboxLimits,
+        ledger: Ledger,
+        client: ModelClient,
+        notify: Notifier,
+    ) -> None:
+        self.root = root
+        self.sub = sub
+        self.budget = budget
+        self.limits = limits
+        self.ledger = ledger
+        self.client = client
+        self.notify = notify
+        self.trajectory = Trajectory()
+        self.partial: str | None = None  # the root's best answer so far
+        self.sub_calls_refused = False
+        self._next_id = 0
+
+    # --- model calls --------------------------------------------------------------------------
+
+    async def _call(
+        self, spec: ModelSpec, messages: list[dict[str, str]], node: Node, role: str
+    ) -> ModelReply:
+        started, t0 = time.time(), time.perf_counter()
+        try:
+            reply = await self.client.call(spec, messages)
+        except CallFailed as failure:
+            call = ModelCall(
+                node.node_id, node.depth, role, spec.model, spec.model.split("/", 1)[0],
+                0, 0, 0.0, started, time.perf_counter() - t0, error_type=failure.error_type,
+            )  # fmt: skip
+            self.trajectory.calls.append(call)
+            self.notify("on_model_call", call)
+            raise
+        self.ledger.spend(
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            cost_usd=reply.cost_usd,
+        )
+        call = ModelCall(
+            node.node_id, node.depth, role, spec.model, reply.provider, reply.input_tokens,
+            reply.output_tokens, reply.cost_usd, started, time.perf_counter() - t0, reply.attempts,
+        )  # fmt: skip
+        self.trajectory.calls.append(call)
+        self.notify("on_model_call", call)
+        return reply
+
+    def _sub_spec(self, model: str | None) -> ModelSpec:
+        if model is None:
+            return self.sub
+        for spec in (self.sub, self.root):
+            if model in (spec.model, spec.model.split("/", 1)[-1]):
+                return spec
+        allowed = sorted({self.sub.model, self.root.model})
+        raise SubCallRejected(f"model {model!r} is not available here; use one of {allowed}")
+
+    async def _sub_call(self, spec: ModelSpec, prompt: str, node: Node, batched: bool) -> str:
+        messages = [{"role": "user", "content": prompt}]
+        try:
+            return (await self._call(spec, messages, node, "sub")).text
+        except CallFailed as failure:
+            if not failure.context_window:
+                raise TreeAborted(failure) from failure
+            message = (
+                f"the prompt ({len(prompt):,} characters) is larger than {spec.model}'s context "
+                "window; split it into smaller chunks"
+            )
+            if batched:
+                return f"Error: {message}"
+            raise SubCallRejected(message) from failure
+
+    async def serve(self, node: Node, request: SubCallRequest) -> list[str]:
+        """Serve one llm_query / llm_query_batched / rlm_query frame from a node's worker."""
+        spent = self.ledger.exhausted()
+        if spent is not None:
+            raise SubCallRejected(f"the run's budget is exhausted ({spent.value}); stop now")
+        wanted = len(request.prompts)
+        left = self.ledger.sub_calls_left()
+        if left is not None and wanted > left:
+            self.sub_calls_refused = True
+            raise SubCallRejected(
+                f"sub-call budget exhausted: {wanted} requested, {left} left of "
+                f"{self.budget.max_sub_calls}. Finish with what you have."
+            )
+        self.ledger.usage.sub_calls += wanted
+        if request.kind == "rlm":
+            prompt = request.prompts[0]
+            if node.depth + 1 < self.budget.max_depth:
+                child_context = request.context if request.context is not None else prompt
+                outcome = await self.run_node(prompt, child_context, node.depth + 1, node.node_id)
+                if outcome.answer is None:
+                    return [f"(the child RLM stopped without an answer: {outcome.reason.value})"]
+                return [outcome.answer]
+            if request.context is not None:
+                prompt = f"{prompt}\n\nContext:\n{request.context}"
+            return [await self._sub_call(self.sub, prompt, node, batched=False)]
+        spec = self._sub_spec(request.model)
+        if request.kind == "query":
+            return [await self._sub_call(spec, request.prompts[0], node, batched=False)]
+        tasks = [self._sub_call(spec, p, node, batched=True) for p in request.prompts]
+        return list(await asyncio.gather(*tasks))
+
+    # --- one node -----------------------------------------------------------------------------
+
+    def _new_node(self, query: str, context: Any, depth: int, parent: int | None) -> Node:
+        info = protocol.ContextInfo.describe(context)
+        node = Node(self._next_id, parent, depth, query, info.total_chars)
+        self._next_id += 1
+        self.trajectory.nodes.append(node)
+        return node
+
+    async def run_node(
+        self, query: str, context: Any, depth: int, parent: int | None
+    ) -> NodeOutcome:
+        node = self._new_node(query, context, depth, parent)
+        self.notify("on_run_start", node)
+        info = protocol.ContextInfo.describe(context)
+        messages = protocol.initial_messages(
+            query, info, sub_window_chars=_sub_window_chars(self.sub.model)
+        )
+
+        async def handler(request: SubCallRequest) -> list[str]:
+            return await self.serve(node, request)
+
+        sandbox = Sandbox(context, limits=self.limits, handler=handler)
+        del context  # the sandbox owns the only reference from here on
+        # The worker starts while the first root turn is in flight.
+        starting = asyncio.create_task(sandbox.start())
+        outcome: NodeOutcome | None = None
+        try:
+            outcome = await self._loop(node, messages, sandbox, starting)
+            return outcome
+        finally:
+            if not starting.done():
+                starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
+            await sandbox.close()
+            if outcome is not None:
+                node.answer, node.stopped_reason = outcome.answer, outcome.reason.value
+            self.notify("on_run_end", node, None, None)
+
+    async def _loop(
+        self,
+        node: Node,
+        messages: list[dict[str, str]],
+        sandbox: Sandbox,
+        starting: asyncio.Task[Any],
+    ) -> NodeOutcome:
+        partial: str | None = None
+        for index in range(self.budget.max_iterations):
+            spent = self.ledger.exhausted()
+            if spent is not None:
+                return NodeOutcome(partial, spent)
+            if self.sub_calls_refused:
+                return await self._ask_final(node, messages, StopReason.MAX_SUB_CALLS, partial)
+            self.ledger.usage.iterations += 1
+            self.notify("on_iteration_start", node, index)
+            t0 = time.perf_counter()
+            reply = await self._call(self.root, messages, node, "root")
+            iteration = Iteration(
+                node.node_id, node.depth, index, reply.text,
+                input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
+                cost_usd=reply.cost_usd, model_s=time.perf_counter() - t0,
+            )  # fmt: skip
+            parsed = protocol.parse_reply(reply.text)
+            if not starting.done() or node.sandbox == {}:
+                await starting
+                node.sandbox = asdict(sandbox.info)
+            final, outputs, feedback, content = await self._execute(
+                node, parsed, sandbox, iteration
+            )
+            partial = content or partial
+            if final is not None:
+                self._finish_iteration(node, iteration, t0)
+                if node.depth == 0:
+                    self.partial = final
+                return NodeOutcome(final, StopReason.FINAL)
+            iteration.feedback = feedback
+            self._finish_iteration(node, iteration, t0)
+            messages.append({"role": "assistant", "content": reply.text})
+            messages.append(
+                {"role": "user", "content": protocol.execution_message(outputs, feedback)}
+            )
+        return await self._ask_final(node, messages, StopReason.MAX_ITERATIONS, partial)
+
+    async def _execute(
+        self, node: Node, parsed: protocol.ParsedReply, sandbox: Sandbox, iteration: Iteration
+    ) -> tuple[str | None, list[str], str | None, str | None]:
+        """Run the reply's code blocks: (final answer, outputs, feedback, answer content)."""
+        outputs: list[str] = []
+        content: str | None = None
+        feedback = parsed.problem
+        for code in parsed.code_blocks:
+            before = self.ledger.usage.sub_calls
+            result = await sandbox.execute(code)
+            shown = result.stdout
+            if result.truncated:
+                shown += f"\n[output capped: {result.stdout_chars:,} characters were printed]"
+            if result.error:
+                shown = f"{shown}\n{result.error}" if shown else result.error
+            shown = protocol.truncate(shown)
+            execution = Execution(
+                code, shown, result.error, result.duration_s, result.subcall_s,
+                result.truncated, result.limit, self.ledger.usage.sub_calls - before,
+            )  # fmt: skip
+            iteration.executions.append(execution)
+            iteration.repl_s += result.duration_s
+            self.notify("on_repl_execution", node, execution)
+            outputs.append(shown)
+            if result.answer_content:
+                content = result.answer_content
+                if node.depth == 0:
+                    self.partial = content
+            if result.final is not None:
+                return result.final, outputs, None, content
+            if result.state_lost:
+                break  # later blocks would run against a fresh REPL; let the model re-plan
+        if parsed.final is None:
+            return None, outputs, feedback, content
+        if parsed.final.variable is None:
+            return parsed.final.text, outputs, None, content
+        value = await sandbox.get_variable(parsed.final.variable)
+        if value is None:
+            missing = (
+                f"FINAL_VAR({parsed.final.variable}) was ignored: there is no variable named "
+                f"{parsed.final.variable!r} in the REPL. Assign it in a ```repl block first."
+            )
+            return None, outputs, missing, content
+        return value, outputs, None, content
+
+    def _finish_iteration(self, node: Node, iteration: Iteration, t0: float) -> None:
+        iteration.duration_s = time.perf_counter() - t0
+        self.trajectory.iterations.append(iteration)
+        self.notify("on_iteration_end", node, iteration)
+
+    async def _ask_final(
+        self,
+        node: Node,
+        messages: list[dict[str, str]],
+        reason: StopReason,
+        partial: str | None,
+    ) -> NodeOutcome:
+        """Out of iterations or sub-calls: ask the model once for its answer from its state."""
+        if self.ledger.exhausted() is not None:
+            return NodeOutcome(partial, reason)
+        request = [*messages, {"role": "user", "content": protocol.FINAL_REQUEST}]
+        reply = await self._call(self.root, request, node, "root")
+        parsed = protocol.parse_reply(reply.text)
+        answer = parsed.final.text if parsed.final and parsed.final.text else None
+        answer = answer or partial or (reply.text.strip() or None)
+        if node.depth == 0 and answer:
+            self.partial = answer
+        return NodeOutcome(answer, reason)
+
+
+def _sub_window_chars(model: str) -> int:
+    try:
+        import litellm
+
+        info = litellm.get_model_info(model)
+        tokens = int(info.get("max_input_tokens") or 0)
+    except Exception:
+        return _DEFAULT_SUB_WINDOW_CHARS
+    # ~4 characters per token, leaving a quarter of the window for instructions and output.
+    return int(tokens * 3) if tokens else _DEFAULT_SUB_WINDOW_CHARS
