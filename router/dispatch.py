@@ -1,0 +1,968 @@
+"""Dispatch: carry out a routing decision, with fallbacks and a latency budget.
+
+::
+
+    decide ─┬─ llm ─► direct call ──(context window exceeded)──► RLM        [llm_to_rlm]
+            └─ rlm ─► RLM engine ──(failure, budget exhausted)──► direct    [rlm_to_llm]
+                        │                                          (only when the input fits)
+                        └─(deadline)──► per policy: direct call, or the partial answer
+
+Provider errors (429, 5xx, timeouts, dropped connections) are retried per ``RetryPolicy`` on
+the direct route; the engine retries its own calls. A latency budget (``x-latency-budget-ms``)
+becomes a deadline: the direct call's timeout, the engine's deadline (minus a reserve when the
+policy degrades to the direct route), and a hard stop on both. Past the deadline the router
+answers with what it has and says so (``degraded``); it never silently overruns.
+
+Every request gets an ``Outcome`` (route served, fallback, cost, tokens, latency) recorded on
+its telemetry trace; telemetry errors never fail a request.
+
+The same machinery serves the library (``Dispatcher.acompletion``) and the proxy plugin
+(``Dispatcher.serve_rlm``, called by the ``CustomLLM`` that serves ``rlm/*``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from rlm_core import Budget, ModelSpec, RetryPolicy, SandboxLimits
+from router.request import ChatRequest
+from router.responses import (
+    ChunkFactory,
+    Fallback,
+    Route,
+    RouteInfo,
+    Served,
+    Usage,
+    attach_route,
+    model_response,
+    response_cost,
+    served_from_response,
+    split_text,
+)
+
+if TYPE_CHECKING:
+    from litellm.types.utils import ModelResponse, ModelResponseStream
+
+    from rlm_core import RLMResult
+    from telemetry.tracing import RequestTrace
+
+log = logging.getLogger(__name__)
+
+Completion = Callable[..., Awaitable[Any]]
+OnDeadline = Literal["direct", "partial"]
+INNER_METADATA_KEY = "rlm_router_inner"
+RLM_PREFIX = "rlm/"
+# Keyword arguments of litellm.acompletion that describe the request rather than the target.
+_TARGET_KEYS = ("model", "api_base", "base_url", "api_key", "custom_llm_provider")
+
+
+# ── errors ────────────────────────────────────────────────────────────────────────────────
+
+
+class DispatchError(Exception):
+    """The request could not be answered on any allowed route.
+
+    ``status_code`` is the HTTP status the proxy answers with.
+    """
+
+    status_code = 502
+
+    def __init__(self, message: str, *, route: RouteInfo | None = None) -> None:
+        super().__init__(message)
+        self.route = route
+
+
+class EscalationFailed(DispatchError):
+    """The RLM route failed and the input does not fit the direct model's window.
+
+    Carries the best partial answer the engine had, and why it stopped.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_answer: str | None,
+        stopped_reason: str,
+        route: RouteInfo | None = None,
+    ) -> None:
+        super().__init__(message, route=route)
+        self.partial_answer = partial_answer
+        self.stopped_reason = stopped_reason
+
+
+class LatencyBudgetExceeded(DispatchError):
+    """The latency budget ran out before any route produced an answer."""
+
+    status_code = 504
+
+
+# ── settings ──────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteModels:
+    """The models behind each route. In the proxy these are model_list group names."""
+
+    direct: ModelSpec
+    rlm_root: ModelSpec
+    rlm_sub: ModelSpec | None = None
+    rlm_name: str = "default"  # served as rlm/<rlm_name>
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencySettings:
+    """How a latency budget is enforced."""
+
+    on_deadline: OnDeadline = "direct"
+    # Below this budget the RLM route cannot answer; the request goes direct at once.
+    rlm_min_ms: float = 0.0
+    # Time kept back for the direct fallback when on_deadline == "direct" (at most half the budget).
+    direct_reserve_ms: float = 2000.0
+    # Extra time the engine gets past its deadline to return its partial answer.
+    grace_ms: float = 250.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DispatchSettings:
+    models: RouteModels
+    budget: Budget = field(default_factory=Budget)
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    latency: LatencySettings = field(default_factory=LatencySettings)
+    concurrency: int = 16
+    keepalive_s: float = 5.0
+
+    @classmethod
+    def from_policy(
+        cls,
+        policy: Any,
+        *,
+        direct: str | None = None,
+        rlm_root: str | None = None,
+        rlm_sub: str | None = None,
+        rlm_name: str = "default",
+        proxy: bool = False,
+    ) -> DispatchSettings:
+        """Settings from a ``policies.Policy``; model names given here override the policy's.
+
+        With ``proxy`` the models are model_list group names reached through the proxy's
+        router, so the policy's ``api_base`` is not used.
+        """
+        models = policy.models
+
+        def spec(override: str | None, name: str) -> ModelSpec | None:
+            chosen = override or getattr(models, name, None)
+            if chosen is None:
+                return None
+            if proxy or override:
+                return ModelSpec(model=chosen)
+            return ModelSpec(
+                model=chosen,
+                api_base=getattr(models, "api_base", None),
+                api_key=getattr(models, "api_key", None),
+            )
+
+        direct_spec = spec(direct, "direct")
+        root_spec = spec(rlm_root, "rlm_root") or direct_spec
+        if direct_spec is None or root_spec is None:
+            raise ValueError("the policy names no direct model")
+        latency = getattr(policy, "latency", None)
+        return cls(
+            models=RouteModels(
+                direct=direct_spec,
+                rlm_root=root_spec,
+                rlm_sub=spec(rlm_sub, "rlm_sub"),
+                rlm_name=rlm_name,
+            ),
+            budget=_policy_budget(policy),
+            retry=getattr(policy, "retry", None) or RetryPolicy(),
+            latency=LatencySettings(
+                on_deadline=getattr(latency, "on_deadline", "direct") or "direct",
+                rlm_min_ms=float(getattr(latency, "rlm_min_ms", 0.0) or 0.0),
+            ),
+        )
+
+
+class DecisionLike(Protocol):
+    """What dispatch reads of a ``policies.Decision``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def route(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def rule(self) -> str | None: ...
+    @property
+    def exploration(self) -> bool: ...
+    @property
+    def features(self) -> Any: ...
+
+
+Decide = Callable[[Mapping[str, Any], Mapping[str, str] | None], DecisionLike]
+
+
+def reason_of(decision: DecisionLike) -> str:
+    """One line saying why the decision chose its route."""
+    if decision.rule:
+        text = f"rule {decision.rule}"
+    else:
+        op = ">=" if decision.score >= decision.threshold else "<"
+        text = f"score {decision.score:.3f} {op} threshold {decision.threshold:.3f}"
+    return f"{text} (exploration)" if decision.exploration else text
+
+
+# ── outcome ───────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(kw_only=True)
+class Outcome:
+    """What happened to one request (recorded on its trace, returned to callers)."""
+
+    route: RouteInfo
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+    stopped_reason: str | None = None
+    error_type: str | None = None
+    rlm_iterations: int | None = None
+    rlm_sub_calls: int | None = None
+
+
+@dataclass
+class _Deadline:
+    """A monotonic deadline; ``None`` means no latency budget."""
+
+    at: float | None
+
+    @classmethod
+    def from_budget(cls, started: float, budget_ms: float | None) -> _Deadline:
+        return cls(None if budget_ms is None else started + budget_ms / 1000.0)
+
+    def remaining(self) -> float | None:
+        return None if self.at is None else self.at - time.monotonic()
+
+    def expired(self) -> bool:
+        remaining = self.remaining()
+        return remaining is not None and remaining <= 0
+
+
+class _Trace:
+    """The telemetry trace of one request, or nothing; never raises."""
+
+    def __init__(self, trace: RequestTrace | None) -> None:
+        self.trace = trace
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception:  # telemetry must never fail a request
+            log.debug("telemetry call failed", exc_info=True)
+
+    def decision(self, decision: DecisionLike, duration_s: float) -> None:
+        if self.trace is not None:
+            with self._guard():
+                self.trace.decision(decision, duration_s=duration_s)  # type: ignore[arg-type]
+
+    def fallback(self, kind: str, reason: str, error_type: str | None = None) -> None:
+        if self.trace is not None:
+            with self._guard():
+                self.trace.fallback(kind, reason=reason, error_type=error_type)
+
+    def observer(self) -> Any:
+        if self.trace is None:
+            return None
+        with self._guard():
+            return self.trace.rlm_observer()
+        return None
+
+    def chat(self, model: str, messages: Any) -> Any:
+        if self.trace is None:
+            return None
+        with self._guard():
+            return self.trace.chat(model=model, messages=messages)
+        return None
+
+    def chat_done(
+        self,
+        call: Any,
+        response: Any = None,
+        error: BaseException | None = None,
+        *,
+        cost_usd: float | None = None,
+    ) -> None:
+        if call is None:
+            return
+        with self._guard():
+            if error is not None:
+                call.record_error(error)
+            elif response is not None:
+                usage = getattr(response, "usage", None)
+                choices = getattr(response, "choices", None) or []
+                call.record_response(
+                    response_model=getattr(response, "model", None),
+                    response_id=getattr(response, "id", None),
+                    finish_reasons=[str(c.finish_reason) for c in choices if c.finish_reason],
+                    input_tokens=getattr(usage, "prompt_tokens", None),
+                    output_tokens=getattr(usage, "completion_tokens", None),
+                    cost_usd=cost_usd if cost_usd is not None else response_cost(response),
+                )
+            call.end()
+
+    def finish(self, outcome: Outcome | None, error: BaseException | None = None) -> None:
+        if self.trace is None:
+            return
+        with self._guard():
+            if outcome is not None:
+                self.trace.outcome(
+                    route_served=outcome.route.route,
+                    cost_usd=outcome.cost_usd,
+                    input_tokens=outcome.input_tokens,
+                    output_tokens=outcome.output_tokens,
+                    stopped_reason=outcome.stopped_reason,
+                    error_type=outcome.error_type,
+                    rlm_iterations=outcome.rlm_iterations,
+                    rlm_sub_calls=outcome.rlm_sub_calls,
+                    latency_ms=outcome.latency_ms,
+                    fallback=outcome.route.fallback,
+                )
+            self.trace.end(error)
+
+
+# ── streams ───────────────────────────────────────────────────────────────────────────────
+
+
+class RoutedStream:
+    """An async iterator of chunks (as litellm returns for ``stream=True``) plus route info.
+
+    ``_hidden_params["rlm_router"]`` holds the route; for the RLM route it is final once the
+    stream is exhausted (a fallback is only known then). ``outcome`` is set at the end.
+    """
+
+    def __init__(self, chunks: AsyncIterator[Any], route: RouteInfo) -> None:
+        self._chunks = chunks
+        self._hidden_params: dict[str, Any] = {}
+        self.outcome: Outcome | None = None
+        attach_route(self, route)
+
+    def __aiter__(self) -> RoutedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+# ── the dispatcher ────────────────────────────────────────────────────────────────────────
+
+
+def _error_type(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _is_context_window_error(exc: BaseException) -> bool:
+    import litellm
+
+    return isinstance(exc, litellm.ContextWindowExceededError)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    import litellm
+
+    retryable = (
+        litellm.RateLimitError,
+        litellm.InternalServerError,
+        litellm.ServiceUnavailableError,
+        litellm.APIConnectionError,
+        litellm.Timeout,
+        litellm.BadGatewayError,
+    )
+    return isinstance(exc, retryable) and not _is_context_window_error(exc)
+
+
+class Dispatcher:
+    """Decides and dispatches chat completions; see the module docstring.
+
+    ``completion`` is the async callable that reaches providers (``litellm.acompletion`` by
+    default; the proxy passes its router's ``acompletion``). ``telemetry`` is a
+    ``telemetry.Telemetry`` (anything with ``request_span()``) or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        decide: Decide,
+        settings: DispatchSettings,
+        completion: Completion | None = None,
+        telemetry: Any = None,
+    ) -> None:
+        self._decide = decide
+        self.settings = settings
+        self._completion = completion
+        self._telemetry = telemetry
+
+    # ── public API ──
+
+    async def acompletion(self, **kwargs: Any) -> ModelResponse | RoutedStream:
+        """Route an OpenAI-style request; returns a ``ModelResponse`` or, with
+        ``stream=True``, a ``RoutedStream`` of chunks.
+
+        Raises ``router.request.InvalidRequest`` for a malformed request and
+        ``DispatchError`` when no allowed route could answer.
+        """
+        started = time.monotonic()
+        headers = _headers_of(kwargs)
+        request = ChatRequest.parse(kwargs, headers)
+        trace = self._start_trace(request.model, request.stream)
+        try:
+            t0 = time.perf_counter()
+            decision = self._decide(kwargs, headers)
+            trace.decision(decision, time.perf_counter() - t0)
+        except BaseException as exc:
+            trace.finish(None, exc)
+            raise
+        call = _CallContext(
+            request=request,
+            decision=decision,
+            kwargs=kwargs,
+            started=started,
+            deadline=_Deadline.from_budget(started, request.latency_budget_ms),
+            trace=trace,
+        )
+        if request.stream:
+            return await self._stream(call)
+        try:
+            served, outcome, raw = await self._serve(call)
+        except BaseException as exc:
+            trace.finish(_failed_outcome(call, exc), exc)
+            raise
+        trace.finish(outcome)
+        response = raw if raw is not None else model_response(served, outcome.route)
+        attach_route(response, outcome.route)
+        return response
+
+    async def serve_rlm(
+        self,
+        request: ChatRequest,
+        decision: DecisionLike,
+        kwargs: Mapping[str, Any],
+        *,
+        started: float | None = None,
+        decided: Route = "rlm",
+    ) -> tuple[Served, Outcome]:
+        """Serve a request on the RLM route (with its fallbacks); for the proxy's ``CustomLLM``.
+
+        ``decided`` is the route the decision chose: "llm" when the proxy fell back here after
+        a context-window error on the direct route.
+        """
+        started = time.monotonic() if started is None else started
+        call = _CallContext(
+            request=request,
+            decision=decision,
+            kwargs=dict(kwargs),
+            started=started,
+            deadline=_Deadline.from_budget(started, request.latency_budget_ms),
+            trace=self._start_trace(request.model, request.stream),
+        )
+        call.trace.decision(decision, 0.0)
+        fallback: Fallback = "llm_to_rlm" if decided == "llm" else "none"
+        if fallback != "none":
+            call.trace.fallback(fallback, "context window exceeded on the direct route")
+        try:
+            served, outcome = await self._rlm_first(call, fallback=fallback)
+        except BaseException as exc:
+            call.trace.finish(_failed_outcome(call, exc), exc)
+            raise
+        call.trace.finish(outcome)
+        return served, outcome
+
+    # ── internals ──
+
+    def _start_trace(self, model: str | None = None, stream: bool | None = None) -> _Trace:
+        if self._telemetry is None:
+            return _Trace(None)
+        try:
+            from telemetry import RequestTrace
+
+            # Not Telemetry.request_span(): a streamed answer outlives this call's frame.
+            attributes = {"gen_ai.request.model": model, "rlm_router.request.stream": stream}
+            return _Trace(RequestTrace(self._telemetry, parent=None, attributes=attributes))
+        except Exception:
+            log.debug("telemetry request_span failed", exc_info=True)
+            return _Trace(None)
+
+    def _route(self, call: _CallContext, served: Route, **changes: Any) -> RouteInfo:
+        decision = call.decision
+        info = RouteInfo(
+            decision_id=decision.id,
+            route=served,
+            decided="rlm" if decision.route == "rlm" else "llm",
+            reason=reason_of(decision),
+            score=decision.score,
+        )
+        return replace(info, **changes) if changes else info
+
+    async def _serve(self, call: _CallContext) -> tuple[Served, Outcome, ModelResponse | None]:
+        """Non-streaming: (served, outcome, the direct ModelResponse when it answered)."""
+        if call.decision.route == "rlm" and not self._rlm_cannot_meet_budget(call):
+            served, outcome = await self._rlm_first(call, fallback="none")
+            return served, outcome, None
+        degraded = "direct_for_budget" if call.decision.route == "rlm" else None
+        try:
+            response = await self._direct(call)
+        except Exception as exc:
+            if not _is_context_window_error(exc):
+                raise
+            call.trace.fallback("llm_to_rlm", "context window exceeded", _error_type(exc))
+            served, outcome = await self._rlm_first(call, fallback="llm_to_rlm")
+            return served, outcome, None
+        served = served_from_response(response, cost_usd=response_cost(response))
+        route = self._route(call, "llm", degraded=degraded)
+        return served, self._outcome(call, route, served), response
+
+    def _rlm_cannot_meet_budget(self, call: _CallContext) -> bool:
+        budget = call.request.latency_budget_ms
+        minimum = self.settings.latency.rlm_min_ms
+        return budget is not None and budget < minimum and self._fits_direct(call)
+
+    def _fits_direct(self, call: _CallContext) -> bool:
+        features = getattr(call.decision, "features", None)
+        n_tokens = getattr(features, "n_tokens", None)
+        window = getattr(features, "context_window", None)
+        if isinstance(n_tokens, int) and isinstance(window, int) and window > 0:
+            return n_tokens < window
+        return True
+
+    def _outcome(
+        self,
+        call: _CallContext,
+        route: RouteInfo,
+        served: Served,
+        result: RLMResult | None = None,
+    ) -> Outcome:
+        return Outcome(
+            route=route,
+            cost_usd=served.cost_usd,
+            input_tokens=served.usage.input_tokens,
+            output_tokens=served.usage.output_tokens,
+            latency_ms=(time.monotonic() - call.started) * 1000.0,
+            stopped_reason=_stop_name(result) if result is not None else None,
+            rlm_iterations=_usage_int(result, "iterations"),
+            rlm_sub_calls=_usage_int(result, "sub_calls"),
+        )
+
+    # direct route
+
+    def _direct_kwargs(self, call: _CallContext, *, stream: bool) -> dict[str, Any]:
+        spec = self.settings.models.direct
+        kwargs = {k: v for k, v in call.kwargs.items() if k not in _TARGET_KEYS}
+        kwargs["model"] = spec.model
+        if spec.api_base is not None:
+            kwargs["api_base"] = spec.api_base
+        if spec.api_key is not None:
+            kwargs["api_key"] = spec.api_key
+        kwargs["stream"] = stream
+        return kwargs
+
+    async def _direct(self, call: _CallContext, *, stream: bool = False) -> Any:
+        """One direct call (retried per policy on provider errors), bounded by the deadline."""
+        kwargs = self._direct_kwargs(call, stream=stream)
+        retry = self.settings.retry
+        attempts = max(1, retry.max_attempts)
+        chat = call.trace.chat(kwargs["model"], call.request.messages)
+        for attempt in range(1, attempts + 1):
+            remaining = call.deadline.remaining()
+            if remaining is not None:
+                if remaining <= 0:
+                    error = LatencyBudgetExceeded(
+                        "latency budget exhausted before the direct call could start",
+                        route=self._route(call, "llm"),
+                    )
+                    call.trace.chat_done(chat, error=error)
+                    raise error
+                kwargs["timeout"] = min(remaining, retry.timeout_s)
+            else:
+                kwargs.setdefault("timeout", retry.timeout_s)
+            try:
+                response = await self._completion_fn()(**kwargs)
+            except Exception as exc:
+                delay = _retry_delay(retry, attempt)
+                can_wait = remaining is None or delay < (call.deadline.remaining() or 0)
+                if attempt < attempts and _is_retryable(exc) and can_wait:
+                    log.info("direct call failed (%s); retry %d in %.2fs", exc, attempt, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                call.trace.chat_done(chat, error=exc)
+                raise
+            if stream:
+                call.direct_chat = chat
+            else:
+                call.trace.chat_done(chat, response=response)
+            return response
+        raise AssertionError("unreachable")
+
+    def _completion_fn(self) -> Completion:
+        if self._completion is not None:
+            return self._completion
+        import litellm
+
+        return litellm.acompletion
+
+    # RLM route
+
+    def _inner_completion(self, decision_id: str) -> Completion:
+        """The engine's model calls: marked as inner, never routed back into ``rlm/*``."""
+        completion = self._completion_fn()
+
+        async def inner(**kwargs: Any) -> Any:
+            model = str(kwargs.get("model", ""))
+            if model.startswith(RLM_PREFIX):
+                raise DispatchError(f"an RLM sub-call may not target {model!r} (would recurse)")
+            metadata = dict(kwargs.get("metadata") or {})
+            metadata[INNER_METADATA_KEY] = True
+            metadata["rlm_router_decision_id"] = decision_id
+            kwargs["metadata"] = metadata
+            return await completion(**kwargs)
+
+        return inner
+
+    async def _run_engine(self, call: _CallContext, deadline: float | None) -> RLMResult:
+        from rlm_core import RLMEngine
+
+        settings = self.settings
+        engine = RLMEngine(
+            root=settings.models.rlm_root,
+            sub=settings.models.rlm_sub,
+            budget=settings.budget,
+            limits=settings.limits,
+            retry=settings.retry,
+            concurrency=settings.concurrency,
+            observer=call.trace.observer(),
+            completion=self._inner_completion(call.decision.id),
+        )
+        run = engine.acompletion(
+            call.request.question, call.request.context_text, deadline=deadline
+        )
+        if deadline is None:
+            return await run
+        grace = settings.latency.grace_ms / 1000.0
+        return await asyncio.wait_for(run, timeout=max(0.0, deadline - time.monotonic()) + grace)
+
+    async def _rlm_first(self, call: _CallContext, *, fallback: Fallback) -> tuple[Served, Outcome]:
+        """RLM, then (on failure, exhaustion or deadline) the direct route or the partial answer."""
+        from rlm_core import ProviderFailure
+
+        latency = self.settings.latency
+        fits = self._fits_direct(call) and fallback != "llm_to_rlm"
+        engine_deadline = call.deadline.at
+        if engine_deadline is not None and latency.on_deadline == "direct" and fits:
+            budget_s = (engine_deadline - call.started) if call.started else 0.0
+            reserve = min(latency.direct_reserve_ms / 1000.0, budget_s / 2)
+            engine_deadline -= reserve
+
+        result: RLMResult | None = None
+        partial: str | None = None
+        stopped = "error"
+        error: BaseException | None = None
+        try:
+            result = await self._run_engine(call, engine_deadline)
+        except ProviderFailure as exc:
+            error, partial, stopped = exc, exc.partial_answer, "provider_failure"
+        except TimeoutError as exc:
+            error, stopped = exc, "deadline"
+        else:
+            stopped = _stop_name(result)
+            if result.ok and result.answer is not None:
+                served = self._rlm_served(call, result.answer, result, "stop")
+                route = self._route(call, "rlm", fallback=fallback)
+                return served, self._outcome(call, route, served, result)
+            partial = result.answer
+
+        spent = _result_cost(result) + _failure_cost(error)
+        deadline_hit = stopped in _DEADLINE_REASONS or (
+            call.deadline.at is not None
+            and engine_deadline is not None
+            and time.monotonic() >= engine_deadline
+        )
+        if deadline_hit and latency.on_deadline == "partial":
+            return self._partial(call, partial, result, spent, fallback, "partial_at_deadline")
+        if fits:
+            reason = f"RLM route ended without a final answer ({stopped})"
+            call.trace.fallback("rlm_to_llm", reason, _error_type(error) if error else None)
+            try:
+                response = await self._direct(call)
+            except Exception as exc:
+                if deadline_hit and isinstance(exc, LatencyBudgetExceeded | _timeout_types()):
+                    return self._partial(
+                        call, partial, result, spent, fallback, "partial_at_deadline"
+                    )
+                raise
+            direct = served_from_response(response, cost_usd=response_cost(response))
+            served = replace(
+                direct,
+                cost_usd=direct.cost_usd + spent,
+                usage=Usage(
+                    input_tokens=direct.usage.input_tokens + _usage_int0(result, "input_tokens"),
+                    output_tokens=direct.usage.output_tokens + _usage_int0(result, "output_tokens"),
+                ),
+            )
+            degraded = "direct_at_deadline" if deadline_hit else None
+            route = self._route(call, "llm", fallback="rlm_to_llm", degraded=degraded)
+            outcome = self._outcome(call, route, served, result)
+            outcome.stopped_reason = stopped
+            return served, outcome
+        if deadline_hit:
+            return self._partial(call, partial, result, spent, fallback, "partial_at_deadline")
+        route = self._route(call, "rlm", fallback=fallback)
+        message = (
+            f"the RLM route ended without a final answer ({stopped}) and the input does not fit "
+            "the direct model's context window, so there is no fallback"
+        )
+        if partial:
+            message += f"; partial answer: {partial[:500]!r}"
+        raise EscalationFailed(message, partial_answer=partial, stopped_reason=stopped, route=route)
+
+    def _partial(
+        self,
+        call: _CallContext,
+        partial: str | None,
+        result: RLMResult | None,
+        spent: float,
+        fallback: Fallback,
+        degraded: str,
+    ) -> tuple[Served, Outcome]:
+        served = self._rlm_served(call, partial or "", result, "length")
+        served = replace(served, cost_usd=spent)
+        route = self._route(call, "rlm", fallback=fallback, degraded=degraded)
+        outcome = self._outcome(call, route, served, result)
+        outcome.stopped_reason = "deadline"
+        return served, outcome
+
+    def _rlm_served(
+        self, call: _CallContext, text: str, result: RLMResult | None, finish_reason: str
+    ) -> Served:
+        return Served(
+            text=text,
+            model=f"{RLM_PREFIX}{self.settings.models.rlm_name}",
+            finish_reason=finish_reason,
+            usage=Usage(
+                input_tokens=_usage_int0(result, "input_tokens"),
+                output_tokens=_usage_int0(result, "output_tokens"),
+            ),
+            cost_usd=_result_cost(result),
+        )
+
+    # streaming
+
+    async def _stream(self, call: _CallContext) -> RoutedStream:
+        """Direct streams pass through; the RLM route streams its answer when it has one."""
+        decision = call.decision
+        if decision.route != "rlm" or self._rlm_cannot_meet_budget(call):
+            degraded = "direct_for_budget" if decision.route == "rlm" else None
+            try:
+                upstream = await self._direct(call, stream=True)
+            except Exception as exc:
+                if not _is_context_window_error(exc):
+                    call.trace.finish(_failed_outcome(call, exc), exc)
+                    raise
+                call.trace.fallback("llm_to_rlm", "context window exceeded", _error_type(exc))
+                return self._rlm_stream(call, fallback="llm_to_rlm")
+            route = self._route(call, "llm", degraded=degraded)
+            stream = RoutedStream(_empty(), route)
+            stream._chunks = self._pass_through(call, upstream, route, stream)
+            return stream
+        return self._rlm_stream(call, fallback="none")
+
+    async def _pass_through(
+        self, call: _CallContext, upstream: Any, route: RouteInfo, stream: RoutedStream
+    ) -> AsyncIterator[Any]:
+        output_chars = 0
+        usage: Any = None
+        error: BaseException | None = None
+        try:
+            async for chunk in upstream:
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in getattr(chunk, "choices", ()) or ():
+                    content = getattr(getattr(choice, "delta", None), "content", None)
+                    output_chars += len(content or "")
+                yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            outcome = Outcome(
+                route=route,
+                input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                latency_ms=(time.monotonic() - call.started) * 1000.0,
+                error_type=_error_type(error) if error is not None else None,
+            )
+            outcome.cost_usd = _stream_cost(self.settings.models.direct.model, usage)
+            stream.outcome = outcome
+            call.trace.chat_done(call.direct_chat, error=error)
+            call.trace.finish(outcome, error)
+
+    def _rlm_stream(self, call: _CallContext, *, fallback: Fallback) -> RoutedStream:
+        factory = ChunkFactory(model=f"{RLM_PREFIX}{self.settings.models.rlm_name}")
+        stream = RoutedStream(_empty(), self._route(call, "rlm", fallback=fallback))
+        stream._chunks = self._rlm_chunks(call, factory, stream, fallback)
+        return stream
+
+    async def _rlm_chunks(
+        self, call: _CallContext, factory: ChunkFactory, stream: RoutedStream, fallback: Fallback
+    ) -> AsyncIterator[ModelResponseStream]:
+        # The role chunk goes out at once so clients and intermediaries see a live response;
+        # keep-alive chunks follow while the engine works.
+        yield factory.role()
+        task = asyncio.ensure_future(self._rlm_first(call, fallback=fallback))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.settings.keepalive_s)
+                if done:
+                    break
+                yield factory.keepalive()
+            try:
+                served, outcome = task.result()
+            except BaseException as exc:
+                call.trace.finish(_failed_outcome(call, exc), exc)
+                raise
+            attach_route(stream, outcome.route)
+            stream.outcome = outcome
+            call.trace.finish(outcome)
+            for piece in split_text(served.text):
+                yield factory.text(piece)
+            yield factory.finish(served)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+
+@dataclass
+class _CallContext:
+    request: ChatRequest
+    decision: DecisionLike
+    kwargs: Mapping[str, Any]
+    started: float
+    deadline: _Deadline
+    trace: _Trace
+    direct_chat: Any = None
+
+
+_DEADLINE_REASONS = frozenset({"timeout", "deadline", "max_time", "wall_time"})
+
+
+async def _empty() -> AsyncIterator[Any]:
+    return
+    yield  # pragma: no cover
+
+
+def _policy_budget(policy: Any) -> Budget:
+    budgets = getattr(policy, "budgets", None)
+    if isinstance(budgets, Budget):
+        return budgets
+    to_budget = getattr(budgets, "to_budget", None)
+    return to_budget() if callable(to_budget) else Budget()
+
+
+def _headers_of(kwargs: Mapping[str, Any]) -> dict[str, str] | None:
+    headers = kwargs.get("extra_headers") or kwargs.get("headers")
+    if isinstance(headers, Mapping):
+        return {str(k): str(v) for k, v in headers.items()}
+    return None
+
+
+def _stop_name(result: RLMResult | None) -> str:
+    if result is None:
+        return "error"
+    reason = getattr(result, "stopped_reason", None)
+    value = getattr(reason, "value", reason)
+    return str(value).lower() if value is not None else "unknown"
+
+
+def _usage_int(result: RLMResult | None, name: str) -> int | None:
+    usage = getattr(result, "usage", None)
+    value = getattr(usage, name, None)
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _usage_int0(result: RLMResult | None, name: str) -> int:
+    return _usage_int(result, name) or 0
+
+
+def _result_cost(result: RLMResult | None) -> float:
+    usage = getattr(result, "usage", None)
+    cost = getattr(usage, "cost_usd", None)
+    return float(cost) if isinstance(cost, int | float) else 0.0
+
+
+def _failure_cost(error: BaseException | None) -> float:
+    """What a failed RLM run spent before failing (from its trajectory, when it has one)."""
+    trajectory = getattr(error, "trajectory", None)
+    for holder in (trajectory, getattr(trajectory, "usage", None)):
+        cost = getattr(holder, "cost_usd", None)
+        if isinstance(cost, int | float):
+            return float(cost)
+    return 0.0
+
+
+def _timeout_types() -> tuple[type[BaseException], ...]:
+    import litellm
+
+    return (litellm.Timeout, TimeoutError)
+
+
+def _retry_delay(retry: RetryPolicy, attempt: int) -> float:
+    return retry.backoff(attempt, None)
+
+
+def _stream_cost(model: str, usage: Any) -> float:
+    if usage is None:
+        return 0.0
+    try:
+        import litellm
+
+        prompt, completion = litellm.cost_per_token(
+            model=model,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        )
+        return float(prompt + completion)
+    except Exception:
+        return 0.0
+
+
+def _failed_outcome(call: _CallContext, exc: BaseException) -> Outcome:
+    route = getattr(exc, "route", None)
+    if not isinstance(route, RouteInfo):
+        decided: Route = "rlm" if call.decision.route == "rlm" else "llm"
+        route = RouteInfo(
+            decision_id=call.decision.id,
+            route=decided,
+            decided=decided,
+            reason=reason_of(call.decision),
+            score=call.decision.score,
+        )
+    return Outcome(
+        route=route,
+        latency_ms=(time.monotonic() - call.started) * 1000.0,
+        error_type=_error_type(exc),
+        stopped_reason=getattr(exc, "stopped_reason", None),
+    )

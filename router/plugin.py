@@ -1,0 +1,387 @@
+"""The LiteLLM proxy plugin: a pre-call hook that routes, and a provider that serves ``rlm/*``.
+
+Wiring (``rlm-router serve`` writes it; see ``router.service_config``)::
+
+    model_list:
+      - model_name: rlm/default
+        litellm_params: {model: rlm/default}
+    litellm_settings:
+      callbacks: ["router.plugin.hook"]
+      custom_provider_map:
+        - {provider: rlm, custom_handler: router.plugin.rlm_provider}
+
+- ``RouterHook.async_pre_call_hook`` sees requests for a virtual model (default ``auto``),
+  decides, and rewrites ``data["model"]`` to the direct model group or to ``rlm/<name>``.
+  Other model names pass through untouched. On the direct route it adds a per-request
+  context-window fallback to ``rlm/<name>``. The decision rides along in
+  ``data["metadata"]["rlm_router"]``.
+- ``RLMProvider`` (a ``CustomLLM``) runs the RLM route through ``Dispatcher.serve_rlm``; the
+  engine's model calls go through the proxy's own router (``llm_router.acompletion``, so they
+  reuse model_list keys), are marked inner in their metadata (no key attribution, not training
+  data) and can never target ``rlm/*``. The escalated request's total cost is reported in
+  ``_hidden_params["response_cost"]``, which LiteLLM's spend tracking and
+  ``x-litellm-response-cost`` use.
+- ``RouterHook.async_post_call_response_headers_hook`` adds ``x-rlm-router-*`` headers.
+
+The proxy calls a hook only if it is defined on the registered class itself (LiteLLM checks
+the class ``__dict__``), so both hooks are defined here, not inherited.
+
+``hook`` and ``rlm_provider`` are created on first access (PEP 562), so importing this module
+does no work; the router and its policy load on the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import HTTPException
+from litellm.integrations.custom_logger import CustomLogger
+from litellm.llms.custom_llm import CustomLLM, CustomLLMError
+
+from router.dispatch import (
+    INNER_METADATA_KEY,
+    RLM_PREFIX,
+    DecisionLike,
+    Dispatcher,
+    DispatchError,
+    reason_of,
+)
+from router.request import ChatRequest, InvalidRequest
+from router.responses import (
+    HEADER_DECISION_ID,
+    HEADER_REASON,
+    HEADER_ROUTE,
+    Route,
+    RouteInfo,
+    generic_chunk,
+    model_response,
+    route_of,
+    split_text,
+)
+from router.service_config import ServiceConfig
+
+if TYPE_CHECKING:
+    from litellm.types.utils import GenericStreamingChunk, ModelResponse
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "rlm_router"
+_CHAT_CALL_TYPES = frozenset({"completion", "acompletion"})
+_MAX_PENDING_DECISIONS = 4096
+
+
+@dataclass(frozen=True)
+class _ForcedDecision:
+    """A decision for a request that named ``rlm/<name>`` itself (no virtual model)."""
+
+    id: str
+    route: str
+    score: float
+    threshold: float
+    rule: str | None
+    exploration: bool
+    features: Any
+
+
+class RouterService:
+    """Process-wide plugin state: config, router and dispatcher, built on first use."""
+
+    def __init__(self, config: ServiceConfig | None = None) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._router: Any = None
+        self._dispatcher: Dispatcher | None = None
+        # decision id -> Decision, so the provider sees the decision object the hook made.
+        self._decisions: OrderedDict[str, DecisionLike] = OrderedDict()
+
+    @property
+    def config(self) -> ServiceConfig:
+        if self._config is None:
+            self._config = ServiceConfig.from_env()
+        return self._config
+
+    @property
+    def router(self) -> Any:
+        if self._router is None:
+            with self._lock:
+                if self._router is None:
+                    from router import Router
+
+                    policy = self.config.policy_path
+                    self._router = Router.from_config(str(policy) if policy else None)
+        return self._router
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            from router.dispatch import DispatchSettings
+
+            config = self.config
+            settings = DispatchSettings.from_policy(
+                self.router.policy,
+                direct=config.direct,
+                rlm_root=config.rlm_root,
+                rlm_sub=config.rlm_sub,
+                rlm_name=config.rlm_name,
+                proxy=True,
+            )
+            self._dispatcher = Dispatcher(
+                decide=self.router.decide,
+                settings=settings,
+                completion=_proxy_completion,
+                telemetry=getattr(self.router, "telemetry", None),
+            )
+        return self._dispatcher
+
+    def remember(self, decision: DecisionLike) -> None:
+        self._decisions[decision.id] = decision
+        while len(self._decisions) > _MAX_PENDING_DECISIONS:
+            self._decisions.popitem(last=False)
+
+    def recall(self, decision_id: str | None) -> DecisionLike | None:
+        if decision_id is None:
+            return None
+        return self._decisions.pop(decision_id, None)
+
+
+async def _proxy_completion(**kwargs: Any) -> Any:
+    """Model calls through the running proxy's router (its model_list, keys and retries)."""
+    from litellm.proxy import proxy_server
+
+    llm_router = proxy_server.llm_router
+    if llm_router is None:
+        import litellm
+
+        return await litellm.acompletion(**kwargs)
+    return await llm_router.acompletion(**kwargs)
+
+
+def _request_headers(data: Mapping[str, Any]) -> dict[str, str]:
+    request = data.get("proxy_server_request") or {}
+    headers = request.get("headers") if isinstance(request, Mapping) else None
+    return dict(headers) if isinstance(headers, Mapping) else {}
+
+
+def _bad_request(message: str) -> HTTPException:
+    return HTTPException(status_code=400, detail={"error": f"rlm-router: {message}"})
+
+
+class RouterHook(CustomLogger):
+    """Routes requests for the virtual model(s); see the module docstring."""
+
+    def __init__(self, service: RouterService | None = None) -> None:
+        super().__init__()
+        self.service = service or _SERVICE
+
+    async def async_pre_call_hook(
+        self,
+        user_api_key_dict: Any,
+        cache: Any,
+        data: dict[str, Any],
+        call_type: str,
+    ) -> dict[str, Any] | None:
+        model = data.get("model")
+        config = self.service.config
+        if call_type not in _CHAT_CALL_TYPES or model not in config.virtual_models:
+            return data
+        if INNER_METADATA_KEY in (data.get("metadata") or {}):
+            raise _bad_request("inner calls may not target a virtual model")
+        headers = _request_headers(data)
+        try:
+            request = ChatRequest.parse(data, headers)
+            started = time.perf_counter()
+            decision = self.service.router.decide(data, headers)
+            decide_s = time.perf_counter() - started
+        except InvalidRequest as exc:
+            raise _bad_request(str(exc)) from exc
+        self.service.remember(decision)
+        route = "rlm" if decision.route == "rlm" else "llm"
+        direct = self.service.dispatcher.settings.models.direct.model
+        metadata = data.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = data["metadata"] = {}
+        metadata[METADATA_KEY] = {
+            "decision_id": decision.id,
+            "route": route,
+            "reason": reason_of(decision),
+            "score": decision.score,
+            "latency_budget_ms": request.latency_budget_ms,
+            "decide_ms": decide_s * 1000.0,
+        }
+        if route == "rlm":
+            data["model"] = config.rlm_model
+        else:
+            data["model"] = direct
+            # Only this request falls back to RLM on a context-window error; apps calling the
+            # direct group by name keep LiteLLM's behaviour.
+            data.setdefault("context_window_fallbacks", [{direct: [config.rlm_model]}])
+        return data
+
+    async def async_post_call_response_headers_hook(
+        self,
+        data: dict[str, Any],
+        user_api_key_dict: Any,
+        response: Any,
+        request_headers: dict[str, str] | None = None,
+        litellm_call_info: dict[str, Any] | None = None,
+    ) -> dict[str, str] | None:
+        served = route_of(response)
+        if served is not None:
+            return RouteInfo(**served).headers()
+        routed = (data.get("metadata") or {}).get(METADATA_KEY)
+        if not isinstance(routed, Mapping):
+            return None
+        return {
+            HEADER_ROUTE: str(routed.get("route")),
+            HEADER_DECISION_ID: str(routed.get("decision_id")),
+            HEADER_REASON: RouteInfo(
+                decision_id="", route="llm", decided="llm", reason=str(routed.get("reason"))
+            ).headers()[HEADER_REASON],
+        }
+
+
+class RLMProvider(CustomLLM):
+    """Serves ``rlm/<name>``: the RLM route with its fallbacks, through ``Dispatcher``."""
+
+    def __init__(self, service: RouterService | None = None) -> None:
+        super().__init__()
+        self.service = service or _SERVICE
+
+    def _prepare(
+        self, messages: list[Any], optional_params: Mapping[str, Any], litellm_params: Any
+    ) -> tuple[ChatRequest, DecisionLike, Route, dict[str, Any]]:
+        metadata = (litellm_params or {}).get("metadata") or {}
+        routed = metadata.get(METADATA_KEY) if isinstance(metadata, Mapping) else None
+        routed = routed if isinstance(routed, Mapping) else {}
+        body: dict[str, Any] = {"messages": messages}
+        budget = routed.get("latency_budget_ms")
+        if budget is not None:
+            body["metadata"] = {"latency_budget_ms": budget}
+        try:
+            request = ChatRequest.parse(body)
+        except InvalidRequest as exc:
+            raise CustomLLMError(status_code=400, message=f"rlm-router: {exc}") from exc
+        decision = self.service.recall(routed.get("decision_id"))
+        if decision is None:
+            decided = self.service.router.decide(body, None)
+            decision = _ForcedDecision(
+                id=str(routed.get("decision_id") or decided.id or uuid.uuid4()),
+                route="rlm",
+                score=decided.score,
+                threshold=decided.threshold,
+                rule=f"model {RLM_PREFIX}{self.service.config.rlm_name} requested",
+                exploration=False,
+                features=decided.features,
+            )
+        # The hook chose "llm" and LiteLLM fell back here: a context-window error.
+        decided_route: Route = "llm" if routed.get("route") == "llm" else "rlm"
+        passthrough = {
+            k: v
+            for k, v in optional_params.items()
+            if k in ("temperature", "max_tokens", "max_completion_tokens", "top_p", "stop", "seed")
+        }
+        return request, decision, decided_route, passthrough
+
+    async def acompletion(
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Any,
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: Any = None,  # noqa: ASYNC109 (LiteLLM's signature)
+        client: Any = None,
+    ) -> ModelResponse:
+        request, decision, decided, kwargs = self._prepare(
+            messages, optional_params, litellm_params
+        )
+        try:
+            served, outcome = await self.service.dispatcher.serve_rlm(
+                request, decision, {"messages": messages, **kwargs}, decided=decided
+            )
+        except DispatchError as exc:
+            raise CustomLLMError(status_code=exc.status_code, message=str(exc)) from exc
+        return _fill(model_response, served, outcome.route)
+
+    async def astreaming(  # type: ignore[override,misc]
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Any,
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: Any = None,  # noqa: ASYNC109 (LiteLLM's signature)
+        client: Any = None,
+    ) -> AsyncIterator[GenericStreamingChunk]:
+        import asyncio
+
+        request, decision, decided, kwargs = self._prepare(
+            messages, optional_params, litellm_params
+        )
+        dispatcher = self.service.dispatcher
+        # An early chunk makes LiteLLM open the response at once; keep-alives follow.
+        yield generic_chunk(keepalive=True)
+        task = asyncio.ensure_future(
+            dispatcher.serve_rlm(
+                request, decision, {"messages": messages, **kwargs}, decided=decided
+            )
+        )
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=dispatcher.settings.keepalive_s)
+                if done:
+                    break
+                yield generic_chunk(keepalive=True)
+            try:
+                served, _outcome = task.result()
+            except DispatchError as exc:
+                raise CustomLLMError(status_code=exc.status_code, message=str(exc)) from exc
+            for piece in split_text(served.text):
+                yield generic_chunk(piece)
+            yield generic_chunk(served=served)
+        finally:
+            if not task.done():
+                task.cancel()
+
+
+def _fill(response: ModelResponse, served: Any, route: RouteInfo) -> ModelResponse:
+    return model_response(served, route, into=response)
+
+
+_SERVICE = RouterService()
+_INSTANCES: dict[str, Any] = {}
+_FACTORIES = {"hook": RouterHook, "rlm_provider": RLMProvider}
+
+
+def __getattr__(name: str) -> Any:
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _INSTANCES:
+        _INSTANCES[name] = factory()
+    return _INSTANCES[name]

@@ -1,0 +1,233 @@
+"""The one YAML file behind ``rlm-router serve``: LiteLLM config plus an ``rlm_router`` section.
+
+::
+
+    rlm_router:
+      policy: policy.yaml          # optional; default: the shipped policy
+      virtual_models: [auto]       # model names the router answers for
+      rlm_name: default            # the RLM route is served as model "rlm/<rlm_name>"
+      models:                      # model_list groups behind each route (default: the policy's)
+        direct: gpt-main
+        rlm_root: gpt-main
+        rlm_sub: gpt-mini
+      litellm_config: litellm.yaml # optional: an existing LiteLLM config to extend
+    # everything else is LiteLLM proxy config, as usual
+    model_list: [...]
+    litellm_settings: {...}
+
+``ServiceConfig.proxy_config()`` returns the LiteLLM config with the plugin wired in (the hook
+in ``litellm_settings.callbacks``, the ``rlm`` provider in ``custom_provider_map``, the
+``rlm/<name>`` model group); the proxy plugin reads the same ``rlm_router`` section from the
+file named by ``RLM_ROUTER_CONFIG`` or, failing that, from the proxy's own config file, so a
+user can also paste the section and the three wiring entries into an existing config.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_ENV = "RLM_ROUTER_CONFIG"
+SECTION = "rlm_router"
+HOOK_PATH = "router.plugin.hook"
+PROVIDER = "rlm"
+PROVIDER_PATH = "router.plugin.rlm_provider"
+_SECTION_KEYS = frozenset({"policy", "virtual_models", "rlm_name", "models", "litellm_config"})
+_ROUTE_KEYS = frozenset({"direct", "rlm_root", "rlm_sub"})
+
+
+class ServiceConfigError(ValueError):
+    """The service config is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceConfig:
+    """The ``rlm_router`` section, resolved, plus the LiteLLM config it extends."""
+
+    path: Path | None
+    policy_path: Path | None = None
+    virtual_models: tuple[str, ...] = ("auto",)
+    rlm_name: str = "default"
+    # model_list group names per route; None = take the policy's model for that route.
+    direct: str | None = None
+    rlm_root: str | None = None
+    rlm_sub: str | None = None
+    litellm: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def rlm_model(self) -> str:
+        return f"{PROVIDER}/{self.rlm_name}"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ServiceConfig:
+        file = Path(path).resolve()
+        data = _read_yaml(file)
+        return cls.from_mapping(data, path=file)
+
+    @classmethod
+    def from_env(cls) -> ServiceConfig:
+        """The config the proxy plugin runs with (see the module docstring)."""
+        path = os.environ.get(CONFIG_ENV)
+        if not path:
+            path = _proxy_config_path()
+        if not path:
+            return cls(path=None)
+        return cls.load(path)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, path: Path | None = None) -> ServiceConfig:
+        where = str(path) if path is not None else "<config>"
+        section = data.get(SECTION) or {}
+        if not isinstance(section, Mapping):
+            raise ServiceConfigError(f"{where}: '{SECTION}' must be a mapping")
+        unknown = set(section) - _SECTION_KEYS
+        if unknown:
+            raise ServiceConfigError(
+                f"{where}: unknown key(s) {sorted(unknown)} in '{SECTION}' "
+                f"(allowed: {sorted(_SECTION_KEYS)})"
+            )
+        base = path.parent if path is not None else Path.cwd()
+
+        litellm: dict[str, Any] = {}
+        included = section.get("litellm_config")
+        if included is not None:
+            if not isinstance(included, str):
+                raise ServiceConfigError(f"{where}: '{SECTION}.litellm_config' must be a path")
+            other = _read_yaml((base / included).resolve())
+            litellm.update({k: v for k, v in other.items() if k != SECTION})
+        for key, value in data.items():
+            if key == SECTION:
+                continue
+            if key == "model_list" and "model_list" in litellm:
+                litellm["model_list"] = [*litellm["model_list"], *(value or [])]
+            else:
+                litellm[key] = value
+
+        policy = section.get("policy")
+        if policy is not None and not isinstance(policy, str):
+            raise ServiceConfigError(f"{where}: '{SECTION}.policy' must be a path")
+        virtual = section.get("virtual_models", ["auto"])
+        if isinstance(virtual, str):
+            virtual = [virtual]
+        if not isinstance(virtual, list) or not all(isinstance(v, str) and v for v in virtual):
+            raise ServiceConfigError(f"{where}: '{SECTION}.virtual_models' must be a list of names")
+        rlm_name = section.get("rlm_name", "default")
+        if not isinstance(rlm_name, str) or not rlm_name or "/" in rlm_name:
+            raise ServiceConfigError(f"{where}: '{SECTION}.rlm_name' must be a name without '/'")
+        models = section.get("models") or {}
+        if not isinstance(models, Mapping) or set(models) - _ROUTE_KEYS:
+            raise ServiceConfigError(
+                f"{where}: '{SECTION}.models' must map some of {sorted(_ROUTE_KEYS)} to "
+                "model_list group names"
+            )
+        groups = _model_groups(litellm)
+        for route, group in models.items():
+            if not isinstance(group, str) or (groups and group not in groups):
+                raise ServiceConfigError(
+                    f"{where}: '{SECTION}.models.{route}' is {group!r}, which is not a "
+                    f"model_name in model_list (have: {sorted(groups)})"
+                )
+        clash = set(virtual) & groups
+        if clash:
+            raise ServiceConfigError(
+                f"{where}: virtual model(s) {sorted(clash)} are also model_list names"
+            )
+        return cls(
+            path=path,
+            policy_path=(base / policy).resolve() if policy else None,
+            virtual_models=tuple(virtual),
+            rlm_name=rlm_name,
+            direct=models.get("direct"),
+            rlm_root=models.get("rlm_root"),
+            rlm_sub=models.get("rlm_sub"),
+            litellm=litellm,
+        )
+
+    def proxy_config(self) -> dict[str, Any]:
+        """The LiteLLM proxy config with the plugin wired in (idempotent)."""
+        config = copy.deepcopy(dict(self.litellm))
+        settings = dict(config.get("litellm_settings") or {})
+        callbacks = settings.get("callbacks") or []
+        callbacks = [callbacks] if isinstance(callbacks, str) else list(callbacks)
+        if HOOK_PATH not in callbacks:
+            callbacks.append(HOOK_PATH)
+        settings["callbacks"] = callbacks
+        providers = list(settings.get("custom_provider_map") or [])
+        if not any(p.get("provider") == PROVIDER for p in providers if isinstance(p, Mapping)):
+            providers.append({"provider": PROVIDER, "custom_handler": PROVIDER_PATH})
+        settings["custom_provider_map"] = providers
+        config["litellm_settings"] = settings
+        model_list = list(config.get("model_list") or [])
+        if self.rlm_model not in _model_groups(config):
+            model_list.append(
+                {"model_name": self.rlm_model, "litellm_params": {"model": self.rlm_model}}
+            )
+        config["model_list"] = model_list
+        config[SECTION] = self.section()
+        return config
+
+    def section(self) -> dict[str, Any]:
+        """The ``rlm_router`` section with absolute paths (for a generated config)."""
+        section: dict[str, Any] = {
+            "virtual_models": list(self.virtual_models),
+            "rlm_name": self.rlm_name,
+        }
+        if self.policy_path is not None:
+            section["policy"] = str(self.policy_path)
+        models = {
+            k: v
+            for k, v in (
+                ("direct", self.direct),
+                ("rlm_root", self.rlm_root),
+                ("rlm_sub", self.rlm_sub),
+            )
+            if v is not None
+        }
+        if models:
+            section["models"] = models
+        return section
+
+    def write_proxy_config(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``proxy_config()`` as ``litellm-proxy.yaml`` in ``directory``; returns its path."""
+        out = Path(directory) / "litellm-proxy.yaml"
+        out.write_text(yaml.safe_dump(self.proxy_config(), sort_keys=False))
+        return out
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ServiceConfigError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ServiceConfigError(f"{file}: invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ServiceConfigError(f"{file}: top level must be a mapping")
+    return data
+
+
+def _model_groups(config: Mapping[str, Any]) -> set[str]:
+    groups: set[str] = set()
+    for entry in config.get("model_list") or []:
+        if isinstance(entry, Mapping) and isinstance(entry.get("model_name"), str):
+            groups.add(entry["model_name"])
+    return groups
+
+
+def _proxy_config_path() -> str | None:
+    """The config file the running LiteLLM proxy loaded, if we are inside one."""
+    import sys
+
+    server = sys.modules.get("litellm.proxy.proxy_server")
+    path = getattr(server, "user_config_file_path", None) if server is not None else None
+    return path if isinstance(path, str) else os.environ.get("CONFIG_FILE_PATH")
