@@ -1,0 +1,334 @@
+"""Proxy overhead of the router plugin on the direct route.
+
+Two real LiteLLM proxy processes run side by side against the same simulated provider: one
+bare (clients name the direct model), one with the router plugin (clients send ``auto``; the
+plugin decides and rewrites to the same direct model). The same bounded load from one
+loopback client goes to both, interleaved in rounds so drift on a shared machine hits both
+alike:
+
+- latency: sequential requests (one in flight), p50/p95 per proxy; added p50 = plugin - bare;
+- throughput: ``--concurrency`` requests in flight, completed requests per second.
+
+Targets (issue 5): added p50 < 1 ms, throughput >= 0.95x the bare proxy.
+
+Usage: ``python -m benchmarks.proxy_bench [--requests 400] [--rounds 4] [--concurrency 8]``
+writes a table to stdout and JSON to ``out/proxy_bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+MASTER_KEY = "sk-rlm-router-bench"
+SHORT_PROMPTS = (
+    "What is the capital of France?",
+    "Say hello in Spanish.",
+    "Give me one word that rhymes with cat.",
+    "What is 12 times 7?",
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sim_model_list(base_url: str) -> list[dict[str, Any]]:
+    """model_list entries for the simulated provider's models (group name = sim model name)."""
+    return [
+        {
+            "model_name": name,
+            "litellm_params": {
+                "model": f"openai/{name}",
+                "api_base": base_url,
+                "api_key": "sk-sim",
+            },
+        }
+        for name in ("sim-large", "sim-mini")
+    ]
+
+
+@dataclass
+class ProxyProcess:
+    """A real ``litellm`` proxy process on a free loopback port (``with`` or start/stop)."""
+
+    config: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    log_path: Path | None = None
+    _process: subprocess.Popen[bytes] | None = None
+    _dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 90.0) -> ProxyProcess:
+        self._dir = tempfile.TemporaryDirectory(prefix="rlm-router-proxy-")
+        config_path = Path(self._dir.name) / "config.yaml"
+        config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        self.port = self.port or free_port()
+        self.log_path = Path(self._dir.name) / "proxy.log"
+        env = {**os.environ, "LITELLM_MASTER_KEY": MASTER_KEY, **self.env}
+        env.setdefault("LITELLM_LOG", "ERROR")
+        command = [
+            str(Path(sys.executable).parent / "litellm"),
+            "--config",
+            str(config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--num_workers",
+            "1",
+        ]
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._wait_ready(timeout_s)
+        return self
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        url = f"{self.base_url}/health/liveliness"
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"LiteLLM proxy exited at startup:\n{self.log_tail()}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"LiteLLM proxy not ready after {timeout_s}s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self) -> None:
+        process = self._process
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self._process = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> ProxyProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def plugin_config(base_url: str, *, policy: str | None = None) -> dict[str, Any]:
+    """The proxy config ``rlm-router serve`` would generate for the simulated provider."""
+    from router.service_config import ServiceConfig
+
+    section: dict[str, Any] = {
+        "models": {"direct": "sim-large", "rlm_root": "sim-large", "rlm_sub": "sim-mini"}
+    }
+    if policy is not None:
+        section["policy"] = policy
+    data = {"model_list": sim_model_list(base_url), "rlm_router": section}
+    return ServiceConfig.from_mapping(data, path=None).proxy_config()
+
+
+@dataclass
+class Measurement:
+    latencies_ms: list[float] = field(default_factory=list)
+    throughput_rps: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def p(self, q: float) -> float:
+        data = sorted(self.latencies_ms)
+        if not data:
+            return float("nan")
+        return data[min(len(data) - 1, round(q * (len(data) - 1)))]
+
+
+async def _one(client: httpx.AsyncClient, url: str, model: str, i: int) -> float | None:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": SHORT_PROMPTS[i % len(SHORT_PROMPTS)]}],
+    }
+    started = time.perf_counter()
+    response = await client.post(url, json=body)
+    elapsed = (time.perf_counter() - started) * 1000.0
+    return elapsed if response.status_code == 200 else None
+
+
+async def _latency_round(url: str, model: str, n: int, into: Measurement) -> None:
+    headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+    async with httpx.AsyncClient(headers=headers, timeout=30.0) as client:
+        for i in range(n):
+            result = await _one(client, url, model, i)
+            if result is None:
+                into.errors += 1
+            else:
+                into.latencies_ms.append(result)
+
+
+async def _throughput_round(
+    url: str, model: str, n: int, concurrency: int, into: Measurement
+) -> None:
+    headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(headers=headers, timeout=30.0, limits=limits) as client:
+        queue = iter(range(n))
+        ok = 0
+
+        async def worker() -> None:
+            nonlocal ok
+            for i in queue:
+                if await _one(client, url, model, i) is None:
+                    into.errors += 1
+                else:
+                    ok += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        into.throughput_rps.append(ok / (time.perf_counter() - started))
+
+
+async def _warm(url: str, model: str) -> None:
+    await _latency_round(url, model, 20, Measurement())
+
+
+async def measure(
+    bare_url: str, plugin_url: str, *, requests: int, rounds: int, concurrency: int
+) -> dict[str, Measurement]:
+    bare, plugin = Measurement(), Measurement()
+    targets = (("bare", bare_url, "sim-large", bare), ("plugin", plugin_url, "auto", plugin))
+    for _, url, model, _m in targets:
+        await _warm(f"{url}/v1/chat/completions", model)
+    per_round = max(1, requests // rounds)
+    for r in range(rounds):
+        # Alternate which proxy goes first so neither always runs on a warmer machine.
+        order = targets if r % 2 == 0 else targets[::-1]
+        for _, url, model, into in order:
+            await _latency_round(f"{url}/v1/chat/completions", model, per_round, into)
+        for _, url, model, into in order:
+            await _throughput_round(
+                f"{url}/v1/chat/completions", model, per_round, concurrency, into
+            )
+    return {"bare": bare, "plugin": plugin}
+
+
+def summarize(results: dict[str, Measurement], *, concurrency: int) -> dict[str, Any]:
+    bare, plugin = results["bare"], results["plugin"]
+    rows = {}
+    for name, m in results.items():
+        rows[name] = {
+            "requests": len(m.latencies_ms),
+            "errors": m.errors,
+            "p50_ms": m.p(0.5),
+            "p95_ms": m.p(0.95),
+            "throughput_rps": statistics.median(m.throughput_rps) if m.throughput_rps else 0.0,
+        }
+    added_p50 = rows["plugin"]["p50_ms"] - rows["bare"]["p50_ms"]
+    ratio = (
+        rows["plugin"]["throughput_rps"] / rows["bare"]["throughput_rps"]
+        if rows["bare"]["throughput_rps"]
+        else 0.0
+    )
+    return {
+        "proxies": rows,
+        "concurrency": concurrency,
+        "added_p50_ms": added_p50,
+        "throughput_ratio": ratio,
+        "targets": {"added_p50_ms_below": 1.0, "throughput_ratio_at_least": 0.95},
+        "met": {
+            "added_p50": added_p50 < 1.0,
+            "throughput": ratio >= 0.95,
+        },
+        "bare_errors": bare.errors,
+        "plugin_errors": plugin.errors,
+    }
+
+
+def render(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{'proxy':<8} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8}",
+    ]
+    for name, row in summary["proxies"].items():
+        lines.append(
+            f"{name:<8} {row['requests']:>8} {row['errors']:>6} {row['p50_ms']:>8.2f} "
+            f"{row['p95_ms']:>8.2f} {row['throughput_rps']:>8.1f}"
+        )
+    lines.append(
+        f"added p50: {summary['added_p50_ms']:+.2f} ms (target < 1 ms); "
+        f"throughput ratio: {summary['throughput_ratio']:.3f} (target >= 0.95, "
+        f"{summary['concurrency']} in flight)"
+    )
+    return "\n".join(lines)
+
+
+def run(requests: int, rounds: int, concurrency: int, out: Path) -> dict[str, Any]:
+    from benchmarks.sim import SimConfig, SimServer
+
+    sim = SimServer(SimConfig(seed=0, time_scale=0.0)).start_in_thread()
+    try:
+        bare_config = {"model_list": sim_model_list(sim.base_url)}
+        with ProxyProcess(bare_config) as bare, ProxyProcess(plugin_config(sim.base_url)) as plug:
+            results = asyncio.run(
+                measure(
+                    bare.base_url,
+                    plug.base_url,
+                    requests=requests,
+                    rounds=rounds,
+                    concurrency=concurrency,
+                )
+            )
+    finally:
+        sim.stop()
+    summary = summarize(results, concurrency=concurrency)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=400, help="requests per proxy per phase")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=Path("out/proxy_bench.json"))
+    args = parser.parse_args(argv)
+    summary = run(args.requests, args.rounds, args.concurrency, args.out)
+    print(render(summary))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
