@@ -1,0 +1,363 @@
+"""``rlm-router demo``: a mixed workload through the router, offline, against the simulator.
+
+Starts the simulated provider in-process, sends short chat and QA, needles in haystacks, and
+OOLONG / OOLONG-Pairs-style aggregation at several lengths (up to 1M tokens) through the
+router library, and compares the router with always-direct and always-RLM on the same
+requests: mean score, total cost, p50/p95 latency. Writes ``out/demo.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmarks.tasks import Task
+    from router.dispatch import Dispatcher, DispatchSettings
+
+# (family, context tokens) in the order they are sent.
+WORKLOAD: tuple[tuple[str, int], ...] = (
+    ("chat", 0),
+    ("qa", 0),
+    ("chat", 0),
+    ("qa", 2_000),
+    ("niah", 8_000),
+    ("niah", 64_000),
+    ("niah", 1_000_000),
+    ("oolong", 8_000),
+    ("oolong", 64_000),
+    ("oolong", 256_000),
+    ("oolong", 1_000_000),
+    ("oolong_pairs", 8_000),
+    ("oolong_pairs", 32_000),
+    ("oolong_pairs", 128_000),
+)
+STRATEGIES = ("router", "always-direct", "always-rlm")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the offline demo workload against the simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, default=Path("out/demo.json"), help="JSON report")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.02,
+        help="simulated latency multiplier (1.0 = realistic provider latency)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="skip workload items above this many context tokens (quicker runs)",
+    )
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="only run the router (no comparison)"
+    )
+    parser.set_defaults(handler=run)
+
+
+@dataclass
+class Row:
+    """One request under one strategy."""
+
+    strategy: str
+    family: str
+    n_tokens: int
+    route: str
+    reason: str
+    score: float | None
+    latency_s: float
+    cost_usd: float
+    correct: float
+    fallback: str = "none"
+    error: str | None = None
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.tty = sys.stderr.isatty()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if not self.tty:
+            return
+        width = 30
+        filled = int(width * self.done / max(1, self.total))
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label:<28}"
+        )
+        if self.done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.tty:
+            sys.stderr.write("\r" + " " * 72 + "\r")
+            sys.stderr.flush()
+
+
+def _settings(policy: Any, base_url: str) -> DispatchSettings:
+    from router.dispatch import DispatchSettings
+
+    settings = DispatchSettings.from_policy(policy)
+    models = settings.models
+
+    def at_sim(spec: Any) -> Any:
+        return None if spec is None else replace(spec, api_base=base_url, api_key="sk-sim")
+
+    return replace(
+        settings,
+        models=replace(
+            models,
+            direct=at_sim(models.direct),
+            rlm_root=at_sim(models.rlm_root),
+            rlm_sub=at_sim(models.rlm_sub),
+        ),
+    )
+
+
+async def _via_router(dispatcher: Dispatcher, task: Task) -> Row:
+    from router.dispatch import DispatchError
+    from router.responses import response_cost, route_of
+
+    started = time.monotonic()
+    try:
+        response: Any = await dispatcher.acompletion(model="auto", messages=task.messages())
+    except DispatchError as exc:
+        route = exc.route
+        return Row(
+            strategy="router",
+            family=task.family,
+            n_tokens=task.n_tokens,
+            route=route.route if route else "?",
+            reason=route.reason if route else "",
+            score=route.score if route else None,
+            latency_s=time.monotonic() - started,
+            cost_usd=0.0,
+            correct=0.0,
+            error=type(exc).__name__,
+        )
+    latency = time.monotonic() - started
+    info = route_of(response) or {}
+    text = response.choices[0].message.content or ""
+    return Row(
+        strategy="router",
+        family=task.family,
+        n_tokens=task.n_tokens,
+        route=str(info.get("route")),
+        reason=str(info.get("reason")),
+        score=info.get("score"),
+        latency_s=latency,
+        cost_usd=response_cost(response) or 0.0,
+        correct=task.score(text),
+        fallback=str(info.get("fallback", "none")),
+    )
+
+
+async def _always_direct(settings: DispatchSettings, task: Task) -> Row:
+    import litellm
+
+    from router.responses import response_cost
+
+    spec = settings.models.direct
+    started = time.monotonic()
+    try:
+        response: Any = await litellm.acompletion(
+            model=spec.model,
+            api_base=spec.api_base,
+            api_key=spec.api_key,
+            messages=task.messages(),
+        )
+    except Exception as exc:  # the baseline has no fallback: an error scores 0
+        return Row(
+            strategy="always-direct",
+            family=task.family,
+            n_tokens=task.n_tokens,
+            route="llm",
+            reason="baseline",
+            score=None,
+            latency_s=time.monotonic() - started,
+            cost_usd=0.0,
+            correct=0.0,
+            error=type(exc).__name__,
+        )
+    text = response.choices[0].message.content or ""
+    return Row(
+        strategy="always-direct",
+        family=task.family,
+        n_tokens=task.n_tokens,
+        route="llm",
+        reason="baseline",
+        score=None,
+        latency_s=time.monotonic() - started,
+        cost_usd=response_cost(response) or 0.0,
+        correct=task.score(text),
+    )
+
+
+async def _always_rlm(settings: DispatchSettings, task: Task) -> Row:
+    from rlm_core import RLMEngine
+    from router.request import ChatRequest
+
+    request = ChatRequest.parse({"messages": task.messages()})
+    engine = RLMEngine(
+        root=settings.models.rlm_root,
+        sub=settings.models.rlm_sub,
+        budget=settings.budget,
+        limits=settings.limits,
+        retry=settings.retry,
+        concurrency=settings.concurrency,
+    )
+    started = time.monotonic()
+    try:
+        result = await engine.acompletion(request.question, request.context_text)
+    except Exception as exc:
+        return Row(
+            strategy="always-rlm",
+            family=task.family,
+            n_tokens=task.n_tokens,
+            route="rlm",
+            reason="baseline",
+            score=None,
+            latency_s=time.monotonic() - started,
+            cost_usd=0.0,
+            correct=0.0,
+            error=type(exc).__name__,
+        )
+    return Row(
+        strategy="always-rlm",
+        family=task.family,
+        n_tokens=task.n_tokens,
+        route="rlm",
+        reason="baseline",
+        score=None,
+        latency_s=time.monotonic() - started,
+        cost_usd=result.usage.cost_usd,
+        correct=task.score(result.answer),
+    )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    return data[min(len(data) - 1, round(q * (len(data) - 1)))]
+
+
+def summarize(rows: list[Row]) -> dict[str, dict[str, float]]:
+    table: dict[str, dict[str, float]] = {}
+    for strategy in STRATEGIES:
+        mine = [r for r in rows if r.strategy == strategy]
+        if not mine:
+            continue
+        latencies = [r.latency_s for r in mine]
+        table[strategy] = {
+            "requests": len(mine),
+            "mean_score": statistics.fmean(r.correct for r in mine),
+            "total_cost_usd": sum(r.cost_usd for r in mine),
+            "p50_latency_s": _percentile(latencies, 0.5),
+            "p95_latency_s": _percentile(latencies, 0.95),
+            "errors": sum(1 for r in mine if r.error),
+            "rlm_share": sum(1 for r in mine if r.route == "rlm") / len(mine),
+        }
+    return table
+
+
+def render_table(table: dict[str, dict[str, float]]) -> str:
+    header = (
+        f"{'strategy':<14} {'mean score':>10} {'total cost':>11} {'p50 s':>7} {'p95 s':>7} "
+        f"{'RLM share':>9} {'errors':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for name, row in table.items():
+        cost = f"${row['total_cost_usd']:.4f}"
+        lines.append(
+            f"{name:<14} {row['mean_score']:>10.3f} {cost:>11} "
+            f"{row['p50_latency_s']:>7.2f} {row['p95_latency_s']:>7.2f} "
+            f"{row['rlm_share']:>9.0%} {int(row['errors']):>6}"
+        )
+    return "\n".join(lines)
+
+
+def _line(row: Row) -> str:
+    score = f"{row.score:.2f}" if isinstance(row.score, float) else "  - "
+    mark = "yes" if row.correct >= 0.99 else ("part" if row.correct > 0 else "no")
+    extra = f" fallback={row.fallback}" if row.fallback != "none" else ""
+    extra += f" error={row.error}" if row.error else ""
+    return (
+        f"{row.family:<13} {row.n_tokens:>9,} tok  route={row.route:<3} score={score} "
+        f"{row.latency_s:>6.2f}s ${row.cost_usd:.4f} correct={mark:<4} ({row.reason}){extra}"
+    )
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from benchmarks.sim import SimConfig, SimServer, register_sim_models
+
+    from benchmarks.tasks import generate
+    from router import Router
+    from router.dispatch import Dispatcher
+
+    workload = [
+        (family, n) for family, n in WORKLOAD if args.max_tokens is None or n <= args.max_tokens
+    ]
+    tasks = [
+        generate(family, n_tokens=n, seed=args.seed + i) for i, (family, n) in enumerate(workload)
+    ]
+    register_sim_models()
+    async with SimServer(SimConfig(seed=args.seed, time_scale=args.time_scale)) as sim:
+        router = Router.from_config(None)
+        settings = _settings(router.policy, sim.base_url)
+        dispatcher = Dispatcher(decide=router.decide, settings=settings)
+        strategies = ["router"] if args.no_baselines else list(STRATEGIES)
+        progress = Progress(len(tasks) * len(strategies))
+        rows: list[Row] = []
+        print(f"router on {len(tasks)} requests (simulated provider, time_scale={args.time_scale})")
+        for task in tasks:
+            row = await _via_router(dispatcher, task)
+            rows.append(row)
+            progress.clear()
+            print(_line(row), flush=True)
+            progress.step(f"router {task.family}")
+        for strategy in strategies[1:]:
+            for task in tasks:
+                if strategy == "always-direct":
+                    rows.append(await _always_direct(settings, task))
+                else:
+                    rows.append(await _always_rlm(settings, task))
+                progress.step(f"{strategy} {task.family}")
+    table = summarize(rows)
+    return {
+        "time_scale": args.time_scale,
+        "seed": args.seed,
+        "requests": [asdict(r) for r in rows],
+        "summary": table,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    report = asyncio.run(_run(args))
+    print()
+    print(render_table(report["summary"]))
+    report["wall_s"] = time.monotonic() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {args.out} ({report['wall_s']:.0f} s)")
+    return 0
