@@ -35,6 +35,7 @@ Value: TypeAlias = str | bool | int | float | bytes | list["Value"] | dict[str, 
 
 _SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_CODES = ("UNSET", "OK", "ERROR")
+_OTHER_SIGNALS = frozenset({"resourceMetrics", "resourceLogs", "resourceProfiles"})
 
 
 def encode_spans_line(spans: Sequence[ReadableSpan]) -> str:
@@ -151,7 +152,11 @@ def read_spans(paths: Iterable[str | os.PathLike[str]]) -> Iterator[SpanRecord]:
 def parse_line(line: str) -> Iterator[SpanRecord]:
     """The spans of one OTLP-JSON line (``{"resourceSpans": [...]}``)."""
     message = json.loads(line)
-    if not isinstance(message, dict) or "resourceSpans" not in message:
+    if not isinstance(message, dict):
+        raise TraceFormatError("line is not a JSON object")
+    if "resourceSpans" not in message:
+        if _OTHER_SIGNALS.intersection(message):
+            return  # metrics/logs a Collector wrote to the same file: not ours to read
         raise TraceFormatError("no resourceSpans in line")
     try:
         for resource_spans in message["resourceSpans"]:

@@ -12,6 +12,7 @@ the log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -23,7 +24,11 @@ from typing import Final
 from opentelemetry import context as otel_context
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
@@ -122,6 +127,8 @@ class Telemetry:
         self.span_exporters: list[GuardedSpanExporter] = []
         self._prometheus_registry: object | None = None
         self._prometheus_server: object | None = None
+        # Exporters whose shutdown() aborts a retry loop (see shutdown()).
+        self._abortable: list[SpanExporter | MetricExporter] = []
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
 
@@ -137,7 +144,9 @@ class Telemetry:
         Traces: ``OTEL_TRACES_EXPORTER`` (``otlp``, ``console``, ``none``, ``otlp_json_file``;
         default ``otlp`` when an OTLP endpoint is set, else the JSON-lines file), protocol
         from ``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL`` (``http/protobuf`` or ``grpc``). The file
-        is also written whenever ``RLM_ROUTER_TRACES_FILE`` is set.
+        is also written whenever ``RLM_ROUTER_TRACES_FILE`` is set. Endpoint, protocol and
+        timeout are read from ``environ``; headers, certificates and compression the OTLP
+        exporters read from the process environment themselves.
         Metrics: ``OTEL_METRICS_EXPORTER`` (``otlp``, ``prometheus``, ``console``, ``none``;
         default ``otlp`` when an OTLP endpoint is set, else none); Prometheus listens on
         ``OTEL_EXPORTER_PROMETHEUS_HOST``:``OTEL_EXPORTER_PROMETHEUS_PORT`` (default
@@ -155,10 +164,11 @@ class Telemetry:
             GuardedSpanExporter(_span_exporter(name, env), name)
             for name in _trace_exporter_names(env)
         ]
-        for exporter in exporters:
-            tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+        for span_exporter in exporters:
+            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
 
         readers: list[MetricReader] = []
+        metric_exporters: list[MetricExporter] = []
         prometheus_address: tuple[str, int] | None = None
         registry = None
         for name in _metric_exporter_names(env):
@@ -173,7 +183,12 @@ class Telemetry:
                     _int_setting(env, "OTEL_EXPORTER_PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT),
                 )
             else:
-                readers.append(_periodic_reader(name, env))
+                metric_exporter = _metric_exporter(name, env)
+                interval = _int_setting(env, "OTEL_METRIC_EXPORT_INTERVAL", 60000)
+                readers.append(
+                    PeriodicExportingMetricReader(metric_exporter, export_interval_millis=interval)
+                )
+                metric_exporters.append(metric_exporter)
         meter_provider = SDKMeterProvider(resource=resource, metric_readers=readers)
 
         telemetry = cls(
@@ -183,6 +198,7 @@ class Telemetry:
             feedback_path=feedback_path,
         )
         telemetry.span_exporters = exporters
+        telemetry._abortable = [e.inner for e in exporters] + metric_exporters
         telemetry._prometheus_registry = registry
         if prometheus_address is not None:
             telemetry.start_prometheus_server(*prometheus_address)
@@ -282,16 +298,36 @@ class Telemetry:
         if flush is not None:
             flush(int(timeout_s * 1000))
 
-    def shutdown(self) -> None:
-        """Flush and stop the exporters and the Prometheus endpoint (idempotent)."""
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Flush and stop the exporters and the Prometheus endpoint (idempotent).
+
+        Bounded: an exporter still retrying against an unreachable backend after
+        ``timeout_s`` is told to stop, and what it held is dropped with a warning.
+        """
         with self._shutdown_lock:
             if self._shut_down:
                 return
             self._shut_down = True
-        for provider in (self.tracer_provider, self.meter_provider):
-            stop = getattr(provider, "shutdown", None)
-            if stop is not None:
-                stop()
+        stoppers = [
+            stop
+            for provider in (self.tracer_provider, self.meter_provider)
+            if (stop := getattr(provider, "shutdown", None)) is not None
+        ]
+        worker = threading.Thread(
+            target=lambda: [stop() for stop in stoppers], name="telemetry-shutdown", daemon=True
+        )
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            for exporter in self._abortable:
+                with contextlib.suppress(Exception):
+                    exporter.shutdown()  # interrupts the exporters' retry back-off
+            worker.join(1.0)
+            logger.warning(
+                "telemetry: exporters did not finish within %.1f s at shutdown; "
+                "unsent telemetry was dropped",
+                timeout_s,
+            )
         server = self._prometheus_server
         if server is not None:
             server.shutdown()  # type: ignore[attr-defined]
@@ -353,6 +389,17 @@ def _endpoint(env: Mapping[str, str], signal: str, protocol: str) -> str | None:
     return base.rstrip("/") + f"/v1/{signal.lower()}"
 
 
+def _timeout(env: Mapping[str, str], signal: str) -> float | None:
+    """Export timeout in seconds (the Python exporters' unit), None = exporter default."""
+    raw = env.get(f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT") or env.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise TelemetryConfigError(f"OTLP timeout {raw!r} is not a number") from exc
+
+
 def _int_setting(env: Mapping[str, str], key: str, default: int) -> int:
     raw = env.get(key)
     if raw is None or not raw.strip():
@@ -380,21 +427,17 @@ def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
                 OTLPSpanExporter as GrpcSpanExporter,
             )
 
-            return GrpcSpanExporter(endpoint=endpoint)
+            return GrpcSpanExporter(endpoint=endpoint, timeout=_timeout(env, "TRACES"))
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter as HttpSpanExporter,
         )
 
-        return HttpSpanExporter(endpoint=endpoint)
+        return HttpSpanExporter(endpoint=endpoint, timeout=_timeout(env, "TRACES"))
     raise TelemetryConfigError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r}")
 
 
-def _periodic_reader(name: str, env: Mapping[str, str]) -> MetricReader:
-    from opentelemetry.sdk.metrics.export import (
-        ConsoleMetricExporter,
-        MetricExporter,
-        PeriodicExportingMetricReader,
-    )
+def _metric_exporter(name: str, env: Mapping[str, str]) -> MetricExporter:
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
     exporter: MetricExporter
     if name == "console":
@@ -407,14 +450,13 @@ def _periodic_reader(name: str, env: Mapping[str, str]) -> MetricReader:
                 OTLPMetricExporter as GrpcMetricExporter,
             )
 
-            exporter = GrpcMetricExporter(endpoint=endpoint)
+            exporter = GrpcMetricExporter(endpoint=endpoint, timeout=_timeout(env, "METRICS"))
         else:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
                 OTLPMetricExporter as HttpMetricExporter,
             )
 
-            exporter = HttpMetricExporter(endpoint=endpoint)
+            exporter = HttpMetricExporter(endpoint=endpoint, timeout=_timeout(env, "METRICS"))
     else:
         raise TelemetryConfigError(f"OTEL_METRICS_EXPORTER: unknown exporter {name!r}")
-    interval = _int_setting(env, "OTEL_METRIC_EXPORT_INTERVAL", 60000)
-    return PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
+    return exporter
