@@ -126,13 +126,17 @@ class RLMEngine:
                 status_code=failure.status_code,
                 error_type=failure.error_type,
             ) from exc
-        return RLMResult(
+        result = RLMResult(
             answer=outcome.answer,
             stopped_reason=outcome.reason,
             usage=ledger.usage,
             elapsed_s=time.perf_counter() - started,
             trajectory=tree.trajectory,
         )
+        root = tree.trajectory.nodes[0]
+        root.answer, root.stopped_reason = result.answer, result.stopped_reason.value
+        tree.notify("on_run_end", root, result, None)
+        return result
 
     def completion(self, query: str, context: Any, *, deadline: float | None = None) -> RLMResult:
         """Synchronous wrapper of ``acompletion`` (runs its own event loop)."""

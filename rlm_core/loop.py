@@ -173,19 +173,25 @@ class TreeRun:
         del context  # the sandbox owns the only reference from here on
         # The worker starts while the first root turn is in flight.
         starting = asyncio.create_task(sandbox.start())
-        outcome: NodeOutcome | None = None
+        error: BaseException | None = None
         try:
             outcome = await self._loop(node, messages, sandbox, starting)
+            node.answer, node.stopped_reason = outcome.answer, outcome.reason.value
             return outcome
+        except BaseException as exc:
+            error = exc
+            node.stopped_reason = _stop_of(exc, self.ledger)
+            raise
         finally:
             if not starting.done():
                 starting.cancel()
             with contextlib.suppress(BaseException):
                 await starting
             await sandbox.close()
-            if outcome is not None:
-                node.answer, node.stopped_reason = outcome.answer, outcome.reason.value
-            self.notify("on_run_end", node, None, None)
+            # The root's normal end (or its cut-off at the deadline) is reported by the engine,
+            # with the whole run's result.
+            if node.depth > 0 or not isinstance(error, asyncio.CancelledError | None):
+                self.notify("on_run_end", node, None, error)
 
     async def _loop(
         self,
@@ -299,6 +305,14 @@ class TreeRun:
         if node.depth == 0 and answer:
             self.partial = answer
         return NodeOutcome(answer, reason)
+
+
+def _stop_of(exc: BaseException, ledger: Ledger) -> str:
+    if isinstance(exc, TreeAborted | CallFailed):
+        return StopReason.PROVIDER_ERROR.value
+    if isinstance(exc, asyncio.CancelledError | TimeoutError):
+        return ledger.time_reason().value
+    return type(exc).__name__
 
 
 def _sub_window_chars(model: str) -> int:

@@ -51,7 +51,9 @@ class SandboxLimits:
     max_file_mb: int = 512
     max_open_files: int = 256
     output_bytes: int = 1_000_000  # captured per execution; the prompt shows far less
-    isolate_network: bool = True
+    # False skips the network namespace (the in-process socket block and Landlock's TCP
+    # rules still apply); for hosts where creating namespaces is forbidden or slow.
+    network_namespace: bool = True
     start_timeout_s: float = 30.0
 
 
@@ -166,7 +168,7 @@ class Sandbox:
             "uid": uid,
             "gid": gid,
             "host_pid": os.getpid(),
-            "isolate_network": lim.isolate_network,
+            "network_namespace": lim.network_namespace,
             "limits": {
                 "memory_bytes": memory,
                 "max_processes": lim.max_processes,

@@ -43,6 +43,7 @@ _PRELOAD = (
 
 # Linux constants (include/uapi).
 _CLONE_NEWUSER = 0x10000000
+_CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_KEEPCAPS = 8
@@ -96,13 +97,15 @@ def _errno_text() -> str:
 # --- lockdown ---------------------------------------------------------------------------------
 
 
-def _isolate_network(report: dict[str, Any]) -> None:
-    flags = _CLONE_NEWNET if os.geteuid() == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
-    if _libc.unshare(flags) == 0:
-        report["network"] = "namespace"
-        return
+def _isolate_network(use_namespace: bool, report: dict[str, Any]) -> None:
+    if use_namespace:
+        flags = _CLONE_NEWNET if os.geteuid() == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
+        if _libc.unshare(flags) == 0:
+            report["network"] = "namespace"
+            return
+        reason = _errno_text()
+        report["warnings"].append(f"no network namespace ({reason}); sockets blocked in-process")
     report["network"] = "audit-hook"
-    report["warnings"].append(f"no network namespace ({_errno_text()}); sockets blocked in-process")
     _install_socket_block()
 
 
@@ -213,21 +216,51 @@ def _set_limits(limits: dict[str, int]) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_total_s"], limits["cpu_total_s"]))
 
 
+def _enter_pid_namespace(host_pid: int, report: dict[str, Any]) -> None:
+    """Become PID 1 of a fresh PID namespace, so that killing this process kills everything
+    model code started (even processes that left the process group). The original process
+    stays behind as a stub that waits and mirrors the exit status."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != host_pid:
+        os._exit(0)
+    if os.geteuid() != 0 or _libc.unshare(_CLONE_NEWPID) != 0:
+        report["pid_namespace"] = False
+        report["warnings"].append("no PID namespace; forked processes are killed by group only")
+        return
+    child = os.fork()
+    if child == 0:
+        report["pid_namespace"] = True
+        return
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):  # only the REPL process keeps the channel open
+        os.dup2(devnull, fd)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            os._exit(1)
+        except InterruptedError:
+            continue
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
 def lockdown(config: dict[str, Any]) -> dict[str, Any]:
     """Confine this process; return what held (the host logs what did not)."""
     report: dict[str, Any] = {"warnings": [], "network": "none", "filesystem": "none"}
+    _enter_pid_namespace(config["host_pid"], report)
     for name in _PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)
-    if config.get("isolate_network", True):
-        _isolate_network(report)
+    _isolate_network(bool(config.get("network_namespace", True)), report)
     _set_limits(config["limits"])
     landlocked = _landlock(config["scratch"], report)
     _drop_privileges(config["uid"], config["gid"], landlocked, report)
     if report["filesystem"] == "none" and report.get("uid") == 0:
         report["warnings"].append("worker runs as root without Landlock: files are not protected")
+    # Credential changes clear the death signal: arm it again for this process.
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != config["host_pid"]:
+    if not report["pid_namespace"] and os.getppid() != config["host_pid"]:
         os._exit(0)  # the host died before the death signal was armed
     return report
 
@@ -462,9 +495,9 @@ def load_context(path: str, kind: str) -> Any:
 def main() -> None:
     started = time.perf_counter()
     config: dict[str, Any] = json.loads(sys.argv[1])
-    channel = Channel()
     os.chdir(config["scratch"])
     report = lockdown(config)
+    channel = Channel()
     signal.signal(signal.SIGXCPU, _on_xcpu)
     loaded = time.perf_counter()
     context = load_context(config["context_path"], config["context_kind"])

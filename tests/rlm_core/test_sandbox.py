@@ -1,0 +1,222 @@
+"""The sandboxed REPL worker, driven directly: containment, limits, state, framing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected, SubCallRequest
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox is POSIX-only")
+
+
+def worker_processes() -> list[int]:
+    """Processes started by this test process's sandboxes (their config names our pid)."""
+    marker = f'"host_pid": {os.getpid()}'.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"worker.py" in cmdline and marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def echo_handler(request: SubCallRequest) -> list[str]:
+    if request.kind == "rlm" and request.prompts == ["reject"]:
+        raise SubCallRejected("no more sub-calls")
+    return [f"{request.kind}:{prompt}" for prompt in request.prompts]
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    limits = SandboxLimits(wall_seconds=3.0, cpu_seconds=2, memory_mb=512, max_processes=16)
+    async with Sandbox("abc " * 1000, limits=limits, handler=echo_handler) as box:
+        yield box
+    assert worker_processes() == []
+
+
+async def test_state_persists_and_trailing_expression_is_shown(sandbox: Sandbox) -> None:
+    first = await sandbox.execute("n = len(context)\nprint('chars', n)")
+    assert first.error is None and first.stdout == "chars 4000\n"
+    second = await sandbox.execute("n * 2")
+    assert second.stdout == "8000\n"
+
+
+async def test_exceptions_come_back_as_a_traceback_of_the_model_code(sandbox: Sandbox) -> None:
+    result = await sandbox.execute("x = 1\n1 / 0")
+    assert result.error is not None
+    assert "ZeroDivisionError" in result.error and "<repl>" in result.error
+    assert "worker.py" not in result.error  # the worker's own frames are not shown
+    syntax = await sandbox.execute("def broken(:\n  pass")
+    assert syntax.error is not None and "SyntaxError" in syntax.error
+    assert (await sandbox.execute("print(x)")).stdout == "1\n"
+
+
+async def test_sub_calls_travel_over_the_pipe(sandbox: Sandbox) -> None:
+    result = await sandbox.execute(
+        "print(llm_query('a'))\nprint(llm_query_batched(['b', 'c']))\nprint(rlm_query('d'))"
+    )
+    assert result.stdout == "query:a\n['batched:b', 'batched:c']\nrlm:d\n"
+    rejected = await sandbox.execute("rlm_query('reject')")
+    assert rejected.error is not None and "no more sub-calls" in rejected.error
+
+
+async def test_final_forms(sandbox: Sandbox) -> None:
+    assert (await sandbox.execute("FINAL('done')")).final == "done"
+    assert (await sandbox.execute("v = 42\nFINAL_VAR('v')")).final == "42"
+    missing = await sandbox.execute("FINAL_VAR('nope')")
+    assert missing.final is None and missing.error is not None and "nope" in missing.error
+    ready = await sandbox.execute("answer['content'] = 'via dict'; answer['ready'] = True")
+    assert ready.final == "via dict" and ready.answer_ready
+    assert await sandbox.get_variable("v") == "42"
+    assert await sandbox.get_variable("absent") is None
+
+
+async def test_network_to_a_loopback_listener_receives_nothing(sandbox: Sandbox) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        result = await sandbox.execute(
+            "import socket\n"
+            f"s = socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
+            "s.sendall(b'leak')"
+        )
+        assert result.error is not None
+        await asyncio.sleep(0.2)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert sandbox.info.network in {"namespace", "audit-hook"}
+
+
+async def test_host_environment_and_api_keys_are_not_visible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-host-key")
+    async with Sandbox("", limits=SandboxLimits(), handler=echo_handler) as box:
+        result = await box.execute(
+            "import os\nprint(sorted(os.environ))\n"
+            "try:\n    print(open(f'/proc/{os.getppid()}/environ').read())\n"
+            "except OSError as e:\n    print('denied', type(e).__name__)"
+        )
+    assert "sk-secret-host-key" not in result.stdout
+    assert "OPENAI_API_KEY" not in result.stdout
+
+
+async def test_writes_outside_scratch_are_refused(sandbox: Sandbox) -> None:
+    target = Path(tempfile.gettempdir()) / f"rlm-escape-{os.getpid()}"
+    result = await sandbox.execute(f"open({str(target)!r}, 'w').write('x')")
+    assert result.error is not None and "PermissionError" in result.error
+    assert not target.exists()
+    home = await sandbox.execute(
+        "open('notes.txt', 'w').write('ok'); print(open('notes.txt').read())"
+    )
+    assert home.stdout == "ok\n"
+
+
+async def test_fork_bomb_is_contained(sandbox: Sandbox) -> None:
+    started = time.monotonic()
+    result = await sandbox.execute(
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    )
+    assert result.limit in {"wall", "cpu"}
+    assert time.monotonic() - started < 15
+    assert (await sandbox.execute("print('still here')")).stdout == "still here\n"
+
+
+async def test_allocating_50_gb_fails_inside_the_worker(sandbox: Sandbox) -> None:
+    result = await sandbox.execute("kept = 1\nblob = bytearray(50 * 2**30)")
+    assert result.limit == "memory" and result.error is not None and "MemoryError" in result.error
+    assert (await sandbox.execute("print(kept)")).stdout == "1\n"  # state survives
+
+
+async def test_infinite_loop_is_stopped_and_state_loss_reported(sandbox: Sandbox) -> None:
+    await sandbox.execute("before = 1")
+    result = await sandbox.execute("while True:\n    pass")
+    assert result.limit in {"cpu", "wall"} and result.error is not None
+    if result.limit == "wall":
+        assert result.state_lost and "variables were lost" in result.error
+    after = await sandbox.execute("print(len(context))")
+    assert after.stdout == "4000\n"
+
+
+async def test_wall_limit_restarts_a_sleeping_worker(sandbox: Sandbox) -> None:
+    result = await sandbox.execute("import time\ntime.sleep(60)")
+    assert result.limit == "wall" and result.state_lost
+    assert (await sandbox.execute("print('fresh')")).stdout == "fresh\n"
+
+
+async def test_printing_a_gigabyte_is_capped(sandbox: Sandbox) -> None:
+    result = await sandbox.execute("chunk = 'x' * 2**20\nfor _ in range(1024):\n    print(chunk)")
+    assert result.truncated and result.stdout_chars > 2**30
+    assert len(result.stdout) <= SandboxLimits().output_bytes
+
+
+async def test_killing_the_parent_fails(sandbox: Sandbox) -> None:
+    result = await sandbox.execute(
+        f"import os, signal\nfor pid in ({os.getpid()}, os.getppid()):\n"
+        "    try:\n        os.kill(pid, signal.SIGKILL)\n"
+        "    except OSError as exc:\n        print(type(exc).__name__)"
+    )
+    assert result.error is None
+    # We are still alive, and the REPL answers (possibly restarted).
+    assert (await sandbox.execute("print('ok')")).stdout == "ok\n"
+
+
+async def test_cancellation_leaves_no_worker_behind() -> None:
+    box = Sandbox("x", limits=SandboxLimits(), handler=echo_handler)
+    await box.start()
+    task = asyncio.create_task(box.execute("import time\ntime.sleep(30)"))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await box.close()
+    assert worker_processes() == []
+
+
+async def test_structured_context_is_decoded_once() -> None:
+    context = [{"id": i, "text": f"row {i}"} for i in range(100)]
+    async with Sandbox(context, limits=SandboxLimits(), handler=echo_handler) as box:
+        result = await box.execute(
+            "print(type(context).__name__, len(context), context[5]['text'])"
+        )
+    assert result.stdout == "list 100 row 5\n"
+
+
+async def test_without_a_network_namespace_sockets_are_still_blocked() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    limits = SandboxLimits(network_namespace=False)
+    try:
+        async with Sandbox("", limits=limits, handler=echo_handler) as box:
+            assert box.info.network == "audit-hook"
+            result = await box.execute(
+                f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)"
+            )
+            assert result.error is not None and "PermissionError" in result.error
+            spawn = await box.execute("import subprocess\nsubprocess.run(['true'])")
+            assert spawn.error is not None and "PermissionError" in spawn.error
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
