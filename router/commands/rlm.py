@@ -1,0 +1,98 @@
+"""``rlm-router rlm``: answer a query over a context file with the RLM engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "rlm",
+        help="answer a query over a context file with the RLM engine",
+        description="Run the embedded RLM engine once: the context file becomes the REPL's "
+        "`context` variable (parsed JSON for .json files or JSON content, text otherwise).",
+    )
+    parser.add_argument("--model", required=True, help="root model (litellm model string)")
+    parser.add_argument("--sub-model", help="model for llm_query sub-calls (default: --model)")
+    parser.add_argument("--api-base", help="OpenAI-compatible base URL for both models")
+    parser.add_argument("--context-file", required=True, type=Path)
+    parser.add_argument("--query", required=True)
+    parser.add_argument("--max-depth", type=int, default=2)
+    parser.add_argument("--max-iterations", type=int, default=30)
+    parser.add_argument("--max-sub-calls", type=int, default=1000)
+    parser.add_argument("--max-cost-usd", type=float)
+    parser.add_argument("--timeout", type=float, default=600.0, help="wall-time budget, seconds")
+    parser.add_argument("--concurrency", type=int, default=16, help="provider calls in flight")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--trajectory", type=Path, help="write the trajectory as JSON lines")
+    parser.set_defaults(handler=run)
+
+
+def load_context(path: Path) -> Any:
+    """Text, or parsed JSON when the file is JSON (by suffix, or by content for a JSON value)."""
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    head = text[:1].lstrip() or text.lstrip()[:1]
+    if path.suffix.lower() == ".json" or head in ("[", "{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            if path.suffix.lower() == ".json":
+                raise
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    from rlm_core import Budget, ModelSpec, ProviderFailure, RLMEngine
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.context_file.is_file():
+        print(f"rlm-router rlm: no such file: {args.context_file}", file=sys.stderr)
+        return 2
+    try:
+        budget = Budget(
+            max_iterations=args.max_iterations,
+            max_depth=args.max_depth,
+            max_sub_calls=args.max_sub_calls,
+            max_cost_usd=args.max_cost_usd,
+            max_wall_s=args.timeout,
+        )
+        context = load_context(args.context_file)
+    except (ValueError, OSError) as exc:
+        print(f"rlm-router rlm: {exc}", file=sys.stderr)
+        return 2
+    root = ModelSpec(model=args.model, api_base=args.api_base)
+    sub = ModelSpec(model=args.sub_model, api_base=args.api_base) if args.sub_model else None
+    engine = RLMEngine(root=root, sub=sub, budget=budget, concurrency=args.concurrency)
+    started = time.perf_counter()
+    try:
+        result = engine.completion(args.query, context)
+    except ProviderFailure as exc:
+        payload = {
+            "answer": exc.partial_answer,
+            "stopped_reason": "provider_error",
+            "error": str(exc),
+            "elapsed_s": time.perf_counter() - started,
+        }
+        print(json.dumps(payload) if args.json else f"error: {exc}", file=sys.stdout)
+        if exc.trajectory is not None and args.trajectory:
+            args.trajectory.write_text(exc.trajectory.to_jsonl())
+        return 1
+    if args.trajectory:
+        args.trajectory.write_text(result.trajectory.to_jsonl())
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(result.answer if result.answer is not None else "(no answer)")
+        print(
+            f"[{result.stopped_reason.value}] iterations={result.iterations} "
+            f"sub_calls={result.sub_calls} tokens={result.input_tokens}+{result.output_tokens} "
+            f"cost=${result.cost_usd:.4f} elapsed={result.elapsed_s:.2f}s",
+            file=sys.stderr,
+        )
+    return 0 if result.ok else 3
