@@ -578,6 +578,9 @@ class Dispatcher:
         if spec.api_key is not None:
             kwargs["api_key"] = spec.api_key
         kwargs["stream"] = stream
+        # Retries are ours (RetryPolicy, bounded by the deadline), not the SDK's.
+        kwargs.setdefault("num_retries", 0)
+        kwargs.setdefault("max_retries", 0)
         return kwargs
 
     async def _direct(self, call: _CallContext, *, stream: bool = False) -> Any:
@@ -586,6 +589,9 @@ class Dispatcher:
         retry = self.settings.retry
         attempts = max(1, retry.max_attempts)
         chat = call.trace.chat(kwargs["model"], call.request.messages)
+        if chat is not None:
+            with contextlib.suppress(Exception):
+                kwargs["metadata"] = {**(kwargs.get("metadata") or {}), **chat.litellm_metadata()}
         for attempt in range(1, attempts + 1):
             remaining = call.deadline.remaining()
             if remaining is not None:
@@ -853,6 +859,19 @@ class Dispatcher:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+
+
+def dispatcher_for(router: Any) -> Dispatcher:
+    """The ``Dispatcher`` behind ``Router.acompletion`` (built once per router, from its policy)."""
+    dispatcher = getattr(router, "_dispatcher", None)
+    if not isinstance(dispatcher, Dispatcher):
+        dispatcher = Dispatcher(
+            decide=router.decide,
+            settings=DispatchSettings.from_policy(router.policy),
+            telemetry=getattr(router, "telemetry", None),
+        )
+        router._dispatcher = dispatcher
+    return dispatcher
 
 
 @dataclass
