@@ -165,7 +165,15 @@ class Telemetry:
             for name in _trace_exporter_names(env)
         ]
         for span_exporter in exporters:
-            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+            tracer_provider.add_span_processor(
+                BatchSpanProcessor(
+                    span_exporter,
+                    max_queue_size=_optional_int(env, "OTEL_BSP_MAX_QUEUE_SIZE"),
+                    schedule_delay_millis=_optional_int(env, "OTEL_BSP_SCHEDULE_DELAY"),
+                    max_export_batch_size=_optional_int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+                    export_timeout_millis=_optional_int(env, "OTEL_BSP_EXPORT_TIMEOUT"),
+                )
+            )
 
         readers: list[MetricReader] = []
         metric_exporters: list[MetricExporter] = []
@@ -398,6 +406,10 @@ def _timeout(env: Mapping[str, str], signal: str) -> float | None:
         return float(raw)
     except ValueError as exc:
         raise TelemetryConfigError(f"OTLP timeout {raw!r} is not a number") from exc
+
+
+def _optional_int(env: Mapping[str, str], key: str) -> int | None:
+    return _int_setting(env, key, 0) if env.get(key, "").strip() else None
 
 
 def _int_setting(env: Mapping[str, str], key: str, default: int) -> int:

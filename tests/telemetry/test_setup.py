@@ -131,3 +131,18 @@ def test_read_only_traces_file_never_fails_requests(
     ours = [r for r in caplog.records if r.name == "telemetry"]
     assert len(ours) == 1 and str(target.parent) in ours[0].getMessage()
     read_only.chmod(stat.S_IRWXU)
+
+
+def test_shutdown_is_bounded_while_exporter_retries(caplog: pytest.LogCaptureFixture) -> None:
+    # Default export timeout (10 s of retries with back-off): shutdown must not wait for it.
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{_refused_port()}",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+    telemetry = Telemetry.from_env(env)
+    _requests(telemetry, 10)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="telemetry"):
+        telemetry.shutdown(timeout_s=0.3)
+    assert time.monotonic() - started < 2.5
+    assert any("did not finish" in r.getMessage() for r in caplog.records)

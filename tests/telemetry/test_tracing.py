@@ -158,7 +158,7 @@ def test_metrics_of_a_direct_request(wired: Wired) -> None:
         assert sc.ERROR_TYPE not in labels
     ((labels, duration),) = wired.metric_points("gen_ai.client.operation.duration")
     assert duration.count == 1  # type: ignore[attr-defined]
-    ((labels, decisions),) = wired.metric_points("rlm_router.decisions")
+    ((labels, _),) = wired.metric_points("rlm_router.decisions")
     assert labels == {
         sc.DECISION_ROUTE: "llm",
         sc.DECISION_RULE: "classifier",
@@ -167,7 +167,7 @@ def test_metrics_of_a_direct_request(wired: Wired) -> None:
     ((labels, cost),) = wired.metric_points("rlm_router.cost")
     assert labels == {sc.ROUTE_SERVED: "llm"}
     assert cost.value == pytest.approx(0.00005)  # type: ignore[attr-defined]
-    ((labels, latency),) = wired.metric_points("rlm_router.request.duration")
+    ((labels, _),) = wired.metric_points("rlm_router.request.duration")
     assert labels == {sc.ROUTE_SERVED: "llm", sc.FALLBACK: "none"}
     assert wired.metric_points("rlm_router.explorations") == []
     assert wired.metric_points("rlm_router.fallbacks") == []
