@@ -242,6 +242,18 @@ class RLMTraceObserver:
             )
         )
 
+    def close(self) -> None:
+        """End every span still open (a run cancelled before the engine reported its end)."""
+        with self._lock:
+            nodes, self._nodes = list(self._nodes.values()), {}
+        for state in reversed(nodes):  # children were started after their parents
+            self._end_repl(state)
+            if state.iteration is not None:
+                state.iteration.end()
+            state.run.set_attribute(sc.ERROR_TYPE, "cancelled")
+            state.run.set_status(Status(StatusCode.ERROR, "run did not report its end"))
+            state.run.end()
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _repl_span(self, state: _NodeSpans, not_after_s: float | None = None) -> Span:

@@ -55,6 +55,9 @@ EVENT_FALLBACK: Final = "rlm_router.fallback"
 AGENT_NAME_RLM: Final = "rlm"
 TOOL_NAME_REPL: Final = "repl"
 
+# --- rlm-router: request (on rlm_router.request, set when it starts) -----------------------
+REQUEST_STREAM: Final = "rlm_router.request.stream"
+
 # --- rlm-router: decision (on rlm_router.decide) ------------------------------------------
 DECISION_ID: Final = "rlm_router.decision.id"
 DECISION_ROUTE: Final = "rlm_router.decision.route"

@@ -250,6 +250,30 @@ class Telemetry:
         self._prometheus_server = server
         return int(server.server_port)
 
+    def start_request(
+        self,
+        *,
+        model: str | None = None,
+        stream: bool | None = None,
+        parent: otel_context.Context | None = None,
+        attributes: Mapping[str, sc.AttributeValue | None] | None = None,
+    ) -> RequestTrace:
+        """Start the ``rlm_router.request`` span; the caller must ``end()`` it.
+
+        For requests that outlive the calling frame (streams); otherwise prefer
+        ``request_span()``. ``parent`` defaults to the current context; the span is not
+        made current.
+        """
+        return RequestTrace(
+            self,
+            parent=parent,
+            attributes={
+                sc.GEN_AI_REQUEST_MODEL: model,
+                sc.REQUEST_STREAM: stream,
+                **(attributes or {}),
+            },
+        )
+
     @contextmanager
     def request_span(
         self,
@@ -265,14 +289,8 @@ class Telemetry:
         new span is not made current. An exception leaving the block is recorded as the
         outcome's ``error_type`` if no outcome was recorded, and re-raised.
         """
-        request = RequestTrace(
-            self,
-            parent=parent,
-            attributes={
-                sc.GEN_AI_REQUEST_MODEL: model,
-                "rlm_router.request.stream": stream,
-                **(attributes or {}),
-            },
+        request = self.start_request(
+            model=model, stream=stream, parent=parent, attributes=attributes
         )
         try:
             yield request

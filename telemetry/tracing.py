@@ -204,6 +204,8 @@ class RequestTrace:
         self.decided_route: str | None = None
         self.fallback_kind: str = sc.FALLBACK_NONE
         self._outcome_recorded = False
+        self._observers: list[RLMTraceObserver] = []
+        self._ended = False
 
     @property
     def trace_id(self) -> str:
@@ -256,7 +258,9 @@ class RequestTrace:
         """An ``rlm_core.EngineObserver`` whose ``invoke_agent rlm`` span is a child of this one."""
         from telemetry.rlm_observer import RLMTraceObserver
 
-        return RLMTraceObserver(self._telemetry, parent=self.context)
+        observer = RLMTraceObserver(self._telemetry, parent=self.context)
+        self._observers.append(observer)
+        return observer
 
     def shielded(self) -> AbstractContextManager[None]:
         """``shielded(self.span)``: wrap code whose LiteLLM calls we cannot annotate."""
@@ -338,7 +342,16 @@ class RequestTrace:
         )
 
     def end(self, error: BaseException | None = None) -> None:
-        """End the root span; without a recorded outcome, record a minimal one."""
+        """End the root span (once); without a recorded outcome, record a minimal one.
+
+        ``error`` is the exception that ended the request, if any. Spans of an RLM run
+        that never reported its end (cancelled) are closed first.
+        """
+        if self._ended:
+            return
+        self._ended = True
+        for observer in self._observers:
+            observer.close()
         if error is not None:
             self.span.record_exception(error)
         if not self._outcome_recorded:
