@@ -297,7 +297,7 @@ class TreeRun:
         """Out of iterations or sub-calls: ask the model once for its answer from its state."""
         if self.ledger.exhausted() is not None:
             return NodeOutcome(partial, reason)
-        request = [*messages, {"role": "user", "content": protocol.FINAL_REQUEST}]
+        request = [*messages, {"role": "user", "content": protocol.final_request(reason.value)}]
         reply = await self._call(self.root, request, node, "root")
         parsed = protocol.parse_reply(reply.text)
         answer = parsed.final.text if parsed.final and parsed.final.text else None

@@ -61,9 +61,18 @@ NEXT_TURN_NUDGE = (
 )
 
 FINAL_REQUEST = (
-    "You have no iterations left. Based on everything above, reply now with your best final "
-    "answer on one line as FINAL(your answer). Do not write code."
+    "{reason} Based on everything above, reply now with your best final answer on one line "
+    "as FINAL(your answer). Do not write code."
 )
+STOP_EXPLANATIONS = {
+    "max_iterations": "You have no iterations left.",
+    "max_sub_calls": "The sub-call budget is used up: no more llm_query or rlm_query calls.",
+}
+
+
+def final_request(reason: str) -> str:
+    """The one extra turn asking for an answer when a run must stop early."""
+    return FINAL_REQUEST.format(reason=STOP_EXPLANATIONS.get(reason, "The run must stop now."))
 
 
 @dataclass(frozen=True)
