@@ -289,8 +289,11 @@ class Sandbox:
         """The worker's peak resident memory (VmHWM), read by the host from /proc."""
         if self._proc is None:
             return None
+        pid = self._proc.pid
         try:
-            status = Path(f"/proc/{self._proc.pid}/status").read_text()
+            # With a PID namespace the REPL is the stub's only child.
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            status = Path(f"/proc/{children[0] if children else pid}/status").read_text()
         except OSError:
             return None
         for line in status.splitlines():
