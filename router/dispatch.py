@@ -498,11 +498,8 @@ class Dispatcher:
         if self._telemetry is None:
             return _Trace(None)
         try:
-            from telemetry import RequestTrace
-
-            # Not Telemetry.request_span(): a streamed answer outlives this call's frame.
-            attributes = {"gen_ai.request.model": model, "rlm_router.request.stream": stream}
-            return _Trace(RequestTrace(self._telemetry, parent=None, attributes=attributes))
+            # start_request, not request_span(): a streamed answer outlives this frame.
+            return _Trace(self._telemetry.start_request(model=model, stream=stream))
         except Exception:
             log.debug("telemetry request_span failed", exc_info=True)
             return _Trace(None)
