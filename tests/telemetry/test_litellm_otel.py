@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SampleDecision, Wired
 from opentelemetry import trace
+from telemetry_support import SampleDecision, Wired
 
 from telemetry import semconv as sc
 

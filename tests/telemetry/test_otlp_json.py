@@ -8,10 +8,10 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import SampleDecision
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from telemetry_support import SampleDecision
 
 from telemetry import OtlpJsonLinesSpanExporter, Telemetry, read_spans
 from telemetry import semconv as sc

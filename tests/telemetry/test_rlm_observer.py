@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
-from conftest import SampleDecision, Wired
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+from telemetry_support import SampleDecision, Wired
 
 from rlm_core import EngineObserver
 from rlm_core.budget import StopReason, Usage

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SampleDecision, Wired
 from opentelemetry.trace import SpanKind, StatusCode
+from telemetry_support import SampleDecision, Wired
 
 from telemetry import semconv as sc
 
