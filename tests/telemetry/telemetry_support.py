@@ -5,8 +5,11 @@ A uniquely named module (not conftest) so other test folders' helpers never shad
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -88,3 +91,155 @@ def wired_telemetry(capture_content: bool) -> Iterator[Wired]:
     )
     yield Wired(telemetry, spans, reader)
     telemetry.shutdown()
+
+
+def simulate_traffic(telemetry: Telemetry, n: int = 240, seed: int = 0) -> list[str]:
+    """Record ``n`` routed requests through the public tracing API; returns decision ids.
+
+    Plain data shaped like production: long or compositional requests escalate to the RLM
+    (reported through the engine observer seam), a few explore the other route, some fall
+    back, a few fail; about a third get feedback.
+    """
+    import random
+    import time as _time
+
+    from rlm_core.trajectory import Execution, Iteration, ModelCall, Node
+
+    rng = random.Random(seed)
+    ids = []
+    for i in range(n):
+        tokens = int(rng.lognormvariate(8.5, 1.6))
+        density = rng.random()
+        score = 1 / (1 + math.exp(-(math.log(tokens) - 10.0) - 2.0 * (density - 0.5)))
+        chosen = "rlm" if score >= 0.5 else "llm"
+        exploration = rng.random() < 0.05
+        if exploration:
+            chosen = "llm" if chosen == "rlm" else "rlm"
+        rule = "over_window" if tokens > 250_000 else None
+        decision = SampleDecision(
+            id=f"d-{seed}-{i}",
+            route=chosen,
+            score=score,
+            threshold=0.5,
+            rule=rule,
+            policy_version="default@1",
+            exploration=exploration,
+            propensity=0.05 if exploration else 0.95,
+            features=SampleFeatures({"input_tokens": tokens, "density": density}),
+        )
+        ids.append(decision.id)
+        with telemetry.request_span(model="auto") as req:
+            req.decision(decision, duration_s=0.001)
+            served, fallback = chosen, None
+            if chosen == "llm" and tokens > 200_000:
+                fallback, served = "llm_to_rlm", "rlm"
+            elif chosen == "rlm" and rng.random() < 0.04:
+                fallback, served = "rlm_to_llm", "llm"
+            if chosen == "llm":
+                with req.chat(model="openai/sim-large") as call:
+                    if fallback:
+                        call.record_error("ContextWindowExceededError")
+                    else:
+                        call.record_response(input_tokens=tokens, output_tokens=200)
+            if fallback:
+                req.fallback(fallback, reason="simulated")
+            iterations = sub_calls = None
+            if served == "rlm":
+                observer = req.rlm_observer()
+                node = Node(0, None, 0, "query", tokens * 4)
+                observer.on_run_start(node)
+                iterations = rng.randint(2, 7)
+                sub_calls = 0
+                for index in range(iterations):
+                    observer.on_iteration_start(node, index)
+                    now = _time.time()
+                    observer.on_model_call(
+                        ModelCall(0, 0, "root", "openai/sim-large", "openai", 3000, 300,
+                                  0.007, now, 0.002)
+                    )  # fmt: skip
+                    batch = rng.randint(0, 4)
+                    for _ in range(batch):
+                        observer.on_model_call(
+                            ModelCall(0, 0, "sub", "openai/sim-mini", "openai", 20000, 150,
+                                      0.0053, _time.time(), 0.001)
+                        )  # fmt: skip
+                    sub_calls += batch
+                    execution = Execution("...", "...", None, 0.003, 0.002, False, None, batch)
+                    observer.on_repl_execution(node, execution)
+                    observer.on_iteration_end(node, Iteration(0, 0, index, "..."))
+                node.stopped_reason = "final"
+                observer.on_run_end(node, None, None)
+            error = "RateLimitError" if rng.random() < 0.02 else None
+            if served == "rlm":
+                cost = (iterations or 0) * 0.007 + (sub_calls or 0) * 0.0053
+                latency = rng.uniform(4000, 9000) * (iterations or 1) / 3
+            else:
+                cost = tokens * 1.25e-6 + 200 * 1e-5
+                latency = rng.uniform(400, 1500) + tokens / 200
+            req.outcome(
+                route_served=served,
+                cost_usd=cost,
+                latency_ms=latency,
+                input_tokens=tokens,
+                output_tokens=200,
+                error_type=error,
+                stopped_reason="final" if served == "rlm" else "stop",
+                rlm_iterations=iterations,
+                rlm_sub_calls=sub_calls,
+            )
+        if rng.random() < 0.3:
+            telemetry.record_feedback(decision.id, round(rng.random(), 2))
+    return ids
+
+
+def spread_in_time(source: Path, target: Path, *, interval_s: float) -> None:
+    """Copy an OTLP-JSON-lines file, moving trace ``k`` to start ``k * interval_s`` later.
+
+    Traffic simulated in a fraction of a second then looks like hours of production; each
+    trace keeps its internal timing.
+    """
+    import json
+
+    def spans(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        for resource_spans in message.get("resourceSpans", []):
+            for scope_spans in resource_spans.get("scopeSpans", []):
+                yield from scope_spans.get("spans", [])
+
+    lines = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    first: dict[str, int] = {}
+    for message in lines:
+        for span in spans(message):
+            start = int(span["startTimeUnixNano"])
+            first[span["traceId"]] = min(first.get(span["traceId"], start), start)
+    order = sorted(first, key=first.__getitem__)
+    base = first[order[0]] if order else 0
+    shift = {
+        trace: base + int(rank * interval_s * 1e9) - first[trace]
+        for rank, trace in enumerate(order)
+    }
+    for message in lines:
+        for span in spans(message):
+            delta = shift[span["traceId"]]
+            for key in ("startTimeUnixNano", "endTimeUnixNano"):
+                span[key] = str(int(span[key]) + delta)
+            for event in span.get("events", []):
+                event["timeUnixNano"] = str(int(event["timeUnixNano"]) + delta)
+    target.write_text("".join(json.dumps(m) + "\n" for m in lines))
+
+
+def write_sample_traces(directory: Path, *, n: int = 240, seed: int = 0) -> tuple[Path, Path]:
+    """Simulated traffic written as our exporter writes it: (traces file, feedback file)."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from telemetry import OtlpJsonLinesSpanExporter
+
+    raw = directory / "raw-traces.jsonl"
+    feedback = directory / "feedback.jsonl"
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OtlpJsonLinesSpanExporter(raw)))
+    telemetry = Telemetry(tracer_provider=provider, feedback_path=feedback)
+    simulate_traffic(telemetry, n, seed)
+    telemetry.shutdown()
+    traces = directory / "traces.jsonl"
+    spread_in_time(raw, traces, interval_s=30.0)  # two hours of traffic at n=240
+    return traces, feedback

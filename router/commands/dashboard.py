@@ -1,0 +1,57 @@
+"""``rlm-router dashboard``: render the HTML cost/latency report from OTLP-JSON traces."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "dashboard",
+        help="render the HTML cost/latency report",
+        description="Read OTLP-JSON-lines trace files (written by rlm-router or an "
+        "OpenTelemetry Collector's file exporter) and write a self-contained HTML report: "
+        "requests, cost and latency per route over time, escalation rate, decision scores, "
+        "fallbacks, RLM iterations and sub-calls.",
+    )
+    parser.add_argument(
+        "--traces",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="OTLP-JSON-lines trace files",
+    )
+    parser.add_argument(
+        "--feedback",
+        nargs="*",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="feedback JSON-lines files (quality reports by decision id)",
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, default=Path("report.html"), help="HTML file to write"
+    )
+    parser.add_argument("--title", default="rlm-router report")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from telemetry.report import write_report
+
+    missing = [str(p) for p in [*args.traces, *args.feedback] if not p.is_file()]
+    if missing:
+        print(f"rlm-router dashboard: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        count = write_report(
+            args.traces, args.output, feedback_paths=args.feedback, title=args.title
+        )
+    except OSError as exc:
+        print(f"rlm-router dashboard: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: {count} requests from {len(args.traces)} trace file(s)")
+    return 0
