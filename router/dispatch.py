@@ -465,11 +465,13 @@ class Dispatcher:
         *,
         started: float | None = None,
         decided: Route = "rlm",
+        trace: RequestTrace | None = None,
     ) -> tuple[Served, Outcome]:
         """Serve a request on the RLM route (with its fallbacks); for the proxy's ``CustomLLM``.
 
         ``decided`` is the route the decision chose: "llm" when the proxy fell back here after
-        a context-window error on the direct route.
+        a context-window error on the direct route. ``trace`` is the request's trace from
+        ``open_trace`` (the decision already recorded); ``started`` its monotonic start.
         """
         started = time.monotonic() if started is None else started
         call = _CallContext(
@@ -478,9 +480,10 @@ class Dispatcher:
             kwargs=dict(kwargs),
             started=started,
             deadline=_Deadline.from_budget(started, request.latency_budget_ms),
-            trace=self._start_trace(request.model, request.stream),
+            trace=_Trace(trace) if trace is not None else self._start_trace(request.model),
         )
-        call.trace.decision(decision, 0.0)
+        if trace is None:
+            call.trace.decision(decision, 0.0)
         fallback: Fallback = "llm_to_rlm" if decided == "llm" else "none"
         if fallback != "none":
             call.trace.fallback(fallback, "context window exceeded on the direct route")
@@ -491,6 +494,28 @@ class Dispatcher:
             raise
         call.trace.finish(outcome)
         return served, outcome
+
+    def open_trace(
+        self,
+        decision: DecisionLike,
+        *,
+        decide_s: float,
+        model: str | None = None,
+        stream: bool | None = None,
+    ) -> RequestTrace | None:
+        """Start a request's trace with its decision recorded (None without telemetry)."""
+        trace = self._start_trace(model, stream)
+        trace.decision(decision, decide_s)
+        return trace.trace
+
+    def close_trace(
+        self,
+        trace: RequestTrace | None,
+        outcome: Outcome | None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Record a request's outcome (or error) and end its trace; never raises."""
+        _Trace(trace).finish(outcome, error)
 
     # ── internals ──
 

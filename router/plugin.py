@@ -77,6 +77,15 @@ _CHAT_CALL_TYPES = frozenset({"completion", "acompletion"})
 _MAX_PENDING_DECISIONS = 4096
 
 
+@dataclass
+class _Pending:
+    """A routed request between the hook and whoever serves it."""
+
+    decision: DecisionLike
+    trace: Any  # telemetry.RequestTrace | None
+    started: float  # time.monotonic() when the hook saw the request
+
+
 @dataclass(frozen=True)
 class _ForcedDecision:
     """A decision for a request that named ``rlm/<name>`` itself (no virtual model)."""
@@ -98,8 +107,10 @@ class RouterService:
         self._lock = threading.Lock()
         self._router: Any = None
         self._dispatcher: Dispatcher | None = None
-        # decision id -> Decision, so the provider sees the decision object the hook made.
-        self._decisions: OrderedDict[str, DecisionLike] = OrderedDict()
+        self._telemetry: Any = None
+        self._telemetry_loaded = False
+        # decision id -> the hook's decision and trace, for the provider or the log events.
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
 
     @property
     def config(self) -> ServiceConfig:
@@ -136,19 +147,35 @@ class RouterService:
                 decide=self.router.decide,
                 settings=settings,
                 completion=_proxy_completion,
-                telemetry=getattr(self.router, "telemetry", None),
+                telemetry=self.telemetry,
             )
         return self._dispatcher
 
-    def remember(self, decision: DecisionLike) -> None:
-        self._decisions[decision.id] = decision
-        while len(self._decisions) > _MAX_PENDING_DECISIONS:
-            self._decisions.popitem(last=False)
+    @property
+    def telemetry(self) -> Any:
+        """The router's telemetry, else one configured from the OTEL_* environment."""
+        if not self._telemetry_loaded:
+            self._telemetry_loaded = True
+            self._telemetry = getattr(self.router, "telemetry", None)
+            if self._telemetry is None:
+                try:
+                    from telemetry import Telemetry
 
-    def recall(self, decision_id: str | None) -> DecisionLike | None:
-        if decision_id is None:
+                    self._telemetry = Telemetry.from_env()
+                except Exception:  # telemetry must never stop the proxy from serving
+                    log.warning("rlm-router: telemetry disabled", exc_info=True)
+        return self._telemetry
+
+    def remember(self, pending: _Pending) -> None:
+        self._pending[pending.decision.id] = pending
+        while len(self._pending) > _MAX_PENDING_DECISIONS:
+            _, dropped = self._pending.popitem(last=False)
+            self.dispatcher.close_trace(dropped.trace, None)
+
+    def recall(self, decision_id: object) -> _Pending | None:
+        if not isinstance(decision_id, str):
             return None
-        return self._decisions.pop(decision_id, None)
+        return self._pending.pop(decision_id, None)
 
 
 async def _proxy_completion(**kwargs: Any) -> Any:
@@ -201,9 +228,13 @@ class RouterHook(CustomLogger):
             decide_s = time.perf_counter() - started
         except InvalidRequest as exc:
             raise _bad_request(str(exc)) from exc
-        self.service.remember(decision)
+        dispatcher = self.service.dispatcher
+        trace = dispatcher.open_trace(
+            decision, decide_s=decide_s, model=str(model), stream=request.stream
+        )
+        self.service.remember(_Pending(decision, trace, time.monotonic() - decide_s))
         route = "rlm" if decision.route == "rlm" else "llm"
-        direct = self.service.dispatcher.settings.models.direct.model
+        direct = dispatcher.settings.models.direct.model
         metadata = data.get("metadata")
         if not isinstance(metadata, dict):
             metadata = data["metadata"] = {}
@@ -223,6 +254,55 @@ class RouterHook(CustomLogger):
             # direct group by name keep LiteLLM's behaviour.
             data.setdefault("context_window_fallbacks", [{direct: [config.rlm_model]}])
         return data
+
+    async def async_log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        pending = self._direct_pending(kwargs)
+        if pending is None:
+            return
+        usage = getattr(response_obj, "usage", None)
+        decision = pending.decision
+        outcome = Outcome(
+            route=RouteInfo(
+                decision_id=decision.id,
+                route="llm",
+                decided="llm",
+                reason=reason_of(decision),
+                score=decision.score,
+            ),
+            cost_usd=float(kwargs.get("response_cost") or 0.0),
+            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            latency_ms=(time.monotonic() - pending.started) * 1000.0,
+        )
+        self.service.dispatcher.close_trace(pending.trace, outcome)
+
+    async def async_log_failure_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        error = kwargs.get("exception")
+        if _is_context_window_error(error):
+            return  # LiteLLM falls back to rlm/*; the provider finishes this trace
+        pending = self._direct_pending(kwargs)
+        if pending is not None:
+            exc = error if isinstance(error, BaseException) else RuntimeError(str(error))
+            self.service.dispatcher.close_trace(pending.trace, None, exc)
+
+    def _direct_pending(self, kwargs: Mapping[str, Any]) -> _Pending | None:
+        """The hook's pending entry for a finished direct-route call (not inner, not rlm/*)."""
+        params = kwargs.get("litellm_params") or {}
+        metadata = params.get("metadata") if isinstance(params, Mapping) else None
+        if not isinstance(metadata, Mapping) or INNER_METADATA_KEY in metadata:
+            return None
+        routed = metadata.get(METADATA_KEY)
+        if not isinstance(routed, Mapping) or routed.get("route") != "llm":
+            return None
+        if str(kwargs.get("model", "")).startswith(RLM_PREFIX):
+            return None
+        if kwargs.get("custom_llm_provider") == "rlm":
+            return None
+        return self.service.recall(routed.get("decision_id"))
 
     async def async_post_call_response_headers_hook(
         self,
@@ -256,7 +336,7 @@ class RLMProvider(CustomLLM):
 
     def _prepare(
         self, messages: list[Any], optional_params: Mapping[str, Any], litellm_params: Any
-    ) -> tuple[ChatRequest, DecisionLike, Route, dict[str, Any]]:
+    ) -> tuple[ChatRequest, _Pending, Route, dict[str, Any]]:
         metadata = (litellm_params or {}).get("metadata") or {}
         routed = metadata.get(METADATA_KEY) if isinstance(metadata, Mapping) else None
         routed = routed if isinstance(routed, Mapping) else {}
@@ -268,11 +348,13 @@ class RLMProvider(CustomLLM):
             request = ChatRequest.parse(body)
         except InvalidRequest as exc:
             raise CustomLLMError(status_code=400, message=f"rlm-router: {exc}") from exc
-        decision = self.service.recall(routed.get("decision_id"))
-        if decision is None:
+        pending = self.service.recall(routed.get("decision_id"))
+        if pending is None:
+            # A client named rlm/<name> itself: serve it on the RLM route as asked.
+            started = time.monotonic()
             decided = self.service.router.decide(body, None)
             decision = _ForcedDecision(
-                id=str(routed.get("decision_id") or decided.id or uuid.uuid4()),
+                id=str(decided.id or uuid.uuid4()),
                 route="rlm",
                 score=decided.score,
                 threshold=decided.threshold,
@@ -280,6 +362,10 @@ class RLMProvider(CustomLLM):
                 exploration=False,
                 features=decided.features,
             )
+            trace = self.service.dispatcher.open_trace(
+                decision, decide_s=time.monotonic() - started
+            )
+            pending = _Pending(decision, trace, started)
         # The hook chose "llm" and LiteLLM fell back here: a context-window error.
         decided_route: Route = "llm" if routed.get("route") == "llm" else "rlm"
         passthrough = {
@@ -287,7 +373,7 @@ class RLMProvider(CustomLLM):
             for k, v in optional_params.items()
             if k in ("temperature", "max_tokens", "max_completion_tokens", "top_p", "stop", "seed")
         }
-        return request, decision, decided_route, passthrough
+        return request, pending, decided_route, passthrough
 
     async def acompletion(
         self,
@@ -308,12 +394,15 @@ class RLMProvider(CustomLLM):
         timeout: Any = None,  # noqa: ASYNC109 (LiteLLM's signature)
         client: Any = None,
     ) -> ModelResponse:
-        request, decision, decided, kwargs = self._prepare(
-            messages, optional_params, litellm_params
-        )
+        request, pending, decided, kwargs = self._prepare(messages, optional_params, litellm_params)
         try:
             served, outcome = await self.service.dispatcher.serve_rlm(
-                request, decision, {"messages": messages, **kwargs}, decided=decided
+                request,
+                pending.decision,
+                {"messages": messages, **kwargs},
+                decided=decided,
+                started=pending.started,
+                trace=pending.trace,
             )
         except DispatchError as exc:
             raise CustomLLMError(status_code=exc.status_code, message=str(exc)) from exc
@@ -340,15 +429,18 @@ class RLMProvider(CustomLLM):
     ) -> AsyncIterator[GenericStreamingChunk]:
         import asyncio
 
-        request, decision, decided, kwargs = self._prepare(
-            messages, optional_params, litellm_params
-        )
+        request, pending, decided, kwargs = self._prepare(messages, optional_params, litellm_params)
         dispatcher = self.service.dispatcher
         # An early chunk makes LiteLLM open the response at once; keep-alives follow.
         yield generic_chunk(keepalive=True)
         task = asyncio.ensure_future(
             dispatcher.serve_rlm(
-                request, decision, {"messages": messages, **kwargs}, decided=decided
+                request,
+                pending.decision,
+                {"messages": messages, **kwargs},
+                decided=decided,
+                started=pending.started,
+                trace=pending.trace,
             )
         )
         try:
@@ -367,6 +459,12 @@ class RLMProvider(CustomLLM):
         finally:
             if not task.done():
                 task.cancel()
+
+
+def _is_context_window_error(error: object) -> bool:
+    import litellm
+
+    return isinstance(error, litellm.ContextWindowExceededError)
 
 
 def _fill(response: ModelResponse, served: Any, route: RouteInfo) -> ModelResponse:
