@@ -34,7 +34,10 @@ def nice_ticks(low: float, high: float, count: int = 5, *, min_step: float = 0.0
         high = low + 1.0
     raw = max((high - low) / max(count, 1), min_step)
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    candidates = [m * magnitude for m in (1, 2, 2.5, 5, 10)]
+    if min_step >= 1:  # counts: whole-number steps only
+        candidates = [c for c in candidates if c == int(c)]
+    step = next(c for c in candidates if c >= raw)
     ticks = [math.floor(low / step) * step]
     while ticks[-1] < high - step * 1e-9:
         ticks.append(round(ticks[-1] + step, 12))
