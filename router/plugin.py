@@ -51,6 +51,7 @@ from router.dispatch import (
     DecisionLike,
     Dispatcher,
     DispatchError,
+    Outcome,
     reason_of,
 )
 from router.request import ChatRequest, InvalidRequest
