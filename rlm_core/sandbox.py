@@ -110,7 +110,7 @@ def write_context(context: Any, directory: Path) -> tuple[Path, str, int]:
     if isinstance(context, str):
         path, kind = directory / "context.txt", "text"
         with path.open("wb") as handle:
-            step = 1 << 23  # encode in slices: never hold a second full copy
+            step = 1 << 20  # encode in 1 MiB slices: never hold a second full copy
             for start in range(0, len(context), step):
                 handle.write(context[start : start + step].encode("utf-8", "surrogatepass"))
     else:
