@@ -243,3 +243,15 @@ def write_sample_traces(directory: Path, *, n: int = 240, seed: int = 0) -> tupl
     traces = directory / "traces.jsonl"
     spread_in_time(raw, traces, interval_s=30.0)  # two hours of traffic at n=240
     return traces, feedback
+
+
+def scrape_names(port: int) -> set[str]:
+    """Series names our Prometheus endpoint exposes (what a scrape sees)."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {
+        line.split("{", 1)[0].split(" ", 1)[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
