@@ -31,14 +31,14 @@ from typing import Any
 
 _HEADER = struct.Struct(">I")
 
-# Modules imported before the uid drop, so model code can use them even where the
-# interpreter's own directory is unreadable to the unprivileged uid (e.g. under /root).
+# Without Landlock no capability survives the uid drop, so where the interpreter's directory is
+# unreadable to the unprivileged uid (e.g. under /root) these are imported beforehand.
 _PRELOAD = (
     "re", "json", "collections", "collections.abc", "math", "itertools", "functools",
     "statistics", "string", "textwrap", "datetime", "heapq", "bisect", "random", "hashlib",
     "base64", "decimal", "fractions", "operator", "copy", "pprint", "dataclasses", "enum",
     "typing", "difflib", "unicodedata", "csv", "html", "calendar", "zlib", "array", "struct",
-    "time", "traceback", "io", "ast", "subprocess", "socket", "urllib.request",
+    "time", "traceback", "io", "ast",
 )  # fmt: skip
 
 # Linux constants (include/uapi).
@@ -249,12 +249,13 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
     """Confine this process; return what held (the host logs what did not)."""
     report: dict[str, Any] = {"warnings": [], "network": "none", "filesystem": "none"}
     _enter_pid_namespace(config["host_pid"], report)
-    for name in _PRELOAD:
-        with contextlib.suppress(ImportError):
-            __import__(name)
     _isolate_network(bool(config.get("network_namespace", True)), report)
     _set_limits(config["limits"])
     landlocked = _landlock(config["scratch"], report)
+    if not landlocked and os.geteuid() == 0:
+        for name in _PRELOAD:
+            with contextlib.suppress(ImportError):
+                __import__(name)
     _drop_privileges(config["uid"], config["gid"], landlocked, report)
     if report["filesystem"] == "none" and report.get("uid") == 0:
         report["warnings"].append("worker runs as root without Landlock: files are not protected")
