@@ -1,0 +1,60 @@
+"""Benchmark task families with their scorers, parameterised by length and seed.
+
+``generate(family, n_tokens=..., seed=...)`` builds one :class:`Task`; the same arguments
+always build the same task. Families:
+
+- ``chat``: a short conversation whose answer the user gave earlier (must stay direct).
+- ``qa``: short reading-comprehension or arithmetic questions (must stay direct).
+- ``niah``: S-NIAH, one needle in a long haystack, substring-scored.
+- ``oolong``: OOLONG-style aggregation over ``Date || User || Instance`` records with hidden
+  labels; counts scored 0.75^|error|, labels and user ids by exact match.
+- ``oolong_pairs``: OOLONG-Pairs-style, every user-id pair meeting a label condition, F1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from benchmarks.tasks._aggregate import OOLONG_KINDS, oolong, oolong_pairs
+from benchmarks.tasks._chat import chat
+from benchmarks.tasks._lookup import niah, qa
+from benchmarks.tasks._task import Task, parse_pairs, render_request
+from benchmarks.tasks.records import LABELS, classify_instance
+from rlm_core.env import apply_offline_defaults
+
+apply_offline_defaults()
+
+__all__ = [
+    "FAMILIES",
+    "LABELS",
+    "OOLONG_KINDS",
+    "Task",
+    "classify_instance",
+    "generate",
+    "parse_pairs",
+    "render_request",
+]
+
+_GENERATORS: dict[str, Callable[[int, int, str | None], Task]] = {
+    "chat": chat,
+    "qa": qa,
+    "niah": niah,
+    "oolong": oolong,
+    "oolong_pairs": oolong_pairs,
+}
+FAMILIES: tuple[str, ...] = tuple(_GENERATORS)
+
+
+def generate(family: str, n_tokens: int = 8_000, seed: int = 0, *, kind: str | None = None) -> Task:
+    """Build the ``family`` task of about ``n_tokens`` context tokens for ``seed``.
+
+    ``kind`` picks a question type within the family (e.g. oolong's "count"); by default the
+    seed picks it. Short families (chat, arithmetic qa) ignore ``n_tokens``.
+    """
+    try:
+        generator = _GENERATORS[family]
+    except KeyError:
+        raise ValueError(f"unknown task family {family!r}; expected one of {FAMILIES}") from None
+    if n_tokens < 0:
+        raise ValueError("n_tokens must be >= 0")
+    return generator(n_tokens, seed, kind)

@@ -1,0 +1,96 @@
+"""OOLONG-style aggregation and OOLONG-Pairs-style pair listing over labelled records.
+
+The questions are about a few planted users whose records sit at random places among
+background records, so the number of relevant records stays the same at every length: the
+difficulty grows with the reading load (the length), which is what the published curves
+measure, and an exact answer stays reachable for a reader that catches nearly every record.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from benchmarks.tasks._task import Scoring, Task
+from benchmarks.tasks.records import LABELS, background, header, plant, user_ids
+
+OOLONG_KINDS = ("count", "most_common", "compare")
+
+_MOST_COMMON_SHAPE = (5, 3, 2, 2, 1, 1)  # winner by a margin of 2 over 14 records
+
+
+def _spread(rng: random.Random, n: int, labels: list[str]) -> list[str]:
+    return [rng.choice(labels) for _ in range(n)]
+
+
+def oolong(n_tokens: int, seed: int, kind: str | None = None) -> Task:
+    """An aggregation question over a planted user's (or two users') hidden labels."""
+    rng = random.Random(f"oolong:{seed}:{n_tokens}")
+    kind = kind or rng.choice(OOLONG_KINDS)
+    if kind not in OOLONG_KINDS:
+        raise ValueError(f"unknown oolong kind {kind!r}; expected one of {OOLONG_KINDS}")
+    focus = user_ids(rng, 2)
+    records = background(rng, n_tokens, exclude_users=focus, exclude_label=None)
+    label = rng.choice(LABELS)
+    others = [lab for lab in LABELS if lab != label]
+    user, other_user = focus
+    scoring: Scoring
+    if kind == "count":
+        count = rng.randint(3, 6)
+        plant(rng, records, user, [label] * count + _spread(rng, 14 - count, others))
+        question = (
+            f"How many instances from user {user} have the label '{label}'? "
+            "Answer with a single number."
+        )
+        answer, scoring, options = str(count), "numeric", ()
+    elif kind == "most_common":
+        shuffled = rng.sample(LABELS, len(LABELS))
+        planted = [lab for lab, n in zip(shuffled, _MOST_COMMON_SHAPE, strict=True)
+                   for _ in range(n)]
+        plant(rng, records, user, planted)
+        question = (
+            f"Which label is the most common among the instances from user {user}? "
+            "Answer with the label only."
+        )
+        answer, scoring, options = shuffled[0], "exact", LABELS
+    else:
+        more = rng.randint(4, 7)
+        less = more - rng.randint(2, 3)
+        winner, loser = (user, other_user) if rng.random() < 0.5 else (other_user, user)
+        plant(rng, records, winner, [label] * more + _spread(rng, 10 - more, others))
+        plant(rng, records, loser, [label] * less + _spread(rng, 10 - less, others))
+        question = (
+            f"Which user has more instances with the label '{label}': user {user} or user "
+            f"{other_user}? Answer with the user ID only."
+        )
+        answer, scoring, options = winner, "exact", (user, other_user)
+    context = header() + "\n".join(records.lines)
+    return Task(
+        family="oolong", kind=kind, context=context, question=question, answer=answer,
+        n_tokens=records.n_tokens + 60, seed=seed, scoring=scoring,
+        options=options, metadata={"users": tuple(focus), "label": label},
+    )
+
+
+def oolong_pairs(n_tokens: int, seed: int, kind: str | None = None) -> Task:
+    """List every pair of users who both have a record with a given (rare) label."""
+    rng = random.Random(f"oolong_pairs:{seed}:{n_tokens}")
+    label = rng.choice(LABELS)
+    others = [lab for lab in LABELS if lab != label]
+    qualifying = user_ids(rng, rng.randint(5, 8))
+    records = background(rng, n_tokens, exclude_users=qualifying, exclude_label=label)
+    for user in qualifying:
+        plant(rng, records, user, [label] + _spread(rng, rng.randint(1, 4), others))
+    pairs = sorted(
+        (a, b) if int(a) < int(b) else (b, a) for a, b in itertools.combinations(qualifying, 2)
+    )
+    question = (
+        f"List all pairs of user IDs such that both users have at least one instance with the "
+        f"label '{label}'. Write each pair as (smaller ID, larger ID), one pair per line."
+    )
+    return Task(
+        family="oolong_pairs", kind=kind or "pairs", context=header() + "\n".join(records.lines),
+        question=question, answer="\n".join(f"({a}, {b})" for a, b in pairs),
+        n_tokens=records.n_tokens + 60, seed=seed, scoring="pairs_f1",
+        metadata={"users": tuple(sorted(qualifying)), "label": label},
+    )
