@@ -472,7 +472,22 @@ def _fill(response: ModelResponse, served: Any, route: RouteInfo) -> ModelRespon
     return model_response(served, route, into=response)
 
 
-_SERVICE = RouterService()
+def _shared_service() -> RouterService:
+    """One service per process, even if LiteLLM loads this file as two module objects.
+
+    (LiteLLM execs a callback's module from a file next to the config when one exists, once
+    per reference, so the hook and the provider could otherwise hold different services.)
+    """
+    from router import service_config
+
+    service = service_config.PROCESS_STATE.get("plugin_service")
+    if not isinstance(service, RouterService):
+        service = RouterService()
+        service_config.PROCESS_STATE["plugin_service"] = service
+    return service
+
+
+_SERVICE = _shared_service()
 _INSTANCES: dict[str, Any] = {}
 _FACTORIES = {"hook": RouterHook, "rlm_provider": RLMProvider}
 

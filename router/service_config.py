@@ -38,6 +38,8 @@ SECTION = "rlm_router"
 HOOK_PATH = "router.plugin.hook"
 PROVIDER = "rlm"
 PROVIDER_PATH = "router.plugin.rlm_provider"
+# Process-wide objects shared by the proxy plugin's hook and provider (see router.plugin).
+PROCESS_STATE: dict[str, object] = {}
 _SECTION_KEYS = frozenset({"policy", "virtual_models", "rlm_name", "models", "litellm_config"})
 _ROUTE_KEYS = frozenset({"direct", "rlm_root", "rlm_sub"})
 
