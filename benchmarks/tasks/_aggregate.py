@@ -35,6 +35,7 @@ def oolong(n_tokens: int, seed: int, kind: str | None = None) -> Task:
     others = [lab for lab in LABELS if lab != label]
     user, other_user = focus
     scoring: Scoring
+    options: tuple[str, ...]
     if kind == "count":
         count = rng.randint(3, 6)
         plant(rng, records, user, [label] * count + _spread(rng, 14 - count, others))
@@ -45,8 +46,9 @@ def oolong(n_tokens: int, seed: int, kind: str | None = None) -> Task:
         answer, scoring, options = str(count), "numeric", ()
     elif kind == "most_common":
         shuffled = rng.sample(LABELS, len(LABELS))
-        planted = [lab for lab, n in zip(shuffled, _MOST_COMMON_SHAPE, strict=True)
-                   for _ in range(n)]
+        planted = [
+            lab for lab, n in zip(shuffled, _MOST_COMMON_SHAPE, strict=True) for _ in range(n)
+        ]
         plant(rng, records, user, planted)
         question = (
             f"Which label is the most common among the instances from user {user}? "
@@ -66,9 +68,16 @@ def oolong(n_tokens: int, seed: int, kind: str | None = None) -> Task:
         answer, scoring, options = winner, "exact", (user, other_user)
     context = header() + "\n".join(records.lines)
     return Task(
-        family="oolong", kind=kind, context=context, question=question, answer=answer,
-        n_tokens=records.n_tokens + 60, seed=seed, scoring=scoring,
-        options=options, metadata={"users": tuple(focus), "label": label},
+        family="oolong",
+        kind=kind,
+        context=context,
+        question=question,
+        answer=answer,
+        n_tokens=records.n_tokens + 60,
+        seed=seed,
+        scoring=scoring,
+        options=options,
+        metadata={"users": tuple(focus), "label": label},
     )
 
 
@@ -80,7 +89,7 @@ def oolong_pairs(n_tokens: int, seed: int, kind: str | None = None) -> Task:
     qualifying = user_ids(rng, rng.randint(5, 8))
     records = background(rng, n_tokens, exclude_users=qualifying, exclude_label=label)
     for user in qualifying:
-        plant(rng, records, user, [label] + _spread(rng, rng.randint(1, 4), others))
+        plant(rng, records, user, [label, *_spread(rng, rng.randint(1, 4), others)])
     pairs = sorted(
         (a, b) if int(a) < int(b) else (b, a) for a, b in itertools.combinations(qualifying, 2)
     )
@@ -89,8 +98,13 @@ def oolong_pairs(n_tokens: int, seed: int, kind: str | None = None) -> Task:
         f"label '{label}'. Write each pair as (smaller ID, larger ID), one pair per line."
     )
     return Task(
-        family="oolong_pairs", kind=kind or "pairs", context=header() + "\n".join(records.lines),
-        question=question, answer="\n".join(f"({a}, {b})" for a, b in pairs),
-        n_tokens=records.n_tokens + 60, seed=seed, scoring="pairs_f1",
+        family="oolong_pairs",
+        kind=kind or "pairs",
+        context=header() + "\n".join(records.lines),
+        question=question,
+        answer="\n".join(f"({a}, {b})" for a, b in pairs),
+        n_tokens=records.n_tokens + 60,
+        seed=seed,
+        scoring="pairs_f1",
         metadata={"users": tuple(sorted(qualifying)), "label": label},
     )

@@ -29,32 +29,52 @@ def chat(n_tokens: int, seed: int, kind: str | None = None) -> Task:
     rng = random.Random(f"chat:{seed}:{n_tokens}")
     kind = kind or rng.choice(tuple(_QUESTIONS))
     facts = {
-        "name": rng.choice(_NAMES), "city": rng.choice(_CITIES), "pet": rng.choice(_PETS),
-        "pet_name": rng.choice(_PET_NAMES), "colour": rng.choice(_COLOURS),
+        "name": rng.choice(_NAMES),
+        "city": rng.choice(_CITIES),
+        "pet": rng.choice(_PETS),
+        "pet_name": rng.choice(_PET_NAMES),
+        "colour": rng.choice(_COLOURS),
         "word": rng.choice(("ready", "done", "confirmed", "thanks")),
     }
     turns = (
         {"role": "system", "content": CHAT_SYSTEM},
-        {"role": "user", "content": (
-            f"Hi! My name is {facts['name']}. I just moved to {facts['city']} with my "
-            f"{facts['pet']}, {facts['pet_name']}."
-        )},
-        {"role": "assistant", "content": (
-            f"Welcome, {facts['name']}! I hope you and {facts['pet_name']} settle in well."
-        )},
-        {"role": "user", "content": (
-            f"Thanks. By the way, my favourite colour is {facts['colour']}. Any ideas for "
-            "decorating a small flat?"
-        )},
-        {"role": "assistant", "content": (
-            f"A few {facts['colour']} cushions and a plant or two go a long way."
-        )},
+        {
+            "role": "user",
+            "content": (
+                f"Hi! My name is {facts['name']}. I just moved to {facts['city']} with my "
+                f"{facts['pet']}, {facts['pet_name']}."
+            ),
+        },
+        {
+            "role": "assistant",
+            "content": (
+                f"Welcome, {facts['name']}! I hope you and {facts['pet_name']} settle in well."
+            ),
+        },
+        {
+            "role": "user",
+            "content": (
+                f"Thanks. By the way, my favourite colour is {facts['colour']}. Any ideas for "
+                "decorating a small flat?"
+            ),
+        },
+        {
+            "role": "assistant",
+            "content": (f"A few {facts['colour']} cushions and a plant or two go a long way."),
+        },
     )
     template, slot = _QUESTIONS[kind]
     question = template.format(**facts)
     answer = facts[slot].upper() if kind == "shout" else facts[slot]
     context = "\n".join(f"{t['role']}: {t['content']}" for t in turns[1:])
     return Task(
-        family="chat", kind=kind, context=context, question=question, answer=answer,
-        n_tokens=len(context) // 4, seed=seed, scoring="substring", turns=turns,
+        family="chat",
+        kind=kind,
+        context=context,
+        question=question,
+        answer=answer,
+        n_tokens=len(context) // 4,
+        seed=seed,
+        scoring="substring",
+        turns=turns,
     )

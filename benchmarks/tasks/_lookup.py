@@ -8,12 +8,40 @@ from benchmarks.tasks._filler import haystack
 from benchmarks.tasks._task import Task
 
 _KEY_ADJECTIVES = (
-    "silent", "crimson", "amber", "hollow", "brisk", "distant", "gentle", "frozen", "golden",
-    "restless", "narrow", "quiet", "velvet", "wandering", "bright", "northern",
+    "silent",
+    "crimson",
+    "amber",
+    "hollow",
+    "brisk",
+    "distant",
+    "gentle",
+    "frozen",
+    "golden",
+    "restless",
+    "narrow",
+    "quiet",
+    "velvet",
+    "wandering",
+    "bright",
+    "northern",
 )
 _KEY_NOUNS = (
-    "harbor", "falcon", "meadow", "lantern", "orchard", "river", "summit", "compass", "willow",
-    "anchor", "beacon", "canyon", "thistle", "glacier", "ember", "quarry",
+    "harbor",
+    "falcon",
+    "meadow",
+    "lantern",
+    "orchard",
+    "river",
+    "summit",
+    "compass",
+    "willow",
+    "anchor",
+    "beacon",
+    "canyon",
+    "thistle",
+    "glacier",
+    "ember",
+    "quarry",
 )
 
 NIAH_HEADER = (
@@ -37,20 +65,38 @@ def niah(n_tokens: int, seed: int, kind: str | None = None) -> Task:
     )
     context = NIAH_HEADER + "".join(paragraphs).rstrip()
     return Task(
-        family="niah", kind=kind or "single_needle", context=context, question=question,
-        answer=value, n_tokens=total + 40, seed=seed, scoring="substring",
+        family="niah",
+        kind=kind or "single_needle",
+        context=context,
+        question=question,
+        answer=value,
+        n_tokens=total + 40,
+        seed=seed,
+        scoring="substring",
         metadata={"key": key, "depth": round(depth, 3)},
     )
 
 
 _ORGS = (
-    "the Varnel Bridge Company", "the Quillford Museum", "the Ostreva Rowing Club",
-    "the Maribund Observatory", "the Telloway Press", "the Dunmere Seed Bank",
-    "the Norrin Glassworks", "the Skelby Ferry Service", "the Orvanto Library",
+    "the Varnel Bridge Company",
+    "the Quillford Museum",
+    "the Ostreva Rowing Club",
+    "the Maribund Observatory",
+    "the Telloway Press",
+    "the Dunmere Seed Bank",
+    "the Norrin Glassworks",
+    "the Skelby Ferry Service",
+    "the Orvanto Library",
 )
 _PEOPLE = (
-    "Ilse Marrow", "Tomas Greaves", "Anika Solberg", "Rafael Oduya", "Mei Lindqvist",
-    "Hugo Baptiste", "Priya Castellan", "Jonah Whitcombe",
+    "Ilse Marrow",
+    "Tomas Greaves",
+    "Anika Solberg",
+    "Rafael Oduya",
+    "Mei Lindqvist",
+    "Hugo Baptiste",
+    "Priya Castellan",
+    "Jonah Whitcombe",
 )
 _CITIES = ("Lisbon", "Tallinn", "Porto", "Ghent", "Bergen", "Lyon", "Krakow", "Turin")
 
@@ -82,8 +128,14 @@ def qa(n_tokens: int, seed: int, kind: str | None = None) -> Task:
         op, result = rng.choice((("plus", a + b), ("minus", a - b), ("times", a * b)))
         question = f"What is {a} {op} {b}? Answer with the number only."
         return Task(
-            family="qa", kind=kind, context="", question=question, answer=str(result),
-            n_tokens=0, seed=seed, scoring="numeric",
+            family="qa",
+            kind=kind,
+            context="",
+            question=question,
+            answer=str(result),
+            n_tokens=0,
+            seed=seed,
+            scoring="numeric",
         )
     orgs = rng.sample(_ORGS, 3)
     facts = []
@@ -93,14 +145,20 @@ def qa(n_tokens: int, seed: int, kind: str | None = None) -> Task:
     rng.shuffle(facts)
     org, sentence, slot, value = rng.choice(facts)
     question_template = next(q for s, q, _ in QA_FACTS if s == sentence)
-    text = " ".join(s.format(org=o, v=v)[0].upper() + s.format(org=o, v=v)[1:]
-                    for o, s, _, v in facts)
+    text = " ".join(
+        s.format(org=o, v=v)[0].upper() + s.format(org=o, v=v)[1:] for o, s, _, v in facts
+    )
     paragraphs, total = haystack(rng, n_tokens - 150) if n_tokens > 600 else ([], 0)
     paragraphs.insert(rng.randint(0, len(paragraphs)), text + "\n\n")
     context = "".join(paragraphs).rstrip()
     return Task(
-        family="qa", kind=kind, context=context,
-        question=question_template.format(org=org) + " Answer briefly.", answer=value,
-        n_tokens=total + len(text) // 4, seed=seed, scoring="substring",
+        family="qa",
+        kind=kind,
+        context=context,
+        question=question_template.format(org=org) + " Answer briefly.",
+        answer=value,
+        n_tokens=total + len(text) // 4,
+        seed=seed,
+        scoring="substring",
         metadata={"entity": org},
     )

@@ -95,7 +95,8 @@ class Task:
     def messages(self) -> list[dict[str, str]]:
         """The OpenAI chat messages a client would send for this task."""
         if self.turns:
-            return [dict(turn) for turn in self.turns] + [{"role": "user", "content": self.question}]
+            history = [dict(turn) for turn in self.turns]
+            return [*history, {"role": "user", "content": self.question}]
         content = f"{self.context}\n\n{self.question}" if self.context else self.question
         return [{"role": "user", "content": content}]
 

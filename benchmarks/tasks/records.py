@@ -31,22 +31,66 @@ RECORD_FORMAT = "Date: {date} || User: {user} || Instance: {instance}"
 RECORD_RE = re.compile(r"^Date: ([^|\n]+?) \|\| User: (\d+) \|\| Instance: (.*)$", re.MULTILINE)
 
 _NOUNS = (
-    "lighthouse", "violin", "glacier", "printing press", "windmill", "telescope", "canal",
-    "steam engine", "cathedral", "vaccine", "compass", "railway", "observatory", "harp",
-    "submarine", "bicycle", "paper mill", "clock tower", "suspension bridge", "loom",
+    "lighthouse",
+    "violin",
+    "glacier",
+    "printing press",
+    "windmill",
+    "telescope",
+    "canal",
+    "steam engine",
+    "cathedral",
+    "vaccine",
+    "compass",
+    "railway",
+    "observatory",
+    "harp",
+    "submarine",
+    "bicycle",
+    "paper mill",
+    "clock tower",
+    "suspension bridge",
+    "loom",
 )
 _PLACES = (
-    "Varnel", "Quillford", "Ostreva", "Maribund", "Telloway", "Brisk Hollow", "Dunmere",
-    "Calloway Point", "Esterhaze", "Norrin", "Palisade Bay", "Windle", "Orvanto", "Skelby",
+    "Varnel",
+    "Quillford",
+    "Ostreva",
+    "Maribund",
+    "Telloway",
+    "Brisk Hollow",
+    "Dunmere",
+    "Calloway Point",
+    "Esterhaze",
+    "Norrin",
+    "Palisade Bay",
+    "Windle",
+    "Orvanto",
+    "Skelby",
 )
 _WORDS = (
-    "serendipity", "entropy", "irony", "nostalgia", "inflation", "photosynthesis",
-    "democracy", "gravity", "metaphor", "erosion", "symmetry", "empathy", "recursion",
+    "serendipity",
+    "entropy",
+    "irony",
+    "nostalgia",
+    "inflation",
+    "photosynthesis",
+    "democracy",
+    "gravity",
+    "metaphor",
+    "erosion",
+    "symmetry",
+    "empathy",
+    "recursion",
 )
 _KINDS = ("animal", "instrument", "sport", "dish", "gemstone", "plant", "vehicle", "fabric")
 _ACTS = (
-    "cross the {p} strait", "map the {p} caves", "climb Mount {p}", "sail around {p}",
-    "print a newspaper in {p}", "open a school in {p}",
+    "cross the {p} strait",
+    "map the {p} caves",
+    "climb Mount {p}",
+    "sail around {p}",
+    "print a newspaper in {p}",
+    "open a school in {p}",
 )
 _TEMPLATES: dict[str, tuple[str, ...]] = {
     "abbreviation": (
@@ -96,14 +140,22 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
 # Ordered rules: the first match wins ("How does" must be tested before "How many").
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bstand for\b|\bfull form of\b|\bshort for\b"), "abbreviation"),
-    (re.compile(r"^How does\b|^Why\b|^Describe\b|\bmeaning of\b|\bdefinition of\b"),
-     "description and abstract concept"),
+    (
+        re.compile(r"^How does\b|^Why\b|^Describe\b|\bmeaning of\b|\bdefinition of\b"),
+        "description and abstract concept",
+    ),
     (re.compile(r"^Who\b|^Which person\b"), "human being"),
     (re.compile(r"^Where\b|^In which country\b|^Which city\b"), "location"),
-    (re.compile(r"^How many\b|^How much\b|^How far\b|^How long\b|^In what year\b"),
-     "numeric value"),
-    (re.compile(r"^What kind of\b|^What type of\b|^What is the name of\b|^Which \w+ is called\b"),
-     "entity"),
+    (
+        re.compile(r"^How many\b|^How much\b|^How far\b|^How long\b|^In what year\b"),
+        "numeric value",
+    ),
+    (
+        re.compile(
+            r"^What kind of\b|^What type of\b|^What is the name of\b|^Which \w+ is called\b"
+        ),
+        "entity",
+    ),
 )
 
 
@@ -131,8 +183,14 @@ def _fill(template: str, rng: random.Random) -> str:
     place, place2 = rng.sample(_PLACES, 2)
     act = rng.choice(_ACTS).format(p=rng.choice(_PLACES))
     return template.format(
-        abbr=abbr, place=place, place2=place2, noun=rng.choice(_NOUNS), word=rng.choice(_WORDS),
-        word2=rng.choice(_WORDS), kind=rng.choice(_KINDS), act=act,
+        abbr=abbr,
+        place=place,
+        place2=place2,
+        noun=rng.choice(_NOUNS),
+        word=rng.choice(_WORDS),
+        word2=rng.choice(_WORDS),
+        kind=rng.choice(_KINDS),
+        act=act,
     )
 
 
