@@ -16,6 +16,7 @@ from telemetry.otlp_json import (  # noqa: E402
     SpanRecord,
     read_spans,
 )
+from telemetry.records import RequestRecord, load_request_records  # noqa: E402
 from telemetry.rlm_observer import RLMTraceObserver  # noqa: E402
 from telemetry.setup import Telemetry, TelemetryConfigError  # noqa: E402
 from telemetry.tracing import ChatCall, RequestTrace, shielded  # noqa: E402
@@ -25,11 +26,13 @@ __all__ = [
     "FeedbackRecord",
     "OtlpJsonLinesSpanExporter",
     "RLMTraceObserver",
+    "RequestRecord",
     "RequestTrace",
     "SpanEvent",
     "SpanRecord",
     "Telemetry",
     "TelemetryConfigError",
+    "load_request_records",
     "read_feedback",
     "read_spans",
     "record_feedback",

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
@@ -38,6 +38,9 @@ from opentelemetry.trace import NoOpTracerProvider, Tracer, TracerProvider
 from telemetry import semconv as sc
 from telemetry.metrics import RouterMetrics
 from telemetry.tracing import RequestTrace
+
+if TYPE_CHECKING:
+    from telemetry.feedback import FeedbackRecord
 
 logger = logging.getLogger("telemetry")
 
@@ -307,11 +310,11 @@ class Telemetry:
         source: str = "app",
         trace_id: str | None = None,
         comment: str | None = None,
-    ) -> None:
+    ) -> FeedbackRecord:
         """Report the outcome quality (0..1) of a decision; see ``telemetry.feedback``."""
         from telemetry.feedback import record_feedback
 
-        record_feedback(
+        return record_feedback(
             self, decision_id, quality, source=source, trace_id=trace_id, comment=comment
         )
 
