@@ -130,6 +130,8 @@ class Telemetry:
         self.span_exporters: list[GuardedSpanExporter] = []
         self._prometheus_registry: object | None = None
         self._prometheus_server: object | None = None
+        # The port the Prometheus endpoint listens on, once started.
+        self.prometheus_port: int | None = None
         # Exporters whose shutdown() aborts a retry loop (see shutdown()).
         self._abortable: list[SpanExporter | MetricExporter] = []
         self._shutdown_lock = threading.Lock()
@@ -251,7 +253,8 @@ class Telemetry:
             raise TelemetryConfigError("this Telemetry has no Prometheus metric reader")
         server, _thread = start_http_server(port, addr=host, registry=self._prometheus_registry)
         self._prometheus_server = server
-        return int(server.server_port)
+        self.prometheus_port = int(server.server_port)
+        return self.prometheus_port
 
     def start_request(
         self,

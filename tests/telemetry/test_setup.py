@@ -146,3 +146,24 @@ def test_shutdown_is_bounded_while_exporter_retries(caplog: pytest.LogCaptureFix
         telemetry.shutdown(timeout_s=0.3)
     assert time.monotonic() - started < 2.5
     assert any("did not finish" in r.getMessage() for r in caplog.records)
+
+
+def test_prometheus_endpoint_from_env() -> None:
+    import httpx
+
+    port = _refused_port()  # free right now
+    env = {
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "prometheus",
+        "OTEL_EXPORTER_PROMETHEUS_PORT": str(port),
+    }
+    telemetry = Telemetry.from_env(env)
+    try:
+        assert telemetry.prometheus_port == port
+        _requests(telemetry, 2)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "rlm_router_requests_total{" in text and 'rlm_router_route_served="llm"' in text
+    finally:
+        telemetry.shutdown()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
