@@ -9,6 +9,7 @@ from rlm_core.env import apply_offline_defaults
 
 apply_offline_defaults()
 
+from telemetry.exporters import TelemetryConfigError  # noqa: E402
 from telemetry.feedback import FeedbackRecord, read_feedback, record_feedback  # noqa: E402
 from telemetry.otlp_json import (  # noqa: E402
     OtlpJsonLinesSpanExporter,
@@ -18,7 +19,7 @@ from telemetry.otlp_json import (  # noqa: E402
 )
 from telemetry.records import RequestRecord, load_request_records  # noqa: E402
 from telemetry.rlm_observer import RLMTraceObserver  # noqa: E402
-from telemetry.setup import Telemetry, TelemetryConfigError  # noqa: E402
+from telemetry.setup import Telemetry  # noqa: E402
 from telemetry.tracing import ChatCall, RequestTrace, shielded  # noqa: E402
 
 __all__ = [

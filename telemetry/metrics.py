@@ -7,7 +7,6 @@ unit and ``_total`` suffixes (``rlm_router.cost`` in USD -> ``rlm_router_cost_US
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Final
 
@@ -136,7 +135,6 @@ class RouterMetrics:
             description="Outcome quality reported as feedback.",
             explicit_bucket_boundaries_advisory=_QUALITY_BUCKETS,
         )
-        self._lock = threading.Lock()
 
     def chat_call(self, call: ChatCallMeasurement) -> None:
         """Record ``gen_ai.client.*`` for one model call."""

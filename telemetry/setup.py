@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -30,12 +30,24 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import NoOpTracerProvider, Tracer, TracerProvider
 
 from telemetry import semconv as sc
+from telemetry.exporters import (
+    DEFAULT_FEEDBACK_FILE,
+    DEFAULT_PROMETHEUS_PORT,
+    FEEDBACK_FILE_ENV,
+    GuardedSpanExporter,
+    TelemetryConfigError,
+    int_setting,
+    metric_exporter,
+    metric_exporter_names,
+    optional_int,
+    span_exporter,
+    trace_exporter_names,
+)
 from telemetry.metrics import RouterMetrics
 from telemetry.tracing import RequestTrace
 
@@ -45,62 +57,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("telemetry")
 
 TRACER_NAME: Final = "rlm_router"
-TRACES_FILE_ENV: Final = "RLM_ROUTER_TRACES_FILE"
-FEEDBACK_FILE_ENV: Final = "RLM_ROUTER_FEEDBACK_FILE"
-DEFAULT_TRACES_FILE: Final = "rlm-router-traces.jsonl"
-DEFAULT_FEEDBACK_FILE: Final = "rlm-router-feedback.jsonl"
-DEFAULT_PROMETHEUS_PORT: Final = 9464
-# Our name for the embedded exporter in OTEL_TRACES_EXPORTER lists.
-FILE_EXPORTER_NAME: Final = "otlp_json_file"
-
-
-class TelemetryConfigError(ValueError):
-    """An ``OTEL_*`` / ``RLM_ROUTER_*`` setting has a value we cannot use."""
-
-
-class GuardedSpanExporter(SpanExporter):
-    """Wraps an exporter so that failures are contained and logged once.
-
-    The batch processor already runs exports off the request path; this makes sure an
-    exporter that raises or keeps failing (collector down, read-only file) produces one
-    warning, not one per batch, and never an exception.
-    """
-
-    def __init__(self, inner: SpanExporter, name: str) -> None:
-        self.inner = inner
-        self.name = name
-        self.failures = 0
-        self._warned = False
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self.inner.export(spans)
-            detail = getattr(self.inner, "last_error", None) or "export returned FAILURE"
-        except Exception as exc:  # any exporter bug must stay off the request path
-            result, detail = SpanExportResult.FAILURE, exc
-        if result is not SpanExportResult.SUCCESS:
-            self.failures += 1
-            if not self._warned:
-                self._warned = True
-                logger.warning(
-                    "telemetry: span exporter %s failed (%s); spans are being dropped, "
-                    "further failures are not logged",
-                    self.name,
-                    detail,
-                )
-        return result
-
-    def shutdown(self) -> None:
-        try:
-            self.inner.shutdown()
-        except Exception as exc:
-            logger.warning("telemetry: span exporter %s failed to shut down: %s", self.name, exc)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return self.inner.force_flush(timeout_millis)
-        except Exception:
-            return False
 
 
 class Telemetry:
@@ -166,17 +122,17 @@ class Telemetry:
         resource = Resource.create({SERVICE_NAME: env.get("OTEL_SERVICE_NAME", service_name)})
         tracer_provider = SDKTracerProvider(resource=resource)
         exporters = [
-            GuardedSpanExporter(_span_exporter(name, env), name)
-            for name in _trace_exporter_names(env)
+            GuardedSpanExporter(span_exporter(name, env), name)
+            for name in trace_exporter_names(env)
         ]
-        for span_exporter in exporters:
+        for guarded in exporters:
             tracer_provider.add_span_processor(
                 BatchSpanProcessor(
-                    span_exporter,
-                    max_queue_size=_optional_int(env, "OTEL_BSP_MAX_QUEUE_SIZE"),
-                    schedule_delay_millis=_optional_int(env, "OTEL_BSP_SCHEDULE_DELAY"),
-                    max_export_batch_size=_optional_int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
-                    export_timeout_millis=_optional_int(env, "OTEL_BSP_EXPORT_TIMEOUT"),
+                    guarded,
+                    max_queue_size=optional_int(env, "OTEL_BSP_MAX_QUEUE_SIZE"),
+                    schedule_delay_millis=optional_int(env, "OTEL_BSP_SCHEDULE_DELAY"),
+                    max_export_batch_size=optional_int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+                    export_timeout_millis=optional_int(env, "OTEL_BSP_EXPORT_TIMEOUT"),
                 )
             )
 
@@ -184,7 +140,7 @@ class Telemetry:
         metric_exporters: list[MetricExporter] = []
         prometheus_address: tuple[str, int] | None = None
         registry = None
-        for name in _metric_exporter_names(env):
+        for name in metric_exporter_names(env):
             if name == "prometheus":
                 from opentelemetry.exporter.prometheus import PrometheusMetricReader
                 from prometheus_client import CollectorRegistry
@@ -193,15 +149,15 @@ class Telemetry:
                 readers.append(PrometheusMetricReader(registry=registry))
                 prometheus_address = (
                     env.get("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1"),
-                    _int_setting(env, "OTEL_EXPORTER_PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT),
+                    int_setting(env, "OTEL_EXPORTER_PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT),
                 )
             else:
-                metric_exporter = _metric_exporter(name, env)
-                interval = _int_setting(env, "OTEL_METRIC_EXPORT_INTERVAL", 60000)
+                exporter = metric_exporter(name, env)
+                interval = int_setting(env, "OTEL_METRIC_EXPORT_INTERVAL", 60000)
                 readers.append(
-                    PeriodicExportingMetricReader(metric_exporter, export_interval_millis=interval)
+                    PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
                 )
-                metric_exporters.append(metric_exporter)
+                metric_exporters.append(exporter)
         meter_provider = SDKMeterProvider(resource=resource, metric_readers=readers)
 
         telemetry = cls(
@@ -364,135 +320,3 @@ class Telemetry:
         if server is not None:
             server.shutdown()  # type: ignore[attr-defined]
             server.server_close()  # type: ignore[attr-defined]
-
-
-def _names(env: Mapping[str, str], key: str) -> list[str] | None:
-    raw = env.get(key)
-    if raw is None or not raw.strip():
-        return None
-    return [name.strip().lower() for name in raw.split(",") if name.strip()]
-
-
-def _otlp_configured(env: Mapping[str, str], signal: str) -> bool:
-    return bool(
-        env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
-    )
-
-
-def _trace_exporter_names(env: Mapping[str, str]) -> list[str]:
-    names = _names(env, "OTEL_TRACES_EXPORTER")
-    if names is None:
-        names = ["otlp"] if _otlp_configured(env, "TRACES") else [FILE_EXPORTER_NAME]
-    if env.get(TRACES_FILE_ENV) and FILE_EXPORTER_NAME not in names:
-        names.append(FILE_EXPORTER_NAME)
-    return [name for name in names if name != "none"]
-
-
-def _metric_exporter_names(env: Mapping[str, str]) -> list[str]:
-    names = _names(env, "OTEL_METRICS_EXPORTER")
-    if names is None:
-        names = ["otlp"] if _otlp_configured(env, "METRICS") else []
-    return [name for name in names if name != "none"]
-
-
-def _protocol(env: Mapping[str, str], signal: str) -> str:
-    protocol = (
-        env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
-        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    ).strip()
-    if protocol not in ("http/protobuf", "grpc"):
-        raise TelemetryConfigError(
-            f"OTLP protocol {protocol!r} is not supported (use http/protobuf or grpc)"
-        )
-    return protocol
-
-
-def _endpoint(env: Mapping[str, str], signal: str, protocol: str) -> str | None:
-    """The signal's endpoint from our ``environ`` (the exporters would read os.environ)."""
-    specific = env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
-    if specific:
-        return specific
-    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if not base:
-        return None
-    if protocol == "grpc":
-        return base
-    return base.rstrip("/") + f"/v1/{signal.lower()}"
-
-
-def _timeout(env: Mapping[str, str], signal: str) -> float | None:
-    """Export timeout in seconds (the Python exporters' unit), None = exporter default."""
-    raw = env.get(f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT") or env.get("OTEL_EXPORTER_OTLP_TIMEOUT")
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise TelemetryConfigError(f"OTLP timeout {raw!r} is not a number") from exc
-
-
-def _optional_int(env: Mapping[str, str], key: str) -> int | None:
-    return _int_setting(env, key, 0) if env.get(key, "").strip() else None
-
-
-def _int_setting(env: Mapping[str, str], key: str, default: int) -> int:
-    raw = env.get(key)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise TelemetryConfigError(f"{key}={raw!r} is not an integer") from exc
-
-
-def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
-    if name == FILE_EXPORTER_NAME:
-        from telemetry.otlp_json import OtlpJsonLinesSpanExporter
-
-        return OtlpJsonLinesSpanExporter(env.get(TRACES_FILE_ENV) or DEFAULT_TRACES_FILE)
-    if name == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-        return ConsoleSpanExporter()
-    if name == "otlp":
-        protocol = _protocol(env, "TRACES")
-        endpoint = _endpoint(env, "TRACES", protocol)
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as GrpcSpanExporter,
-            )
-
-            return GrpcSpanExporter(endpoint=endpoint, timeout=_timeout(env, "TRACES"))
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpSpanExporter,
-        )
-
-        return HttpSpanExporter(endpoint=endpoint, timeout=_timeout(env, "TRACES"))
-    raise TelemetryConfigError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r}")
-
-
-def _metric_exporter(name: str, env: Mapping[str, str]) -> MetricExporter:
-    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-
-    exporter: MetricExporter
-    if name == "console":
-        exporter = ConsoleMetricExporter()
-    elif name == "otlp":
-        protocol = _protocol(env, "METRICS")
-        endpoint = _endpoint(env, "METRICS", protocol)
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                OTLPMetricExporter as GrpcMetricExporter,
-            )
-
-            exporter = GrpcMetricExporter(endpoint=endpoint, timeout=_timeout(env, "METRICS"))
-        else:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-                OTLPMetricExporter as HttpMetricExporter,
-            )
-
-            exporter = HttpMetricExporter(endpoint=endpoint, timeout=_timeout(env, "METRICS"))
-    else:
-        raise TelemetryConfigError(f"OTEL_METRICS_EXPORTER: unknown exporter {name!r}")
-    return exporter
