@@ -51,7 +51,13 @@ def free_port() -> int:
 
 
 def sim_model_list(base_url: str) -> list[dict[str, Any]]:
-    """model_list entries for the simulated provider's models (group name = sim model name)."""
+    """model_list entries for the simulated provider's models (group name = sim model name).
+
+    Prices and windows are declared per deployment, so the proxy's spend tracking uses the
+    simulator's prices without ``register_sim_models()`` running in the proxy process.
+    """
+    from benchmarks.sim.models import SIM_MODELS
+
     return [
         {
             "model_name": name,
@@ -59,9 +65,16 @@ def sim_model_list(base_url: str) -> list[dict[str, Any]]:
                 "model": f"openai/{name}",
                 "api_base": base_url,
                 "api_key": "sk-sim",
+                "input_cost_per_token": model.input_cost_per_token,
+                "output_cost_per_token": model.output_cost_per_token,
+            },
+            "model_info": {
+                "max_input_tokens": model.context_window,
+                "max_output_tokens": model.max_output_tokens,
             },
         }
-        for name in ("sim-large", "sim-mini")
+        for name, model in SIM_MODELS.items()
+        if name in ("sim-large", "sim-mini")
     ]
 
 
