@@ -694,7 +694,7 @@ class Dispatcher:
 
     async def _rlm_first(self, call: _CallContext, *, fallback: Fallback) -> tuple[Served, Outcome]:
         """RLM, then (on failure, exhaustion or deadline) the direct route or the partial answer."""
-        from rlm_core import ProviderFailure
+        from rlm_core import RLMError
 
         latency = self.settings.latency
         fits = self._fits_direct(call) and fallback != "llm_to_rlm"
@@ -710,8 +710,10 @@ class Dispatcher:
         error: BaseException | None = None
         try:
             result = await self._run_engine(call, engine_deadline)
-        except ProviderFailure as exc:
-            error, partial, stopped = exc, exc.partial_answer, "provider_failure"
+        except (RLMError, DispatchError) as exc:
+            # ProviderFailure (a model call failed for good), SandboxError (no REPL).
+            error, partial = exc, getattr(exc, "partial_answer", None)
+            stopped = "provider_failure" if hasattr(exc, "partial_answer") else "engine_error"
         except TimeoutError as exc:
             error, stopped = exc, "deadline"
         else:
