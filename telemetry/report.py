@@ -322,7 +322,7 @@ def write_report(
     """Read traces (and feedback), write the report to ``output``; returns the request count."""
     trace_paths = list(trace_paths)
     records = load_request_records(trace_paths, feedback_paths)
-    html = render_report(records, title=title, sources=[os.fspath(p) for p in trace_paths])
+    html = render_report(records, title=title, sources=[os.path.basename(p) for p in trace_paths])
     with open(output, "w", encoding="utf-8") as handle:
         handle.write(html)
     return len(records)
