@@ -124,3 +124,15 @@ def _roundtrip(span: object) -> list[object]:
     from telemetry.otlp_json import encode_spans_line, parse_line
 
     return list(parse_line(encode_spans_line([span])))  # type: ignore[list-item]
+
+
+def test_dashboard_reads_a_collector_file(tmp_path: Path) -> None:
+    collector_file = Path(__file__).parent / "data" / "collector_traces.jsonl"
+    (record,) = load_request_records([collector_file])
+    assert record.decision_id == "d-42" and record.decided_route == "rlm"
+    assert record.exploration is True and record.fallback == "rlm_to_llm"
+    assert record.features["input_tokens"] == 123456
+    output = tmp_path / "report.html"
+    assert main(["dashboard", "--traces", str(collector_file), "-o", str(output)]) == 0
+    assert "d-42" not in output.read_text()  # ids are data, not display
+    assert output.read_text().count('<svg class="chart"') == 8
