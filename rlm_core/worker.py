@@ -18,6 +18,7 @@ import ctypes
 import io
 import json
 import linecache
+import math
 import mmap
 import os
 import resource
@@ -406,7 +407,7 @@ class Repl:
         error: str | None = None
         limit: str | None = None
         used = _cpu_used()
-        soft = min(int(used) + cpu_s + 1, self.limits["cpu_total_s"])
+        soft = min(math.ceil(used + cpu_s), self.limits["cpu_total_s"])
         resource.setrlimit(resource.RLIMIT_CPU, (soft, self.limits["cpu_total_s"]))
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = capture

@@ -25,7 +25,7 @@ async def echo_handler(request: SubCallRequest) -> list[str]:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
-    limits = SandboxLimits(wall_seconds=3.0, cpu_seconds=2, memory_mb=512, max_processes=16)
+    limits = SandboxLimits(wall_seconds=3.0, cpu_seconds=1, memory_mb=512, max_processes=16)
     async with Sandbox("abc " * 1000, limits=limits, handler=echo_handler) as box:
         yield box
 
