@@ -1,0 +1,23 @@
+"""The simulated OpenAI-compatible provider (see ``server``) and its models.
+
+``SimServer(SimConfig(seed=0, time_scale=0.01))`` serves ``sim-large``, ``sim-mini`` and
+``sim-small`` on loopback; ``register_sim_models()`` tells litellm their windows and prices.
+How the simulated models read prompts and how their recall is calibrated: ``reader``,
+``recall`` and CALIBRATION.md; how they act as RLM root models: ``root`` and ``programs``.
+"""
+
+from benchmarks.sim.models import SIM_MODELS, SimModel, register_sim_models
+from benchmarks.sim.server import FAULT_HEADER, FAULTS, SimConfig, SimServer
+from rlm_core.env import apply_offline_defaults
+
+apply_offline_defaults()
+
+__all__ = [
+    "FAULTS",
+    "FAULT_HEADER",
+    "SIM_MODELS",
+    "SimConfig",
+    "SimModel",
+    "SimServer",
+    "register_sim_models",
+]
