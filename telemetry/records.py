@@ -21,7 +21,11 @@ from telemetry.otlp_json import SpanRecord, Value, read_spans
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
-    """A request's decision and outcome, as plain values (None = not recorded)."""
+    """A request's decision and outcome, as plain values (None = not recorded).
+
+    For off-policy learning the action is ``decided_route`` (taken with ``propensity``);
+    ``route_served`` differs from it after a fallback, which is part of that action's outcome.
+    """
 
     trace_id: str
     start_time_unix_nano: int
