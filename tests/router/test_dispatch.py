@@ -1,0 +1,322 @@
+"""Dispatch through litellm's real client path against the simulated provider on loopback.
+
+Faults come from the simulator (``x-sim-fault`` on one request, or scheduled with
+``POST /sim/faults``); decisions come from the shipped default policy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from benchmarks.sim import SimServer
+from benchmarks.tasks import Task, generate
+from rlm_core import Budget, RetryPolicy
+from router.dispatch import (
+    INNER_METADATA_KEY,
+    Dispatcher,
+    DispatchSettings,
+    EscalationFailed,
+    LatencySettings,
+    RoutedStream,
+)
+from router.request import InvalidRequest
+from router.responses import route_of
+
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05, timeout_s=30)
+
+
+@pytest.fixture
+def sim(sim_server: SimServer, sim_faults: str, sim_models: None) -> SimServer:
+    """The session's simulated provider, with no faults left over from other tests."""
+    return sim_server
+
+
+@pytest.fixture(scope="module")
+def router() -> Any:
+    from router import Router
+
+    return Router.from_config(None)
+
+
+def settings_for(router: Any, sim: SimServer, **changes: Any) -> DispatchSettings:
+    settings = DispatchSettings.from_policy(router.policy)
+    models = settings.models
+
+    def at_sim(spec: Any) -> Any:
+        return None if spec is None else dataclasses.replace(spec, api_base=sim.base_url)
+
+    settings = dataclasses.replace(
+        settings,
+        models=dataclasses.replace(
+            models,
+            direct=at_sim(models.direct),
+            rlm_root=at_sim(models.rlm_root),
+            rlm_sub=at_sim(models.rlm_sub),
+        ),
+        retry=FAST_RETRY,
+        keepalive_s=0.05,
+    )
+    return dataclasses.replace(settings, **changes)
+
+
+class Recording:
+    """Every provider call's keyword arguments, then litellm.acompletion itself."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, **kwargs: Any) -> Any:
+        import litellm
+
+        self.calls.append(kwargs)
+        return await litellm.acompletion(**kwargs)
+
+
+@pytest.fixture
+def recording() -> Recording:
+    return Recording()
+
+
+def make(
+    router: Any, sim: SimServer, recording: Recording | None = None, **changes: Any
+) -> Dispatcher:
+    return Dispatcher(
+        decide=router.decide, settings=settings_for(router, sim, **changes), completion=recording
+    )
+
+
+async def schedule_fault(sim: SimServer, model: str, fault: str, count: int) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{sim.url}/sim/faults", json={"model": model, "fault": fault, "count": count}
+        )
+        response.raise_for_status()
+
+
+def long_compositional(n_tokens: int = 32_000, seed: int = 1) -> Task:
+    return generate("oolong", n_tokens=n_tokens, seed=seed, kind="count")
+
+
+def text_of(response: Any) -> str:
+    return str(response.choices[0].message.content or "")
+
+
+async def collect(stream: RoutedStream) -> tuple[list[Any], str]:
+    chunks = [chunk async for chunk in stream]
+    text = "".join((c.choices[0].delta.content or "") for c in chunks if c.choices)
+    return chunks, text
+
+
+# ── routes ──
+
+
+async def test_short_request_is_served_direct(router: Any, sim: SimServer) -> None:
+    task = generate("qa", seed=3)
+    response = await make(router, sim).acompletion(model="auto", messages=task.messages())
+    info = route_of(response)
+    assert info is not None
+    assert info["route"] == "llm" and info["decided"] == "llm" and info["fallback"] == "none"
+    assert info["decision_id"] and info["reason"]
+    assert task.score(text_of(response)) == 1.0
+    assert response._hidden_params["response_cost"] > 0
+
+
+async def test_long_compositional_request_is_served_by_rlm(
+    router: Any, sim: SimServer, recording: Recording
+) -> None:
+    task = long_compositional()
+    response = await make(router, sim, recording).acompletion(
+        model="auto", messages=task.messages()
+    )
+    info = route_of(response)
+    assert info is not None and info["route"] == "rlm" and info["fallback"] == "none"
+    assert task.score(text_of(response)) == 1.0
+    # Every engine call is marked inner, and the response's cost is their sum.
+    assert recording.calls
+    assert all(call["metadata"][INNER_METADATA_KEY] for call in recording.calls)
+    assert response._hidden_params["response_cost"] > 0
+    assert response.usage.prompt_tokens > 0
+
+
+async def test_invalid_request_raises_invalid_request(router: Any, sim: SimServer) -> None:
+    dispatcher = make(router, sim)
+    with pytest.raises(InvalidRequest, match="messages"):
+        await dispatcher.acompletion(model="auto", messages=[])
+    with pytest.raises(InvalidRequest, match="latency"):
+        await dispatcher.acompletion(
+            model="auto",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-latency-budget-ms": "-5"},
+        )
+
+
+# ── streaming ──
+
+
+async def test_direct_stream_passes_through(router: Any, sim: SimServer) -> None:
+    task = generate("qa", seed=3)
+    stream = await make(router, sim).acompletion(
+        model="auto", messages=task.messages(), stream=True
+    )
+    assert isinstance(stream, RoutedStream)
+    assert route_of(stream)["route"] == "llm"  # type: ignore[index]
+    chunks, text = await collect(stream)
+    assert len(chunks) > 1
+    assert task.score(text) == 1.0
+    assert stream.outcome is not None and stream.outcome.route.route == "llm"
+
+
+async def test_rlm_stream_sends_role_first_then_the_answer(router: Any, sim: SimServer) -> None:
+    task = long_compositional()
+    stream = await make(router, sim).acompletion(
+        model="auto", messages=task.messages(), stream=True
+    )
+    assert isinstance(stream, RoutedStream)
+    chunks, text = await collect(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert task.score(text) == 1.0
+    assert stream.outcome is not None and stream.outcome.route.route == "rlm"
+    assert route_of(stream)["route"] == "rlm"  # type: ignore[index]
+
+
+# ── fallbacks ──
+
+
+async def test_context_window_error_on_direct_falls_back_to_rlm(
+    router: Any, sim: SimServer
+) -> None:
+    task = generate("niah", n_tokens=4_000, seed=5)
+    response = await make(router, sim).acompletion(
+        model="auto",
+        messages=task.messages(),
+        extra_headers={"x-sim-fault": "context_length"},
+    )
+    info = route_of(response)
+    assert info is not None
+    assert info["decided"] == "llm" and info["route"] == "rlm"
+    assert info["fallback"] == "llm_to_rlm"
+    assert task.score(text_of(response)) == 1.0
+
+
+async def test_rlm_provider_failure_falls_back_to_direct(router: Any, sim: SimServer) -> None:
+    task = long_compositional()
+    # The root model fails every attempt the engine makes; the direct call then succeeds.
+    await schedule_fault(sim, "sim-large", "500", FAST_RETRY.max_attempts)
+    response = await make(router, sim).acompletion(model="auto", messages=task.messages())
+    info = route_of(response)
+    assert info is not None
+    assert info["decided"] == "rlm" and info["route"] == "llm"
+    assert info["fallback"] == "rlm_to_llm"
+    assert text_of(response)
+
+
+async def test_rlm_budget_exhaustion_falls_back_to_direct(router: Any, sim: SimServer) -> None:
+    task = long_compositional()
+    dispatcher = make(router, sim, budget=Budget(max_iterations=1))
+    response = await dispatcher.acompletion(model="auto", messages=task.messages())
+    info = route_of(response)
+    assert info is not None and info["route"] == "llm" and info["fallback"] == "rlm_to_llm"
+    assert text_of(response)
+
+
+async def test_rlm_failure_beyond_the_window_is_a_clear_error(router: Any, sim: SimServer) -> None:
+    task = generate("niah", n_tokens=300_000, seed=7)
+    dispatcher = make(router, sim, budget=Budget(max_iterations=1))
+    with pytest.raises(EscalationFailed) as caught:
+        await dispatcher.acompletion(model="auto", messages=task.messages())
+    error = caught.value
+    assert error.stopped_reason == "max_iterations"
+    assert "context window" in str(error)
+    assert error.route is not None and error.route.route == "rlm"
+
+
+async def test_provider_errors_are_retried_on_the_direct_route(
+    router: Any, sim: SimServer, recording: Recording
+) -> None:
+    task = generate("qa", seed=3)
+    await schedule_fault(sim, "sim-large", "429", 2)
+    response = await make(router, sim, recording).acompletion(
+        model="auto", messages=task.messages()
+    )
+    assert route_of(response)["route"] == "llm"  # type: ignore[index]
+    assert len(recording.calls) == 3
+    assert task.score(text_of(response)) == 1.0
+
+
+async def test_provider_errors_beyond_the_retry_policy_surface(router: Any, sim: SimServer) -> None:
+    import litellm
+
+    task = generate("qa", seed=3)
+    await schedule_fault(sim, "sim-large", "503", FAST_RETRY.max_attempts)
+    with pytest.raises(litellm.ServiceUnavailableError):
+        await make(router, sim).acompletion(model="auto", messages=task.messages())
+
+
+# ── latency budget ──
+
+
+async def test_latency_budget_degrades_rlm_to_direct_at_the_deadline(
+    router: Any, sim: SimServer
+) -> None:
+    task = long_compositional()
+    budget_ms = 1500.0
+    dispatcher = make(
+        router,
+        sim,
+        latency=LatencySettings(on_deadline="direct", direct_reserve_ms=700.0),
+    )
+    # Each root call of the engine hangs past the budget; the direct call answers.
+    await schedule_fault(sim, "sim-large", "timeout", 1)
+    started = time.monotonic()
+    response = await dispatcher.acompletion(
+        model="auto",
+        messages=task.messages(),
+        metadata={"latency_budget_ms": budget_ms},
+    )
+    elapsed_ms = (time.monotonic() - started) * 1000
+    info = route_of(response)
+    assert info is not None and info["route"] == "llm"
+    assert info["degraded"] == "direct_at_deadline"
+    assert elapsed_ms < budget_ms + 300
+    assert text_of(response)
+
+
+async def test_latency_budget_returns_the_partial_answer_at_the_deadline(
+    router: Any, sim: SimServer
+) -> None:
+    task = long_compositional()
+    budget_ms = 800.0
+    dispatcher = make(router, sim, latency=LatencySettings(on_deadline="partial"))
+    await schedule_fault(sim, "sim-large", "timeout", 1)
+    started = time.monotonic()
+    response = await dispatcher.acompletion(
+        model="auto",
+        messages=task.messages(),
+        metadata={"latency_budget_ms": budget_ms},
+    )
+    elapsed_ms = (time.monotonic() - started) * 1000
+    info = route_of(response)
+    assert info is not None and info["route"] == "rlm"
+    assert info["degraded"] == "partial_at_deadline"
+    assert response.choices[0].finish_reason == "length"
+    assert elapsed_ms < budget_ms + 400
+
+
+async def test_latency_budget_bounds_the_direct_route(router: Any, sim: SimServer) -> None:
+    import litellm
+
+    task = generate("qa", seed=3)
+    started = time.monotonic()
+    with pytest.raises((litellm.Timeout, litellm.APIConnectionError)):
+        await make(router, sim).acompletion(
+            model="auto",
+            messages=task.messages(),
+            extra_headers={"x-sim-fault": "timeout", "x-latency-budget-ms": "400"},
+        )
+    assert (time.monotonic() - started) * 1000 < 400 + 400

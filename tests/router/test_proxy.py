@@ -1,0 +1,259 @@
+"""The router as a LiteLLM proxy plugin: the real ``litellm`` proxy process, the simulated
+provider on loopback, and the official ``openai`` client sending ``model="auto"``.
+
+One proxy serves the whole module (startup takes ~9 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config, sim_model_list
+from benchmarks.sim import SIM_MODELS, SimServer
+from benchmarks.tasks import generate
+from router.service_config import (
+    HOOK_PATH,
+    PROVIDER_PATH,
+    ServiceConfig,
+    ServiceConfigError,
+)
+
+ROUTE = "x-rlm-router-route"
+
+
+# ── the one YAML file (no server needed) ──
+
+
+def test_proxy_config_wires_the_plugin_into_an_existing_litellm_config(tmp_path: Path) -> None:
+    existing = tmp_path / "litellm.yaml"
+    existing.write_text(
+        yaml.safe_dump(
+            {
+                "model_list": [
+                    {"model_name": "gpt-main", "litellm_params": {"model": "openai/gpt-4o"}},
+                    {"model_name": "gpt-mini", "litellm_params": {"model": "openai/gpt-4o-mini"}},
+                ],
+                "litellm_settings": {"callbacks": ["otel"]},
+            }
+        )
+    )
+    router_yaml = tmp_path / "router.yaml"
+    router_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "rlm_router": {
+                    "litellm_config": "litellm.yaml",
+                    "policy": "policy.yaml",
+                    "models": {"direct": "gpt-main", "rlm_root": "gpt-main", "rlm_sub": "gpt-mini"},
+                }
+            }
+        )
+    )
+    config = ServiceConfig.load(router_yaml)
+    proxy = config.proxy_config()
+    assert proxy["litellm_settings"]["callbacks"] == ["otel", HOOK_PATH]
+    assert proxy["litellm_settings"]["custom_provider_map"] == [
+        {"provider": "rlm", "custom_handler": PROVIDER_PATH}
+    ]
+    names = [m["model_name"] for m in proxy["model_list"]]
+    assert names == ["gpt-main", "gpt-mini", "rlm/default"]
+    assert proxy["rlm_router"]["policy"] == str(tmp_path / "policy.yaml")
+    # Wiring twice changes nothing.
+    again = ServiceConfig.from_mapping(proxy, path=router_yaml).proxy_config()
+    assert again["litellm_settings"] == proxy["litellm_settings"]
+    assert [m["model_name"] for m in again["model_list"]] == names
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"models": {"direct": "nope"}}, "not a model_name in model_list"),
+        ({"virtual_models": ["gpt-main"]}, "also model_list names"),
+        ({"rlm_name": "a/b"}, "without '/'"),
+        ({"polcy": "x.yaml"}, "unknown key"),
+    ],
+)
+def test_service_config_errors_name_the_key(section: dict[str, Any], message: str) -> None:
+    data = {
+        "model_list": [{"model_name": "gpt-main", "litellm_params": {"model": "openai/gpt-4o"}}],
+        "rlm_router": section,
+    }
+    with pytest.raises(ServiceConfigError, match=message):
+        ServiceConfig.from_mapping(data, path=None)
+
+
+# ── the running proxy ──
+
+
+@pytest.fixture(scope="module")
+def sim(sim_server: SimServer) -> SimServer:
+    return sim_server
+
+
+@pytest.fixture(scope="module")
+def proxy(sim: SimServer) -> Iterator[ProxyProcess]:
+    with ProxyProcess(plugin_config(sim.base_url)) as process:
+        yield process
+
+
+@pytest.fixture
+def client(proxy: ProxyProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key=MASTER_KEY, max_retries=0)
+
+
+def _faults(sim: SimServer) -> str:
+    return f"{sim.url}/sim/faults"
+
+
+@pytest.mark.server
+def test_short_request_is_served_direct(client: openai.OpenAI) -> None:
+    task = generate("qa", seed=3)
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=task.messages(),  # type: ignore[arg-type]
+    )
+    assert raw.headers[ROUTE] == "llm"
+    assert raw.headers["x-rlm-router-decision-id"]
+    assert raw.headers["x-rlm-router-reason"]
+    completion = raw.parse()
+    assert task.score(completion.choices[0].message.content) == 1.0
+
+
+@pytest.mark.server
+def test_long_compositional_request_is_served_by_rlm_and_billed_in_full(
+    client: openai.OpenAI, sim: SimServer
+) -> None:
+    task = generate("oolong", n_tokens=32_000, seed=1, kind="count")
+    ledger_before = sim_spend(sim)
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=task.messages(),  # type: ignore[arg-type]
+    )
+    assert raw.headers[ROUTE] == "rlm"
+    completion = raw.parse()
+    assert task.score(completion.choices[0].message.content) == 1.0
+    # LiteLLM's spend for the request is the sum of what the engine's sub-calls cost.
+    billed = float(raw.headers["x-litellm-response-cost"])
+    spent = sim_spend(sim) - ledger_before
+    assert billed > 0
+    assert billed == pytest.approx(spent, rel=1e-6)
+
+
+@pytest.mark.server
+def test_streaming_on_the_direct_route(client: openai.OpenAI) -> None:
+    task = generate("qa", seed=3)
+    with client.chat.completions.with_streaming_response.create(
+        model="auto",
+        messages=task.messages(),  # type: ignore[arg-type]
+        stream=True,
+    ) as response:
+        assert response.headers[ROUTE] == "llm"
+        text = "".join(
+            chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices
+        )
+    assert task.score(text) == 1.0
+
+
+@pytest.mark.server
+def test_streaming_on_the_rlm_route(client: openai.OpenAI) -> None:
+    task = generate("oolong", n_tokens=32_000, seed=2, kind="count")
+    with client.chat.completions.with_streaming_response.create(
+        model="auto",
+        messages=task.messages(),  # type: ignore[arg-type]
+        stream=True,
+    ) as response:
+        assert response.headers[ROUTE] == "rlm"
+        chunks = [chunk for chunk in response.parse() if chunk.choices]
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
+    assert task.score(text) == 1.0
+
+
+@pytest.mark.server
+def test_context_window_error_on_the_direct_route_falls_back_to_rlm(
+    client: openai.OpenAI, sim: SimServer
+) -> None:
+    task = generate("niah", n_tokens=4_000, seed=5)
+    httpx.post(_faults(sim), json={"model": "sim-large", "fault": "context_length", "count": 1})
+    try:
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto",
+            messages=task.messages(),  # type: ignore[arg-type]
+        )
+    finally:
+        httpx.delete(_faults(sim))
+    assert raw.headers[ROUTE] == "rlm"
+    assert raw.headers["x-rlm-router-fallback"] == "llm_to_rlm"
+    assert task.score(raw.parse().choices[0].message.content) == 1.0
+
+
+@pytest.mark.server
+def test_other_model_names_pass_through(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="sim-large", messages=[{"role": "user", "content": "Say hello."}]
+    )
+    assert ROUTE not in raw.headers
+    assert raw.parse().choices[0].message.content
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("body", "headers", "message"),
+    [
+        ({"model": "auto"}, {}, "messages"),
+        ({"model": "auto", "messages": "hello"}, {}, "messages"),
+        ({"model": "auto", "messages": [{"role": "user", "content": 5}]}, {}, "content"),
+        (
+            {"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+            {"x-latency-budget-ms": "-10"},
+            "x-latency-budget-ms",
+        ),
+        (
+            {"model": "auto-nonexistent", "messages": [{"role": "user", "content": "hi"}]},
+            {},
+            "auto-nonexistent",
+        ),
+    ],
+)
+def test_malformed_requests_get_a_4xx_that_says_what_is_wrong(
+    proxy: ProxyProcess,
+    client: openai.OpenAI,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    message: str,
+) -> None:
+    response = httpx.post(
+        f"{proxy.base_url}/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {MASTER_KEY}", **headers},
+        timeout=30,
+    )
+    assert 400 <= response.status_code < 500
+    assert message in response.json()["error"]["message"]
+    # ... and the proxy keeps serving.
+    assert proxy.alive()
+    ok = client.chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": "What is 2 + 2?"}]
+    )
+    assert ok.choices[0].message.content
+
+
+def sim_spend(sim: SimServer) -> float:
+    """What the simulated provider has served so far, priced at its models' prices (USD)."""
+    total = 0.0
+    for name, model in SIM_MODELS.items():
+        total += sim.stats["prompt_tokens"][name] * model.input_cost_per_token
+        total += sim.stats["completion_tokens"][name] * model.output_cost_per_token
+    return total
+
+
+def test_sim_model_list_names_both_models() -> None:
+    names = [m["model_name"] for m in sim_model_list("http://127.0.0.1:1/v1")]
+    assert names == ["sim-large", "sim-mini"]
