@@ -109,7 +109,7 @@ _FACTS = {
     "fact_year": r"{e} was founded in (\d{{3,4}})",
     "fact_city": r"{e} is based in ([A-Z][\w-]+)",
     "fact_count": r"{e} employs (\d+) people",
-    "fact_person": r"The director of {e} is ([A-Z][\w.-]+(?: [A-Z][\w.-]+)*)",
+    "fact_person": r"The director of {e} is ([A-Z][\w-]+(?: [A-Z][\w-]+)*)",
 }
 _RECALL = {
     "recall_name": r"My name is ([A-Z]\w+)",

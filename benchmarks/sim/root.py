@@ -32,6 +32,8 @@ _CHILD_LABEL = re.compile(
 _CHILD_GENERIC = re.compile(
     r"Answer this question using only this context: (?P<q>.*?) Return JSON", re.S
 )
+# The engine asks for an answer without code when a budget runs out.
+_MUST_ANSWER = re.compile(r"reply now with your best final answer|Do not write code", re.I)
 MAX_TURNS = 6
 
 
@@ -86,7 +88,7 @@ def respond_as_root(reading: Reading, messages: list[tuple[str, str]]) -> str:
 
     if not replies:
         return _code("Let me look at the context first.", programs.INSPECT)
-    if len(replies) >= MAX_TURNS:
+    if len(replies) >= MAX_TURNS or _MUST_ANSWER.search(output):
         results = _RESULT_LINE.findall("\n".join(t for r, t in messages if r == "user"))
         return f"FINAL({results[-1].strip() if results else 'I could not determine the answer.'})"
     if last_step == "inspect":

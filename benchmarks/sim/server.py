@@ -350,6 +350,8 @@ class SimServer:
         if fault == "timeout":
             self.stats["faults"][fault] += 1
             await self._hold()
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=408)  # the client gave up; nobody reads this
         ident = self._completion_id()
         created = int(time.time())
         scale = self.config.time_scale

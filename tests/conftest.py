@@ -1,0 +1,46 @@
+"""Shared fixtures: one simulated provider for the whole test session.
+
+The simulator runs on its own event loop in a daemon thread, so the same instance serves
+synchronous tests and async tests (whatever loop pytest-asyncio gives them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from benchmarks.sim import SimConfig, SimServer
+
+
+@pytest.fixture(scope="session")
+def sim_server() -> Iterator[SimServer]:
+    """A running simulated provider (seed 0, no modelled latency); ``.base_url`` for litellm.
+
+    Tests that schedule faults through ``/sim/faults`` must clear them (see ``sim_faults``).
+    """
+    server = SimServer(SimConfig(seed=0, time_scale=0.0, timeout_hold_s=5.0)).start_in_thread()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sim_faults(sim_server: SimServer) -> Iterator[str]:
+    """The fault-scheduling URL of the session simulator, cleared after the test."""
+    url = f"{sim_server.url}/sim/faults"
+    httpx.delete(url)
+    try:
+        yield url
+    finally:
+        httpx.delete(url)
+
+
+@pytest.fixture(scope="session")
+def sim_models() -> None:
+    """Register the simulated models' prices and windows with litellm (imports litellm)."""
+    from benchmarks.sim import register_sim_models
+
+    register_sim_models()
