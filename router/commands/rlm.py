@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--model", required=True, help="root model (litellm model string)")
     parser.add_argument("--sub-model", help="model for llm_query sub-calls (default: --model)")
     parser.add_argument("--api-base", help="OpenAI-compatible base URL for both models")
+    parser.add_argument(
+        "--api-key", help="API key for both models (default: the provider's usual env variable)"
+    )
     parser.add_argument("--context-file", required=True, type=Path)
     parser.add_argument("--query", required=True)
     parser.add_argument("--max-depth", type=int, default=2)
@@ -66,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"rlm-router rlm: {exc}", file=sys.stderr)
         return 2
-    root = ModelSpec(model=args.model, api_base=args.api_base)
-    sub = ModelSpec(model=args.sub_model, api_base=args.api_base) if args.sub_model else None
+    root = ModelSpec(model=args.model, api_base=args.api_base, api_key=args.api_key)
+    sub = None
+    if args.sub_model:
+        sub = ModelSpec(model=args.sub_model, api_base=args.api_base, api_key=args.api_key)
     engine = RLMEngine(root=root, sub=sub, budget=budget, concurrency=args.concurrency)
     started = time.perf_counter()
     try:
