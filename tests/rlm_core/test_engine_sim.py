@@ -84,6 +84,16 @@ async def test_task_families_long(
     assert score >= threshold, (family, n_tokens, score)
 
 
+async def test_depth_two_recursion_with_child_rlms(sim: SimServer) -> None:
+    # Over ~2M characters the simulated root hands parts to child RLMs via rlm_query.
+    score, result = await solve(sim, "niah", 520_000, budget=Budget(max_depth=2))
+    assert result.ok and score == 1.0
+    children = [node for node in result.trajectory.nodes if node.depth == 1]
+    assert len(children) >= 2
+    assert all(node.parent_id == 0 and node.stopped_reason == "final" for node in children)
+    assert {call.depth for call in result.trajectory.calls} == {0, 1}
+
+
 async def test_batched_sub_calls_overlap(sim: SimServer) -> None:
     _, result = await solve(sim, "oolong", 32_000, concurrency=16)
     assert result.sub_calls > 1
