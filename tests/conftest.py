@@ -40,7 +40,26 @@ def sim_faults(sim_server: SimServer) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sim_models() -> None:
-    """Register the simulated models' prices and windows with litellm (imports litellm)."""
+    """Register the simulated models' prices and windows with litellm (imports litellm).
+
+    Also builds litellm's response and stream types once: pydantic warns (UserWarning, about
+    ``ReadOnly`` TypedDict items in litellm's own types) the first time, and warnings are
+    errors in this suite, so that one-off third-party warning is absorbed here.
+    """
+    import warnings
+
+    import litellm
+
     from benchmarks.sim import register_sim_models
 
     register_sim_models()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for stream in (False, True):
+            response = litellm.completion(
+                model="openai/sim-large", messages=[{"role": "user", "content": "warm-up"}],
+                mock_response="ok", stream=stream,
+            )  # fmt: skip
+            if stream:
+                for _ in response:
+                    pass
