@@ -1,0 +1,33 @@
+"""Threshold calibration: pick the threshold at which a target share of requests escalates.
+
+As RouteLLM does for strong-model calls: the threshold is the (1 - rate) quantile of the
+classifier's scores on a sample of requests, so that ``rate`` of them score at or above it.
+Only requests the classifier decides count (a hard rule's decisions are not tunable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def calibrate_threshold(scores: Sequence[float], escalation_rate: float) -> float:
+    """The threshold under which ``escalation_rate`` of ``scores`` are ``>=`` it.
+
+    With ties the achieved share can be higher; rate 0 gives a threshold above every score
+    (clamped to 1.0) and rate 1 gives the lowest score.
+    """
+    if not 0.0 <= escalation_rate <= 1.0:
+        raise ValueError(f"escalation rate must be in [0, 1], got {escalation_rate}")
+    if not scores:
+        raise ValueError("no scores to calibrate on")
+    ordered = sorted(scores, reverse=True)
+    n_escalate = round(escalation_rate * len(ordered))
+    if n_escalate <= 0:
+        return min(1.0, ordered[0] + 1e-9)
+    # Midway between the last escalated score and the first kept one, so small score noise
+    # does not flip the boundary requests.
+    last_in = ordered[n_escalate - 1]
+    if n_escalate >= len(ordered):
+        return last_in
+    first_out = ordered[n_escalate]
+    return (last_in + first_out) / 2 if first_out < last_in else last_in

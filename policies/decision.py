@@ -1,0 +1,155 @@
+"""A routing decision and how it is made: hard rules first, then the classifier's score."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from policies.classifier import LinearClassifier
+from policies.schema import Policy, Route
+
+if TYPE_CHECKING:
+    from router.features import RequestFeatures
+
+TOP_CONTRIBUTIONS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where one request goes, and why.
+
+    ``score`` is the classifier's probability that the RLM route is better (always computed,
+    also when a rule decided). ``rule`` names the hard rule that fired, if any.
+    ``contributions`` are the largest per-term contributions to the score, in log-odds.
+    ``exploration`` is true when the route was flipped for exploration; ``propensity`` is the
+    probability with which the chosen route was taken (1.0 when a rule decided).
+    ``model`` is the model that serves the route (direct model, or the RLM root model).
+    ``warning`` is set when the router is serving on a fallback policy or classifier.
+    """
+
+    id: str
+    route: Route
+    score: float
+    threshold: float
+    rule: str | None
+    contributions: tuple[tuple[str, float], ...]
+    features: RequestFeatures
+    policy_version: str
+    exploration: bool
+    propensity: float
+    model: str
+    warning: str | None = None
+
+    def explain(self) -> str:
+        """A few human-readable lines: the route, the reason, the top contributions."""
+        f = self.features
+        tokens = f"{f.n_tokens:,} tokens{' (estimated)' if f.tokens_estimated else ''}"
+        lines = [f"route: {self.route} -> {self.model}"]
+        lines.append(f"decision: {self.id}, policy {self.policy_version}")
+        if self.rule is not None:
+            lines.append(f"reason: rule {self.rule} fired; score {self.score:.3f} was not used")
+        else:
+            side = ">=" if self.score >= self.threshold else "<"
+            lines.append(
+                f"reason: classifier score {self.score:.3f} {side} threshold {self.threshold:.3f}"
+            )
+        if self.exploration:
+            lines.append(f"exploration: route flipped (propensity {self.propensity:.3f})")
+        lines.append(
+            f"input: {tokens}, {100 * f.window_ratio:.1f}% of a {f.context_window:,}-token window; "
+            f"turns {f.n_turns}, tools {bool(f.has_tools)}, stream {bool(f.stream)}"
+            + (f", latency budget {f.latency_budget_ms:.0f} ms" if f.has_latency_budget else "")
+        )
+        if self.contributions:
+            parts = ", ".join(f"{name} {value:+.2f}" for name, value in self.contributions)
+            lines.append(f"top contributions (log-odds toward rlm): {parts}")
+        if self.warning:
+            lines.append(f"warning: {self.warning}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "route": self.route,
+            "model": self.model,
+            "score": self.score,
+            "threshold": self.threshold,
+            "rule": self.rule,
+            "contributions": {name: value for name, value in self.contributions},
+            "features": self.features.as_dict(),
+            "policy_version": self.policy_version,
+            "exploration": self.exploration,
+            "propensity": self.propensity,
+            "warning": self.warning,
+        }
+
+
+def hard_rule(
+    policy: Policy, features: RequestFeatures, *, model: str | None, api_key: str | None
+) -> tuple[str, Route] | None:
+    """The first hard rule that fires, in the documented order, or None."""
+    rules = policy.rules
+    if rules.over_window and features.n_tokens > rules.window_fraction * features.context_window:
+        return "over_window", "rlm"
+    for override in rules.overrides:
+        if override.matches(model, api_key):
+            return override.name, override.route
+    if rules.tools and features.has_tools:
+        return "tools", "llm"
+    if (
+        rules.latency
+        and features.has_latency_budget
+        and features.latency_budget_ms < policy.latency.rlm_min_ms
+    ):
+        return "latency_budget", "llm"
+    return None
+
+
+def decide(
+    policy: Policy,
+    classifier: LinearClassifier,
+    features: RequestFeatures,
+    *,
+    model: str | None = None,
+    api_key: str | None = None,
+    rng: random.Random | None = None,
+    policy_version: str | None = None,
+    warning: str | None = None,
+) -> Decision:
+    """Apply ``policy`` to ``features``: rules, then score vs threshold, then exploration."""
+    score, contributions = classifier.score(features)
+    threshold = policy.classifier.threshold
+    fired = hard_rule(policy, features, model=model, api_key=api_key)
+    exploring = False
+    propensity = 1.0
+    if fired is not None:
+        rule: str | None
+        rule, route = fired
+    else:
+        rule = None
+        route = "rlm" if score >= threshold else "llm"
+        rate = policy.exploration.rate
+        if rate > 0.0:
+            draw = (rng or random).random()
+            exploring = draw < rate
+            if exploring:
+                route = "llm" if route == "rlm" else "rlm"
+            propensity = rate if exploring else 1.0 - rate
+    top = sorted(contributions, key=lambda item: -abs(item[1]))[:TOP_CONTRIBUTIONS]
+    target = policy.models.direct if route == "llm" else policy.models.rlm_root
+    return Decision(
+        id=uuid.uuid4().hex,
+        route=route,
+        score=score,
+        threshold=threshold,
+        rule=rule,
+        contributions=tuple(top),
+        features=features,
+        policy_version=policy_version or f"{policy.version}/{classifier.version}",
+        exploration=exploring,
+        propensity=propensity,
+        model=target.model,
+        warning=warning,
+    )

@@ -1,0 +1,177 @@
+"""The routing policy as typed, immutable objects (built from YAML by ``policies.loader``).
+
+YAML shape (every key optional except ``models``; unknown keys are errors)::
+
+    version: 1                      # schema version, must be 1
+    name: default                   # shows up in the policy version string
+    models:
+      direct:   {model: openai/gpt-5, api_base: null, api_key_env: null, context_window: null}
+      rlm_root: {model: openai/gpt-5}
+      rlm_sub:  {model: openai/gpt-5-mini}      # optional; defaults to rlm_root
+    rules:                          # evaluated in this order, before the classifier
+      over_window: rlm              # rlm | off   input > window_fraction * direct window
+      window_fraction: 0.95         # (0, 1]: the share of the window the input may fill
+      overrides:                    # first match wins; a matcher is model and/or api_key
+        - {model: gpt-4o-mini, route: llm}
+        - {api_key: team-batch, route: rlm}
+      tools: llm                    # llm | off   requests that carry tools stay direct
+      latency: llm                  # llm | off   budget below latency.rlm_min_ms stays direct
+    classifier:
+      artifact: default             # "default" (the shipped prior) or a path relative to the file
+      threshold: 0.5                # [0, 1]: escalate when score >= threshold
+    calibration:
+      target_escalation_rate: null  # [0, 1]: what `policy calibrate` aims for by default
+    exploration:
+      rate: 0.0                     # [0, 0.5]: chance of flipping a classifier decision
+      seed: null                    # int: makes the exploration draws reproducible
+    budgets:                        # rlm_core.Budget for each RLM run; null = unlimited
+      max_iterations: 30            # per recursion node
+      max_depth: 2
+      max_sub_calls: 1000
+      max_tokens: null
+      max_cost_usd: null
+      max_wall_s: 600
+    latency:
+      rlm_min_ms: 8000              # budgets (x-latency-budget-ms) below this stay direct
+      on_deadline: direct           # direct | partial: what the RLM route does at the deadline
+    retry:                          # rlm_core.RetryPolicy for provider calls on both routes
+      max_attempts: 4
+      initial_backoff_s: 0.5
+      max_backoff_s: 8.0
+      multiplier: 2.0
+      jitter: 0.1
+      timeout_s: 120                # per attempt
+      max_retry_after_s: 30
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rlm_core import Budget, RetryPolicy
+
+Route = Literal["llm", "rlm"]
+ROUTES: tuple[Route, ...] = ("llm", "rlm")
+DEFAULT_ARTIFACT = "default"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelTarget:
+    """One model the router sends requests to (a litellm model name)."""
+
+    model: str
+    api_base: str | None = None
+    api_key_env: str | None = None
+    context_window: int | None = None
+
+    def api_key(self) -> str | None:
+        """The key from ``api_key_env`` (read at call time, never stored in the policy)."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Models:
+    direct: ModelTarget
+    rlm_root: ModelTarget
+    rlm_sub: ModelTarget
+
+
+@dataclass(frozen=True, kw_only=True)
+class Override:
+    """A per-model / per-key rule: requests matching every given matcher take ``route``."""
+
+    route: Route
+    model: str | None = None
+    api_key: str | None = None
+
+    @property
+    def name(self) -> str:
+        parts = [f"model={self.model}" if self.model is not None else ""]
+        parts.append(f"api_key={self.api_key}" if self.api_key is not None else "")
+        return "override:" + ",".join(p for p in parts if p)
+
+    def matches(self, model: str | None, api_key: str | None) -> bool:
+        return (self.model is None or self.model == model) and (
+            self.api_key is None or self.api_key == api_key
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rules:
+    over_window: bool = True
+    window_fraction: float = 0.95
+    overrides: tuple[Override, ...] = ()
+    tools: bool = True
+    latency: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifierSpec:
+    artifact: str = DEFAULT_ARTIFACT
+    threshold: float = 0.5
+    # Where relative artifact paths are resolved (the policy file's directory).
+    base_dir: Path | None = None
+
+    def artifact_path(self) -> Path:
+        if self.artifact == DEFAULT_ARTIFACT:
+            return Path(__file__).with_name("default_classifier.json")
+        path = Path(self.artifact).expanduser()
+        if not path.is_absolute() and self.base_dir is not None:
+            path = self.base_dir / path
+        return path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    target_escalation_rate: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exploration:
+    rate: float = 0.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencySettings:
+    """``rlm_min_ms``: the fastest an RLM run realistically answers (tighter budgets go direct).
+    ``on_deadline``: when the budget runs out mid-RLM, answer directly or return the partial."""
+
+    rlm_min_ms: float = 8000.0
+    on_deadline: Literal["direct", "partial"] = "direct"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    """A validated routing policy. ``version`` identifies its exact content (name@hash)."""
+
+    name: str
+    version: str
+    models: Models
+    rules: Rules = field(default_factory=Rules)
+    classifier: ClassifierSpec = field(default_factory=ClassifierSpec)
+    calibration: Calibration = field(default_factory=Calibration)
+    exploration: Exploration = field(default_factory=Exploration)
+    budgets: Budget = field(default_factory=Budget)
+    latency: LatencySettings = field(default_factory=LatencySettings)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    source: Path | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly summary (for ``policy check`` and logs)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": str(self.source) if self.source else None,
+            "models": {
+                "direct": self.models.direct.model,
+                "rlm_root": self.models.rlm_root.model,
+                "rlm_sub": self.models.rlm_sub.model,
+            },
+            "threshold": self.classifier.threshold,
+            "artifact": str(self.classifier.artifact_path()),
+            "exploration_rate": self.exploration.rate,
+        }

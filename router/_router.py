@@ -1,0 +1,167 @@
+"""``Router``: a loaded policy + classifier that turns requests into decisions.
+
+Everything slow happens at construction (reading YAML and the artifact, asking litellm for
+context windows); ``decide`` only parses, extracts features and applies the policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from policies.classifier import ArtifactError, LinearClassifier
+from policies.decision import Decision, decide
+from policies.loader import PolicyError, load_policy
+from policies.schema import ClassifierSpec, ModelTarget, Policy
+from router.features import DEFAULT_CONTEXT_WINDOW, FEATURE_NAMES, extract_features
+from router.request import ChatRequest
+
+logger = logging.getLogger("rlm_router.router")
+_FEATURES = frozenset(FEATURE_NAMES)
+
+
+@dataclass(frozen=True)
+class _State:
+    policy: Policy
+    classifier: LinearClassifier
+    windows: Mapping[str, int]
+    warning: str | None
+
+
+class Router:
+    """Decides the route (``llm`` or ``rlm``) of chat-completion requests under a policy.
+
+    ``policy``, ``classifier`` and ``windows`` (context window per model name) are the live
+    objects; ``warning`` is set while the router serves on a fallback (a classifier artifact
+    that failed to load, or a reload that failed) and is copied onto every decision.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        classifier: LinearClassifier,
+        *,
+        windows: Mapping[str, int] | None = None,
+        seed: int | None = None,
+        warning: str | None = None,
+    ) -> None:
+        self._state = _State(policy, classifier, windows or resolve_windows(policy), warning)
+        chosen_seed = seed if seed is not None else policy.exploration.seed
+        self.rng = random.Random(chosen_seed)
+
+    @classmethod
+    def from_config(cls, path: str | Path | None = None, *, seed: int | None = None) -> Router:
+        """Load a policy file (``None``: the shipped default) and its classifier.
+
+        An invalid policy raises ``PolicyError``. A classifier artifact that cannot be loaded
+        does not: the router serves with the shipped prior and says so in ``warning``.
+        """
+        policy = load_policy(path)
+        classifier, warning = _load_classifier_or_prior(policy.classifier)
+        if warning:
+            logger.warning(warning)
+        return cls(policy, classifier, seed=seed, warning=warning)
+
+    @property
+    def policy(self) -> Policy:
+        return self._state.policy
+
+    @property
+    def classifier(self) -> LinearClassifier:
+        return self._state.classifier
+
+    @property
+    def windows(self) -> Mapping[str, int]:
+        return self._state.windows
+
+    @property
+    def warning(self) -> str | None:
+        return self._state.warning
+
+    @property
+    def policy_version(self) -> str:
+        return f"{self.policy.version}/{self.classifier.version}"
+
+    def decide(
+        self, request: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> Decision:
+        """Decide the route of one request body (raises ``InvalidRequest`` if it is malformed)."""
+        return self.decide_parsed(ChatRequest.parse(request, headers))
+
+    def decide_parsed(self, request: ChatRequest) -> Decision:
+        """``decide`` for a request already parsed (the dispatcher needs the parts too)."""
+        state = self._state
+        window = state.windows.get(state.policy.models.direct.model, DEFAULT_CONTEXT_WINDOW)
+        features = extract_features(request, context_window=window)
+        return decide(
+            state.policy,
+            state.classifier,
+            features,
+            model=request.model,
+            api_key=request.api_key,
+            rng=self.rng,
+            warning=state.warning,
+        )
+
+    def reload(self, path: str | Path | None = None) -> bool:
+        """Re-read the policy (default: the current one's file). On any failure keep serving
+        the last good policy, record why in ``warning`` and return False."""
+        source = path if path is not None else self.policy.source
+        try:
+            policy = load_policy(source)
+            classifier = load_classifier(policy.classifier)
+            windows = resolve_windows(policy)
+        except (PolicyError, ArtifactError) as exc:
+            warning = f"policy reload failed, still serving {self.policy_version}: {exc}"
+            logger.warning(warning)
+            self._state = _State(self.policy, self.classifier, self.windows, warning)
+            return False
+        self._state = _State(policy, classifier, windows, None)
+        logger.info("policy reloaded: %s", self.policy_version)
+        return True
+
+
+def load_classifier(spec: ClassifierSpec) -> LinearClassifier:
+    return LinearClassifier.load(spec.artifact_path(), feature_names=_FEATURES)
+
+
+def _load_classifier_or_prior(spec: ClassifierSpec) -> tuple[LinearClassifier, str | None]:
+    try:
+        return load_classifier(spec), None
+    except ArtifactError as exc:
+        prior = load_classifier(ClassifierSpec())
+        return prior, f"{exc}; serving with the shipped prior classifier {prior.version}"
+
+
+def resolve_windows(policy: Policy) -> dict[str, int]:
+    """Context window per model of the policy: the YAML's value, else litellm's model info."""
+    windows: dict[str, int] = {}
+    models = policy.models
+    for target in (models.direct, models.rlm_root, models.rlm_sub):
+        if target.model not in windows:
+            windows[target.model] = context_window(target)
+    return windows
+
+
+def context_window(target: ModelTarget) -> int:
+    """The input window of ``target`` in tokens (imports litellm unless the policy sets it)."""
+    if target.context_window is not None:
+        return target.context_window
+    import litellm
+
+    try:
+        info = litellm.get_model_info(target.model)
+    except Exception:  # litellm raises a bare Exception for unknown models
+        logger.warning(
+            "litellm has no model info for %s; assuming a %d-token window "
+            "(set models.<role>.context_window in the policy)",
+            target.model,
+            DEFAULT_CONTEXT_WINDOW,
+        )
+        return DEFAULT_CONTEXT_WINDOW
+    window = info.get("max_input_tokens") or info.get("max_tokens")
+    return int(window) if window else DEFAULT_CONTEXT_WINDOW
