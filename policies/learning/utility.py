@@ -1,0 +1,68 @@
+"""The utility a routing policy maximises: one number per served request.
+
+``u = quality − cost_weight · cost_usd − latency_weight · latency_s``
+
+Quality is the outcome's 0..1 score (explicit feedback by decision id, else the outcome
+attribute). A request that ended in an error with no quality report is an automatic signal:
+it scores ``failure_quality``. A request with neither a quality nor an error tells nothing
+about how good its route was and is left out of the data set.
+
+The defaults value one quality point (e.g. one task fully right instead of fully wrong) at
+$1 and at 100 s: a $0.10 route must be ten points better to be worth it, and a route 10 s
+slower must be ten points better. Users with other trade-offs set the weights in the policy
+YAML (if the schema carries them) or on the ``rlm-router train`` command line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from telemetry.records import RequestRecord
+
+DEFAULT_COST_WEIGHT = 1.0  # utility per USD
+DEFAULT_LATENCY_WEIGHT = 0.01  # utility per second
+
+
+@dataclass(frozen=True, kw_only=True)
+class Utility:
+    """Weights of the utility; see the module docstring."""
+
+    cost_weight: float = DEFAULT_COST_WEIGHT
+    latency_weight: float = DEFAULT_LATENCY_WEIGHT
+    failure_quality: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("cost_weight", "latency_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"Utility.{name} must be a finite number >= 0, got {value!r}")
+        if not 0.0 <= self.failure_quality <= 1.0:
+            raise ValueError(
+                f"Utility.failure_quality must be in [0, 1], got {self.failure_quality!r}"
+            )
+
+    def value(self, quality: float, cost_usd: float, latency_s: float) -> float:
+        """The utility of one outcome."""
+        return quality - self.cost_weight * cost_usd - self.latency_weight * latency_s
+
+    def of(self, record: RequestRecord) -> float | None:
+        """The utility of a logged request, or None when its quality is unknown."""
+        quality = record.quality
+        if quality is None:
+            if record.error_type is None:
+                return None
+            quality = self.failure_quality
+        return self.value(
+            quality,
+            record.cost_usd or 0.0,
+            (record.latency_ms or 0.0) / 1000.0,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"u = quality - {self.cost_weight:g}*cost_usd - {self.latency_weight:g}*latency_s "
+            f"(failures without feedback score {self.failure_quality:g})"
+        )
