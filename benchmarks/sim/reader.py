@@ -162,10 +162,11 @@ def answer_question(reading: Reading, text: str, question: str, *, partial: bool
     found = _lookup(reading, text, q)
     if found is not None:
         return found
-    if q.kind == "needle":
-        if partial:
-            return _NONE
+    if q.kind == "needle" and not partial:
         return f"I could not find a special magic number for {q.params['key']} in the text."
+    if q.kind != "unknown":
+        # A recognised lookup whose fact this reading did not find (or that is not here).
+        return _NONE if partial else "The text does not say."
     extracted = _extract(text, q.text)
     if extracted is not None:
         return extracted
