@@ -25,7 +25,8 @@ class StopReason(enum.Enum):
 class Budget:
     """Limits for one query, shared across the whole recursion tree. None = unlimited."""
 
-    max_iterations: int = 30  # per node (the root loop and each child loop)
+    max_iterations: int = 30  # per node (the root loop and each child loop), as in the paper
+    max_total_iterations: int | None = None  # over the whole tree
     max_depth: int = 2  # root is depth 0; rlm_query makes a child RLM while depth+1 < max_depth
     max_sub_calls: int | None = 1000
     max_tokens: int | None = None  # input + output, all calls
@@ -36,7 +37,9 @@ class Budget:
         for name in ("max_iterations", "max_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Budget.{name} must be >= 1")
-        for name in ("max_sub_calls", "max_tokens", "max_cost_usd", "max_wall_s"):
+        for name in (
+            "max_total_iterations", "max_sub_calls", "max_tokens", "max_cost_usd", "max_wall_s"
+        ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"Budget.{name} must be >= 0")
@@ -91,6 +94,10 @@ class Ledger:
         if b.max_cost_usd is not None and u.cost_usd >= b.max_cost_usd:
             return StopReason.MAX_COST
         return None
+
+    def iterations_left(self) -> bool:
+        cap = self.budget.max_total_iterations
+        return cap is None or self.usage.iterations < cap
 
     def sub_calls_left(self) -> int | None:
         if self.budget.max_sub_calls is None:

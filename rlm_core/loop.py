@@ -207,6 +207,8 @@ class TreeRun:
                 return NodeOutcome(partial, spent)
             if self.sub_calls_refused:
                 return await self._ask_final(node, messages, StopReason.MAX_SUB_CALLS, partial)
+            if not self.ledger.iterations_left():
+                return await self._ask_final(node, messages, StopReason.MAX_ITERATIONS, partial)
             self.ledger.usage.iterations += 1
             self.notify("on_iteration_start", node, index)
             t0 = time.perf_counter()

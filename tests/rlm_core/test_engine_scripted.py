@@ -150,6 +150,21 @@ async def test_max_iterations_asks_once_for_a_final_answer() -> None:
     assert len(model.calls) == 4  # three turns and the final request
 
 
+async def test_iteration_budget_is_shared_across_the_tree() -> None:
+    def root(messages: list[dict[str, str]]) -> str:
+        if "no iterations left" in last_user(messages):
+            return "FINAL(out of turns)"
+        if "child" in messages[1]["content"]:
+            return code("print('child working')")
+        return code("print(rlm_query('child'))")
+
+    budget = Budget(max_iterations=10, max_total_iterations=4)
+    result = await engine(ScriptedModel(root), budget=budget).acompletion("q", "ctx")
+    assert result.iterations == 4
+    assert result.stopped_reason is StopReason.MAX_ITERATIONS
+    assert result.answer == "out of turns"
+
+
 async def test_sub_call_budget_is_shared_and_refusal_reported() -> None:
     steps = [
         code("r = llm_query_batched(['a'] * 3)\nprint(len(r))"),
