@@ -29,16 +29,17 @@ def oolong(n_tokens: int, seed: int, kind: str | None = None) -> Task:
     kind = kind or rng.choice(OOLONG_KINDS)
     if kind not in OOLONG_KINDS:
         raise ValueError(f"unknown oolong kind {kind!r}; expected one of {OOLONG_KINDS}")
-    focus = user_ids(rng, 2)
+    focus = user_ids(rng, 4)
     records = background(rng, n_tokens, exclude_users=focus, exclude_label=None)
     label = rng.choice(LABELS)
     others = [lab for lab in LABELS if lab != label]
-    user, other_user = focus
+    user = focus[0]
     scoring: Scoring
     options: tuple[str, ...]
     if kind == "count":
-        count = rng.randint(3, 6)
-        plant(rng, records, user, [label] * count + _spread(rng, 14 - count, others))
+        count = rng.randint(6, 12)
+        plant(rng, records, user, [label] * count + _spread(rng, 20 - count, others))
+        focus = focus[:1]
         question = (
             f"How many instances from user {user} have the label '{label}'? "
             "Answer with a single number."
@@ -50,22 +51,23 @@ def oolong(n_tokens: int, seed: int, kind: str | None = None) -> Task:
             lab for lab, n in zip(shuffled, _MOST_COMMON_SHAPE, strict=True) for _ in range(n)
         ]
         plant(rng, records, user, planted)
+        focus = focus[:1]
         question = (
             f"Which label is the most common among the instances from user {user}? "
             "Answer with the label only."
         )
         answer, scoring, options = shuffled[0], "exact", LABELS
     else:
-        more = rng.randint(4, 7)
-        less = more - rng.randint(2, 3)
-        winner, loser = (user, other_user) if rng.random() < 0.5 else (other_user, user)
-        plant(rng, records, winner, [label] * more + _spread(rng, 10 - more, others))
-        plant(rng, records, loser, [label] * less + _spread(rng, 10 - less, others))
+        # One user leads by two; the others trail in a shuffled order.
+        counts = rng.sample((6, 4, 3, 2), 4)
+        for uid, n in zip(focus, counts, strict=True):
+            plant(rng, records, uid, [label] * n + _spread(rng, 8 - n, others))
+        named = ", ".join(f"user {uid}" for uid in focus[:-1]) + f" or user {focus[-1]}"
         question = (
-            f"Which user has more instances with the label '{label}': user {user} or user "
-            f"{other_user}? Answer with the user ID only."
+            f"Which of these users has the most instances with the label '{label}': {named}? "
+            "Answer with the user ID only."
         )
-        answer, scoring, options = winner, "exact", (user, other_user)
+        answer, scoring, options = focus[counts.index(6)], "exact", tuple(focus)
     context = header() + "\n".join(records.lines)
     return Task(
         family="oolong",
