@@ -49,6 +49,7 @@ from router.responses import (
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse, ModelResponseStream
 
+    from policies.schema import ModelTarget, Policy
     from rlm_core import RLMResult
     from telemetry.tracing import RequestTrace
 
@@ -121,8 +122,6 @@ class LatencySettings:
     """How a latency budget is enforced."""
 
     on_deadline: OnDeadline = "direct"
-    # Below this budget the RLM route cannot answer; the request goes direct at once.
-    rlm_min_ms: float = 0.0
     # Time kept back for the direct fallback when on_deadline == "direct" (at most half the budget).
     direct_reserve_ms: float = 2000.0
     # Extra time the engine gets past its deadline to return its partial answer.
@@ -142,7 +141,7 @@ class DispatchSettings:
     @classmethod
     def from_policy(
         cls,
-        policy: Any,
+        policy: Policy,
         *,
         direct: str | None = None,
         rlm_root: str | None = None,
@@ -153,40 +152,29 @@ class DispatchSettings:
         """Settings from a ``policies.Policy``; model names given here override the policy's.
 
         With ``proxy`` the models are model_list group names reached through the proxy's
-        router, so the policy's ``api_base`` is not used.
+        router, so the policy's ``api_base`` and key are not used.
         """
         models = policy.models
 
-        def spec(override: str | None, name: str) -> ModelSpec | None:
-            chosen = override or getattr(models, name, None)
-            if chosen is None:
-                return None
-            if proxy or override:
-                return ModelSpec(model=chosen)
-            return ModelSpec(
-                model=chosen,
-                api_base=getattr(models, "api_base", None),
-                api_key=getattr(models, "api_key", None),
-            )
+        def spec(override: str | None, target: ModelTarget) -> ModelSpec:
+            if override is not None:
+                return ModelSpec(model=override)
+            if proxy:
+                return ModelSpec(model=target.model)
+            return ModelSpec(model=target.model, api_base=target.api_base, api_key=target.api_key())
 
-        direct_spec = spec(direct, "direct")
-        root_spec = spec(rlm_root, "rlm_root") or direct_spec
-        if direct_spec is None or root_spec is None:
-            raise ValueError("the policy names no direct model")
-        latency = getattr(policy, "latency", None)
         return cls(
             models=RouteModels(
-                direct=direct_spec,
-                rlm_root=root_spec,
-                rlm_sub=spec(rlm_sub, "rlm_sub"),
+                direct=spec(direct, models.direct),
+                rlm_root=spec(rlm_root, models.rlm_root),
+                rlm_sub=spec(rlm_sub, models.rlm_sub),
                 rlm_name=rlm_name,
             ),
-            budget=_policy_budget(policy),
-            retry=getattr(policy, "retry", None) or RetryPolicy(),
-            latency=LatencySettings(
-                on_deadline=getattr(latency, "on_deadline", "direct") or "direct",
-                rlm_min_ms=float(getattr(latency, "rlm_min_ms", 0.0) or 0.0),
-            ),
+            budget=policy.budgets,
+            retry=policy.retry,
+            # Budgets the RLM route cannot meet never get here: the policy's latency rule
+            # (latency.rlm_min_ms) sends them direct.
+            latency=LatencySettings(on_deadline=policy.latency.on_deadline),
         )
 
 
@@ -210,6 +198,7 @@ class DecisionLike(Protocol):
 
 
 Decide = Callable[[Mapping[str, Any], Mapping[str, str] | None], DecisionLike]
+DecideParsed = Callable[[ChatRequest], DecisionLike]
 
 
 def reason_of(decision: DecisionLike) -> str:
@@ -411,8 +400,10 @@ class Dispatcher:
         settings: DispatchSettings,
         completion: Completion | None = None,
         telemetry: Any = None,
+        decide_parsed: DecideParsed | None = None,
     ) -> None:
         self._decide = decide
+        self._decide_parsed = decide_parsed
         self.settings = settings
         self._completion = completion
         self._telemetry = telemetry
@@ -432,7 +423,11 @@ class Dispatcher:
         trace = self._start_trace(request.model, request.stream)
         try:
             t0 = time.perf_counter()
-            decision = self._decide(kwargs, headers)
+            decision = (
+                self._decide_parsed(request)
+                if self._decide_parsed is not None
+                else self._decide(kwargs, headers)
+            )
             trace.decision(decision, time.perf_counter() - t0)
         except BaseException as exc:
             trace.finish(None, exc)
@@ -542,10 +537,9 @@ class Dispatcher:
 
     async def _serve(self, call: _CallContext) -> tuple[Served, Outcome, ModelResponse | None]:
         """Non-streaming: (served, outcome, the direct ModelResponse when it answered)."""
-        if call.decision.route == "rlm" and not self._rlm_cannot_meet_budget(call):
+        if call.decision.route == "rlm":
             served, outcome = await self._rlm_first(call, fallback="none")
             return served, outcome, None
-        degraded = "direct_for_budget" if call.decision.route == "rlm" else None
         try:
             response = await self._direct(call)
         except Exception as exc:
@@ -555,13 +549,8 @@ class Dispatcher:
             served, outcome = await self._rlm_first(call, fallback="llm_to_rlm")
             return served, outcome, None
         served = served_from_response(response, cost_usd=response_cost(response))
-        route = self._route(call, "llm", degraded=degraded)
+        route = self._route(call, "llm")
         return served, self._outcome(call, route, served), response
-
-    def _rlm_cannot_meet_budget(self, call: _CallContext) -> bool:
-        budget = call.request.latency_budget_ms
-        minimum = self.settings.latency.rlm_min_ms
-        return budget is not None and budget < minimum and self._fits_direct(call)
 
     def _fits_direct(self, call: _CallContext) -> bool:
         features = getattr(call.decision, "features", None)
@@ -802,9 +791,7 @@ class Dispatcher:
 
     async def _stream(self, call: _CallContext) -> RoutedStream:
         """Direct streams pass through; the RLM route streams its answer when it has one."""
-        decision = call.decision
-        if decision.route != "rlm" or self._rlm_cannot_meet_budget(call):
-            degraded = "direct_for_budget" if decision.route == "rlm" else None
+        if call.decision.route != "rlm":
             try:
                 upstream = await self._direct(call, stream=True)
             except Exception as exc:
@@ -813,7 +800,7 @@ class Dispatcher:
                     raise
                 call.trace.fallback("llm_to_rlm", "context window exceeded", _error_type(exc))
                 return self._rlm_stream(call, fallback="llm_to_rlm")
-            route = self._route(call, "llm", degraded=degraded)
+            route = self._route(call, "llm")
             stream = RoutedStream(_empty(), route)
             stream._chunks = self._pass_through(call, upstream, route, stream)
             return stream
@@ -891,6 +878,7 @@ def dispatcher_for(router: Any) -> Dispatcher:
     if not isinstance(dispatcher, Dispatcher):
         dispatcher = Dispatcher(
             decide=router.decide,
+            decide_parsed=getattr(router, "decide_parsed", None),
             settings=DispatchSettings.from_policy(router.policy),
             telemetry=getattr(router, "telemetry", None),
         )
@@ -915,14 +903,6 @@ _DEADLINE_REASONS = frozenset({"timeout", "deadline", "max_time", "wall_time"})
 async def _empty() -> AsyncIterator[Any]:
     return
     yield  # pragma: no cover
-
-
-def _policy_budget(policy: Any) -> Budget:
-    budgets = getattr(policy, "budgets", None)
-    if isinstance(budgets, Budget):
-        return budgets
-    to_budget = getattr(budgets, "to_budget", None)
-    return to_budget() if callable(to_budget) else Budget()
 
 
 def _headers_of(kwargs: Mapping[str, Any]) -> dict[str, str] | None:

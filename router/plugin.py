@@ -146,6 +146,7 @@ class RouterService:
             )
             self._dispatcher = Dispatcher(
                 decide=self.router.decide,
+                decide_parsed=self.router.decide_parsed,
                 settings=settings,
                 completion=_proxy_completion,
                 telemetry=self.telemetry,
@@ -225,7 +226,7 @@ class RouterHook(CustomLogger):
         try:
             request = ChatRequest.parse(data, headers)
             started = time.perf_counter()
-            decision = self.service.router.decide(data, headers)
+            decision = self.service.router.decide_parsed(request)
             decide_s = time.perf_counter() - started
         except InvalidRequest as exc:
             raise _bad_request(str(exc)) from exc
@@ -353,7 +354,7 @@ class RLMProvider(CustomLLM):
         if pending is None:
             # A client named rlm/<name> itself: serve it on the RLM route as asked.
             started = time.monotonic()
-            decided = self.service.router.decide(body, None)
+            decided = self.service.router.decide_parsed(request)
             decision = _ForcedDecision(
                 id=str(decided.id or uuid.uuid4()),
                 route="rlm",
