@@ -10,12 +10,14 @@ Artifact (JSON, never pickle)::
       "terms": [
         {"name": "log2_tokens", "factors": ["log2_tokens"], "clip": [0, 24],
          "mean": 12.1, "scale": 3.9, "coef": 1.7},
-        {"name": "agg_x_len", "factors": ["agg_cues", "log2_tokens"], "clip": [0, 48], ...}
+        {"name": "agg_x_len", "factors": ["agg_cues", "log2_tokens"], "caps": [1, null],
+         "clip": [0, 48], ...}
       ],
       "training": {...free-form provenance...}
     }
 
-A term's value is the product of its factors (``RequestFeatures`` attributes), clipped, then
+A term's value is the product of its factors (``RequestFeatures`` attributes, each first capped
+at its entry in the optional ``caps``, so a count can act as a presence flag), clipped, then
 standardised: ``z = (value - mean) / scale``. The score is ``sigmoid(intercept + Σ coef·z)``
 and each ``coef·z`` is that term's contribution (in log-odds), which is what decisions show.
 Scoring is a few multiplications per term; scikit-learn is only needed to fit
@@ -46,6 +48,7 @@ class ArtifactError(ValueError):
 class Term:
     name: str
     factors: tuple[str, ...]
+    caps: tuple[float | None, ...]
     clip_low: float
     clip_high: float
     mean: float
@@ -54,14 +57,16 @@ class Term:
 
     def value(self, features: RequestFeatures) -> float:
         value = 1.0
-        for factor in self.factors:
-            value *= getattr(features, factor)
+        for factor, cap in zip(self.factors, self.caps, strict=True):
+            x = getattr(features, factor)
+            value *= x if cap is None or x < cap else cap
         return min(self.clip_high, max(self.clip_low, value))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "factors": list(self.factors),
+            "caps": list(self.caps),
             "clip": [self.clip_low, self.clip_high],
             "mean": self.mean,
             "scale": self.scale,
@@ -163,6 +168,9 @@ def _term(raw: Any, index: int, feature_names: frozenset[str] | None) -> Term:
         unknown = [f for f in factors if f not in feature_names]
         if unknown:
             raise ArtifactError(f"{where}.factors names unknown features: {', '.join(unknown)}")
+    caps = raw.get("caps", [None] * len(factors))
+    if not isinstance(caps, list) or len(caps) != len(factors):
+        raise ArtifactError(f"{where}.caps must be a list as long as factors")
     clip = raw.get("clip", [-math.inf, math.inf])
     if not isinstance(clip, list) or len(clip) != 2:
         raise ArtifactError(f"{where}.clip must be [low, high]")
@@ -175,6 +183,10 @@ def _term(raw: Any, index: int, feature_names: frozenset[str] | None) -> Term:
     return Term(
         name=name,
         factors=tuple(factors),
+        caps=tuple(
+            None if cap is None else _number(cap, f"{where}.caps[{i}]")
+            for i, cap in enumerate(caps)
+        ),
         clip_low=_number(clip[0], f"{where}.clip[0]", allow_inf=True),
         clip_high=_number(clip[1], f"{where}.clip[1]", allow_inf=True),
         mean=_number(raw.get("mean"), f"{where}.mean"),
