@@ -447,7 +447,8 @@ class SimServer:
 
     async def _hold(self) -> None:
         """The timeout fault: keep the client waiting (bounded; released on shutdown)."""
-        assert self._closing is not None
+        if self._closing is None:  # serving through app() embedded elsewhere
+            self._closing = asyncio.Event()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), self.config.timeout_hold_s)
 

@@ -25,6 +25,25 @@ async def _complete(sim: SimServer, messages: list[dict[str, str]], **kw: Any) -
     )  # fmt: skip
 
 
+def test_exported_names() -> None:
+    import benchmarks.sim
+
+    assert set(benchmarks.sim.__all__) == {
+        "FAULTS", "FAULT_HEADER", "SIM_MODELS", "SimConfig", "SimModel", "SimServer",
+        "register_sim_models",
+    }  # fmt: skip
+
+
+async def test_same_request_same_answer_across_servers(sim_server: SimServer) -> None:
+    from benchmarks.sim import SimConfig
+
+    task = generate("oolong", n_tokens=150_000, seed=9, kind="count")
+    first = await _complete(sim_server, task.messages())
+    async with SimServer(SimConfig(seed=0, time_scale=0)) as other:
+        again = await _complete(other, task.messages())
+    assert first.choices[0].message.content == again.choices[0].message.content
+
+
 async def test_non_streaming_answer_usage_and_cost(sim_server: SimServer) -> None:
     import litellm
 
