@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import yaml
+
 
 def calibrate_threshold(scores: Sequence[float], escalation_rate: float) -> float:
     """The threshold under which ``escalation_rate`` of ``scores`` are ``>=`` it.
@@ -31,3 +33,34 @@ def calibrate_threshold(scores: Sequence[float], escalation_rate: float) -> floa
         return last_in
     first_out = ordered[n_escalate]
     return (last_in + first_out) / 2 if first_out < last_in else last_in
+
+
+def set_classifier_value(text: str, key: str, value: str) -> str:
+    """``text`` (policy YAML) with ``classifier.<key>`` set to ``value``, comments kept.
+
+    The value is replaced in place using the YAML node's marks; a missing key or section is
+    added.
+    """
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    section = _child(root, "classifier")
+    if section is None:
+        return text.rstrip("\n") + f"\n\nclassifier:\n  {key}: {value}\n"
+    node = _child(section, key)
+    if node is not None:
+        start, end = node.start_mark.index, node.end_mark.index
+        return text[:start] + value + text[end:]
+    if not isinstance(section, yaml.MappingNode) or not section.value:
+        raise ValueError("the policy's 'classifier' section is not a mapping")
+    first_key = section.value[0][0]
+    indent = " " * first_key.start_mark.column
+    line_start = text.rfind("\n", 0, first_key.start_mark.index) + 1
+    return text[:line_start] + f"{indent}{key}: {value}\n" + text[line_start:]
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            return value_node
+    return None
