@@ -60,10 +60,10 @@ class OutcomeModel:
             from sklearn.ensemble import HistGradientBoostingRegressor
 
             model = HistGradientBoostingRegressor(
-                max_iter=150,
-                learning_rate=0.08,
-                max_leaf_nodes=15,
-                min_samples_leaf=10,
+                max_iter=100,
+                learning_rate=0.1,
+                max_leaf_nodes=8,
+                min_samples_leaf=15,
                 l2_regularization=1.0,
                 random_state=self._seed,
             )

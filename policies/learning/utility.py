@@ -7,9 +7,9 @@ attribute). A request that ended in an error with no quality report is an automa
 it scores ``failure_quality``. A request with neither a quality nor an error tells nothing
 about how good its route was and is left out of the data set.
 
-The defaults value one quality point (e.g. one task fully right instead of fully wrong) at
-$1 and at 100 s: a $0.10 route must be ten points better to be worth it, and a route 10 s
-slower must be ten points better. Users with other trade-offs set the weights in the policy
+The default cost weight is the one the shipped prior was fitted with (``policies.prior``:
+0.25 per USD, so a route $0.40 dearer must be ten quality points better); the latency weight
+values 10 s at ten points. Users with other trade-offs set the weights in the policy
 YAML (if the schema carries them) or on the ``rlm-router train`` command line.
 """
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from telemetry.records import RequestRecord
 
-DEFAULT_COST_WEIGHT = 1.0  # utility per USD
+DEFAULT_COST_WEIGHT = 0.25  # utility per USD (policies.prior.LAMBDA)
 DEFAULT_LATENCY_WEIGHT = 0.01  # utility per second
 
 
