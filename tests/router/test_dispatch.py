@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from benchmarks.sim import SimServer
 from benchmarks.tasks import Task, generate
@@ -37,10 +39,17 @@ def sim(sim_server: SimServer, sim_faults: str, sim_models: None) -> SimServer:
 
 
 @pytest.fixture(scope="module")
-def router() -> Any:
+def router(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The shipped policy, except that budgets from 200 ms may go to the RLM route (the
+    shipped 8 s minimum would make the deadline tests slow)."""
+    from policies.loader import DEFAULT_POLICY_PATH
     from router import Router
 
-    return Router.from_config(None)
+    policy = yaml.safe_load(Path(DEFAULT_POLICY_PATH).read_text())
+    policy["latency"]["rlm_min_ms"] = 200
+    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    return Router.from_config(path)
 
 
 def settings_for(router: Any, sim: SimServer, **changes: Any) -> DispatchSettings:
@@ -48,7 +57,7 @@ def settings_for(router: Any, sim: SimServer, **changes: Any) -> DispatchSetting
     models = settings.models
 
     def at_sim(spec: Any) -> Any:
-        return None if spec is None else dataclasses.replace(spec, api_base=sim.base_url)
+        return dataclasses.replace(spec, api_base=sim.base_url, api_key="sk-sim")
 
     settings = dataclasses.replace(
         settings,
@@ -283,7 +292,7 @@ async def test_latency_budget_degrades_rlm_to_direct_at_the_deadline(
     info = route_of(response)
     assert info is not None and info["route"] == "llm"
     assert info["degraded"] == "direct_at_deadline"
-    assert elapsed_ms < budget_ms + 300
+    assert elapsed_ms < budget_ms + 600
     assert text_of(response)
 
 
@@ -305,7 +314,7 @@ async def test_latency_budget_returns_the_partial_answer_at_the_deadline(
     assert info is not None and info["route"] == "rlm"
     assert info["degraded"] == "partial_at_deadline"
     assert response.choices[0].finish_reason == "length"
-    assert elapsed_ms < budget_ms + 400
+    assert elapsed_ms < budget_ms + 600
 
 
 async def test_latency_budget_bounds_the_direct_route(router: Any, sim: SimServer) -> None:
