@@ -1,0 +1,109 @@
+"""ChatRequest.parse: validation, the question/context split, latency budgets, keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from router import ChatRequest, InvalidRequest
+from router.request import QUESTION_MAX_CHARS
+
+
+def _user(content: Any) -> dict[str, Any]:
+    return {"model": "auto", "messages": [{"role": "user", "content": content}]}
+
+
+def test_short_message_is_all_question() -> None:
+    req = ChatRequest.parse(_user("What is 2 + 2?"))
+    assert req.question == "What is 2 + 2?"
+    assert req.context_spans == ()
+    assert req.context_text == ""
+    assert (req.model, req.stream, req.has_tools, req.n_turns) == ("auto", False, False, 1)
+
+
+def test_long_message_splits_at_the_last_paragraph() -> None:
+    context = "\n".join(f"line {i} || user {i}" for i in range(2000))
+    req = ChatRequest.parse(_user(f"{context}\n\nHow many lines are there?\n"))
+    assert req.question == "How many lines are there?"
+    assert req.context_text == context
+    assert req.context_chars == len(context)
+
+
+def test_a_tiny_final_paragraph_takes_the_one_before() -> None:
+    context = "x " * QUESTION_MAX_CHARS
+    req = ChatRequest.parse(_user(f"{context}\n\nWhich user posted most?\n\nAnswer:"))
+    assert req.question == "Which user posted most?\n\nAnswer:"
+
+
+def test_a_long_unbroken_message_keeps_at_most_the_cap_as_question() -> None:
+    text = "\n".join("word " * 20 for _ in range(1000))
+    req = ChatRequest.parse(_user(text))
+    assert 0 < len(req.question) <= QUESTION_MAX_CHARS
+    assert req.context_chars + len(req.question) <= len(text)
+
+
+def test_earlier_turns_and_system_are_context() -> None:
+    body = {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "My cat is Tom."},
+            {"role": "assistant", "content": [{"type": "text", "text": "Nice."}]},
+            {"role": "user", "content": "What is my cat's name?"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "stream": True,
+    }
+    req = ChatRequest.parse(body)
+    assert req.question == "What is my cat's name?"
+    assert req.context_text == "Be brief.\n\nMy cat is Tom.\n\nNice."
+    assert (req.n_turns, req.has_tools, req.stream, req.model) == (2, True, True, None)
+
+
+def test_latency_budget_from_header_or_metadata() -> None:
+    assert ChatRequest.parse(_user("hi"), {"X-Latency-Budget-Ms": "250"}).latency_budget_ms == 250.0
+    body = {**_user("hi"), "metadata": {"latency_budget_ms": 1200}}
+    assert ChatRequest.parse(body).latency_budget_ms == 1200.0
+    assert ChatRequest.parse(_user("hi")).latency_budget_ms is None
+
+
+@pytest.mark.parametrize("value", ["-5", "soon", "nan", "inf"])
+def test_bad_latency_budget_header_is_invalid(value: str) -> None:
+    with pytest.raises(InvalidRequest, match="x-latency-budget-ms"):
+        ChatRequest.parse(_user("hi"), {"x-latency-budget-ms": value})
+
+
+@pytest.mark.parametrize("value", [-1, True, "x", [1]])
+def test_bad_latency_budget_metadata_is_invalid(value: object) -> None:
+    with pytest.raises(InvalidRequest, match=r"metadata\.latency_budget_ms"):
+        ChatRequest.parse({**_user("hi"), "metadata": {"latency_budget_ms": value}})
+
+
+def test_api_key_from_proxy_metadata() -> None:
+    body = {**_user("hi"), "metadata": {"user_api_key_alias": "team-a", "user_api_key": "sk-1"}}
+    assert ChatRequest.parse(body).api_key == "team-a"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([], "JSON object"),
+        ({}, "'messages'"),
+        ({"messages": []}, "'messages'"),
+        ({"messages": ["hi"]}, r"messages\[0\] must be an object"),
+        ({"messages": [{"content": "hi"}]}, r"messages\[0\]\.role"),
+        ({"messages": [{"role": "user", "content": 3}]}, r"messages\[0\]\.content"),
+        ({"messages": [{"role": "system", "content": "x"}]}, "no user message"),
+        ({"model": 3, "messages": [{"role": "user", "content": "x"}]}, "'model'"),
+        ({"stream": "yes", "messages": [{"role": "user", "content": "x"}]}, "'stream'"),
+    ],
+)
+def test_malformed_requests_say_what_is_wrong(body: Any, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        ChatRequest.parse(body)
+
+
+def test_parsing_a_large_message_copies_nothing() -> None:
+    text = "r || 1\n" * 1_000_000 + "\nHow many records?"
+    req = ChatRequest.parse(_user(text))
+    assert req.context_spans[0].text is text
