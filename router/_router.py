@@ -107,6 +107,13 @@ class Router:
             warning=state.warning,
         )
 
+    async def acompletion(self, **openai_kwargs: Any) -> Any:
+        """Decide and dispatch (see ``router.dispatch``): a litellm ``ModelResponse``, or with
+        ``stream=True`` an async iterator of chunks; the route is in ``_hidden_params``."""
+        from router.dispatch import dispatcher_for
+
+        return await dispatcher_for(self).acompletion(**openai_kwargs)
+
     def reload(self, path: str | Path | None = None) -> bool:
         """Re-read the policy (default: the current one's file). On any failure keep serving
         the last good policy, record why in ``warning`` and return False."""

@@ -873,16 +873,19 @@ class Dispatcher:
 
 
 def dispatcher_for(router: Any) -> Dispatcher:
-    """The ``Dispatcher`` behind ``Router.acompletion`` (built once per router, from its policy)."""
-    dispatcher = getattr(router, "_dispatcher", None)
-    if not isinstance(dispatcher, Dispatcher):
-        dispatcher = Dispatcher(
-            decide=router.decide,
-            decide_parsed=getattr(router, "decide_parsed", None),
-            settings=DispatchSettings.from_policy(router.policy),
-            telemetry=getattr(router, "telemetry", None),
-        )
-        router._dispatcher = dispatcher
+    """The ``Dispatcher`` behind ``Router.acompletion``: built from the router's policy, and
+    rebuilt when ``Router.reload`` swapped the policy."""
+    cached = getattr(router, "_dispatcher", None)
+    policy = router.policy
+    if isinstance(cached, tuple) and cached[0] is policy:
+        return cached[1]
+    dispatcher = Dispatcher(
+        decide=router.decide,
+        decide_parsed=getattr(router, "decide_parsed", None),
+        settings=DispatchSettings.from_policy(policy),
+        telemetry=getattr(router, "telemetry", None),
+    )
+    router._dispatcher = (policy, dispatcher)
     return dispatcher
 
 

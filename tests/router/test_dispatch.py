@@ -329,3 +329,33 @@ async def test_latency_budget_bounds_the_direct_route(router: Any, sim: SimServe
             extra_headers={"x-sim-fault": "timeout", "x-latency-budget-ms": "400"},
         )
     assert (time.monotonic() - started) * 1000 < 400 + 400
+
+
+# ── the library entry point ──
+
+
+@pytest.fixture
+def library_router(sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A Router whose policy points every route at the simulator (key from the env)."""
+    from policies.loader import DEFAULT_POLICY_PATH
+    from router import Router
+
+    policy = yaml.safe_load(Path(DEFAULT_POLICY_PATH).read_text())
+    for role in ("direct", "rlm_root", "rlm_sub"):
+        policy["models"][role].update(api_base=sim.base_url, api_key_env="RLM_ROUTER_TEST_KEY")
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("RLM_ROUTER_TEST_KEY", "sk-sim")
+    return Router.from_config(path)
+
+
+async def test_router_acompletion_decides_and_dispatches(library_router: Any) -> None:
+    short = generate("chat", seed=2)
+    response = await library_router.acompletion(model="auto", messages=short.messages())
+    assert route_of(response)["route"] == "llm"  # type: ignore[index]
+    assert short.score(text_of(response)) == 1.0
+
+    long = long_compositional(seed=4)
+    response = await library_router.acompletion(model="auto", messages=long.messages())
+    assert route_of(response)["route"] == "rlm"  # type: ignore[index]
+    assert long.score(text_of(response)) == 1.0
