@@ -1,0 +1,89 @@
+"""Threshold calibration and the policy / route CLI commands."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.tasks import generate
+from policies import calibrate_threshold, load_policy
+from policies.loader import DEFAULT_POLICY_PATH
+from router.cli import main
+
+
+def test_threshold_is_the_score_quantile() -> None:
+    scores = [i / 100 for i in range(100)]
+    threshold = calibrate_threshold(scores, 0.2)
+    assert sum(s >= threshold for s in scores) == 20
+    assert calibrate_threshold(scores, 0.0) > max(scores)
+    assert calibrate_threshold(scores, 1.0) == 0.0
+    with pytest.raises(ValueError):
+        calibrate_threshold(scores, 1.5)
+
+
+def _sample(path: Path) -> None:
+    lines = []
+    for i in range(40):
+        family = ["chat", "qa", "niah", "oolong", "oolong_pairs"][i % 5]
+        task = generate(family, n_tokens=1_000 * (1 + i), seed=i)
+        body = {"messages": task.messages()}
+        lines.append(json.dumps(body if i % 2 else {"request": body, "headers": {}}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_calibrate_writes_the_threshold_in_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample, out = tmp_path / "sample.jsonl", tmp_path / "calibrated.yaml"
+    _sample(sample)
+    argv = ["policy", "calibrate", "--requests", str(sample), "--escalation-rate", "0.2"]
+    assert main([*argv, "--write", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["achieved_escalation_rate"] == pytest.approx(0.2, abs=0.05)
+    policy = load_policy(out)
+    assert policy.classifier.threshold == pytest.approx(report["threshold"], abs=1e-6)
+    # Only the threshold changed; comments survive.
+    before = DEFAULT_POLICY_PATH.read_text().splitlines()
+    after = out.read_text().splitlines()
+    assert len(before) == len(after)
+    changed = [a for a, b in zip(after, before, strict=True) if a != b]
+    assert len(changed) == 1 and changed[0].strip().startswith("threshold:")
+
+
+def test_policy_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "check", str(DEFAULT_POLICY_PATH)]) == 0
+    assert "ok:" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEFAULT_POLICY_PATH.read_text().replace("threshold: 0.5", "threshold: 2"))
+    assert main(["policy", "check", str(bad)]) == 1
+    assert f"{bad}:" in capsys.readouterr().err
+
+
+def test_route_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    body = {"messages": generate("oolong_pairs", n_tokens=8_000, seed=0).messages()}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(body)))
+    assert main(["route", "--json"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    for key in (
+        "route",
+        "score",
+        "threshold",
+        "rule",
+        "features",
+        "contributions",
+        "policy_version",
+    ):
+        assert key in decision
+    assert decision["route"] == "rlm"
+
+
+def test_route_rejects_invalid_requests(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"messages": []}'))
+    assert main(["route", "--explain"]) == 2
+    assert "'messages'" in capsys.readouterr().err
