@@ -18,9 +18,9 @@ FEATURES = frozenset(FEATURE_NAMES)
 
 
 def _features(**values: float) -> RequestFeatures:
-    base = dict.fromkeys(FEATURE_NAMES, 0)
+    base: dict[str, Any] = dict.fromkeys(FEATURE_NAMES, 0)
     base.update(values)
-    return RequestFeatures(**base)  # type: ignore[arg-type]
+    return RequestFeatures(**base)
 
 
 def test_the_shipped_prior_is_versioned_json() -> None:
