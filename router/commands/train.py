@@ -1,0 +1,213 @@
+"""``rlm-router train``: retrain the routing classifier from traces, promote it only if better.
+
+Exit status: 0 = the new classifier was promoted and written to ``--out``; 1 = the current
+one was kept (nothing written); 2 = training was impossible (unreadable files, an invalid
+policy, or traces that cannot support an unbiased estimate: no propensities, no exploration).
+The report goes to stdout, the progress bar to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+EXIT_PROMOTED = 0
+EXIT_KEPT = 1
+EXIT_CANNOT_TRAIN = 2
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from policies.learning.utility import DEFAULT_COST_WEIGHT, DEFAULT_LATENCY_WEIGHT
+
+    parser = subparsers.add_parser(
+        "train",
+        help="retrain the routing policy from traces",
+        description="Build an off-policy data set from OTLP-JSON-lines traces (rlm-router's "
+        "or an OpenTelemetry Collector's file exporter) and feedback, fit a new classifier "
+        "with inverse-propensity (doubly-robust) weighting, estimate offline the new and the "
+        "current policy's value with a confidence interval, and write the new classifier "
+        "only if the interval of the improvement lies above zero. Inner sub-calls are never "
+        "training data.",
+        epilog="exit status: 0 promoted (written to --out), 1 current policy kept, 2 cannot train",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--traces",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="OTLP-JSON-lines trace files",
+    )
+    parser.add_argument(
+        "--feedback",
+        nargs="*",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="feedback JSON-lines files (quality by decision id)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="POLICY_YAML",
+        help="the current policy (default: the shipped one); its classifier and threshold "
+        "are what the new classifier must beat",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="ARTIFACT_JSON",
+        help="where to write the new classifier artifact if it is promoted",
+    )
+    parser.add_argument(
+        "--cost-weight",
+        type=float,
+        default=DEFAULT_COST_WEIGHT,
+        help="utility lost per USD spent",
+    )
+    parser.add_argument(
+        "--latency-weight",
+        type=float,
+        default=DEFAULT_LATENCY_WEIGHT,
+        help="utility lost per second of latency",
+    )
+    parser.add_argument(
+        "--failure-quality",
+        type=float,
+        default=0.0,
+        help="quality of a request that failed and has no feedback",
+    )
+    parser.add_argument(
+        "--estimator",
+        choices=("dr", "ips"),
+        default="dr",
+        help="offline estimator: doubly robust or inverse propensity scoring",
+    )
+    parser.add_argument(
+        "--holdout",
+        type=float,
+        default=0.3,
+        help="share of requests held out to evaluate (never fitted on)",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=0.95,
+        help="confidence level of the bootstrap interval",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and bootstrap")
+    parser.add_argument(
+        "--version",
+        default=None,
+        help="version name of the new classifier (default: learned-<UTC time>)",
+    )
+    parser.add_argument(
+        "--report-json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the report's figures as JSON",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from policies import ArtifactError, LinearClassifier, PolicyError, load_policy
+    from policies.learning import TrainingConfig, TrainingDataError, Utility, train
+    from router.features import FEATURE_NAMES
+    from telemetry import load_request_records
+
+    missing = [str(p) for p in [*args.traces, *args.feedback] if not p.is_file()]
+    if missing:
+        return _fail(f"no such file: {', '.join(missing)}")
+    progress = ProgressBar(sys.stderr)
+    try:
+        utility = Utility(
+            cost_weight=args.cost_weight,
+            latency_weight=args.latency_weight,
+            failure_quality=args.failure_quality,
+        )
+        config = TrainingConfig(
+            utility=utility,
+            estimator=args.estimator,
+            holdout=args.holdout,
+            confidence=args.confidence,
+            seed=args.seed,
+        )
+        policy = load_policy(args.config)
+        current = LinearClassifier.load(
+            policy.classifier.artifact_path(), feature_names=frozenset(FEATURE_NAMES)
+        )
+        progress("reading traces", 0, 1)
+        records = load_request_records(args.traces, args.feedback)
+        progress("reading traces", 1, 1)
+        report = train(
+            records,
+            current,
+            threshold=policy.classifier.threshold,
+            config=config,
+            version=args.version,
+            progress=progress,
+        )
+    except (ValueError, PolicyError, ArtifactError, TrainingDataError, OSError) as exc:
+        progress.close()
+        return _fail(str(exc))
+    progress.close()
+    print(f"rlm-router train: policy {policy.version}, threshold {policy.classifier.threshold:g}")
+    print(report.render())
+    if args.report_json is not None:
+        args.report_json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if not report.promoted:
+        print(f"nothing written; {args.out} unchanged")
+        return EXIT_KEPT
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report.artifact.dump(args.out)
+    print(
+        f"wrote {args.out} ({report.artifact.version}); to serve it set "
+        f"`classifier: {{artifact: {args.out}}}` in the policy and reload"
+    )
+    return EXIT_PROMOTED
+
+
+def _fail(message: str) -> int:
+    print(f"rlm-router train: {message}", file=sys.stderr)
+    return EXIT_CANNOT_TRAIN
+
+
+class ProgressBar:
+    """A one-line progress bar per stage on a stream (redrawn in place on a terminal)."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self._stage: str | None = None
+        self._started = time.monotonic()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            if self._stage is not None and self.tty:
+                self.stream.write("\n")
+            self._stage = stage
+            self._started = time.monotonic()
+        if not self.tty and done != total:
+            return  # one line per finished stage in logs
+        filled = self.width * done // max(1, total)
+        bar = "#" * filled + "." * (self.width - filled)
+        elapsed = time.monotonic() - self._started
+        line = f"{stage:<16} [{bar}] {done}/{total} {elapsed:5.1f}s"
+        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._stage is not None and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._stage = None
