@@ -85,10 +85,11 @@ def _status(exc: BaseException) -> int | None:
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        headers = getattr(exc, "litellm_response_headers", None)
+    """The provider's requested wait, from the error's response headers (litellm keeps them in
+    ``litellm_response_headers``; its ``response`` is often a stand-in without headers)."""
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(
+        getattr(exc, "response", None), "headers", None
+    )
     if not headers:
         return None
     value = headers.get("retry-after-ms")
