@@ -53,12 +53,20 @@ _PRELUDE = '''import json
 import re
 from collections import Counter
 
-if isinstance(context, str):
-    text = context
-elif isinstance(context, (list, tuple)):
-    text = "\\n".join(c if isinstance(c, str) else json.dumps(c) for c in context)
-else:
-    text = json.dumps(context)
+
+
+def as_text(value):
+    """Flatten strings, lists and dicts (keys as headings) into lines of text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "\\n".join(f"{key}:\\n{as_text(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return "\\n".join(as_text(item) for item in value)
+    return json.dumps(value)
+
+
+text = as_text(context)
 
 
 def split_text(s, size):

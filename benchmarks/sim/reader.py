@@ -143,12 +143,51 @@ def _lookup(reading: Reading, text: str, q: Question) -> str | None:
     return None
 
 
+_STOPWORDS = frozenset(
+    [
+        "what",
+        "which",
+        "when",
+        "where",
+        "does",
+        "that",
+        "this",
+        "with",
+        "from",
+        "have",
+        "about",
+        "text",
+        "context",
+        "there",
+        "their",
+        "would",
+        "could",
+        "should",
+        "into",
+        "only",
+        "answer",
+        "question",
+    ]
+)
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:6] for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
+
+
 def _extract(text: str, question: str) -> str | None:
-    """The sentence of ``text`` sharing the most words with ``question`` (at least two)."""
-    wanted = set(_WORD.findall(question.lower()))
-    best, best_score = None, 1
+    """The sentence of ``text`` sharing the most word stems with ``question``.
+
+    At least two shared stems (or all of them when the question has fewer), so a chunk with
+    nothing relevant gets no answer rather than a random sentence.
+    """
+    wanted = _stems(question)
+    needed = min(2, len(wanted))
+    if needed == 0:
+        return None
+    best, best_score = None, needed - 1
     for sentence in _SENTENCE.findall(text):
-        score = len(wanted & set(_WORD.findall(sentence.lower())))
+        score = len(wanted & _stems(sentence))
         if score > best_score:
             best, best_score = sentence.strip(), score
     return best
