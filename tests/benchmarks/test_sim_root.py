@@ -156,7 +156,7 @@ async def test_rlm_recursion_on_a_million_tokens(sim_server: SimServer) -> None:
 async def test_rlm_generic_program_and_structured_contexts(sim_server: SimServer) -> None:
     haystack = generate("niah", n_tokens=32_000, seed=0).context
     generic = await _engine(sim_server).acompletion("What did the orchestra rehearse?", haystack)
-    assert generic.answer is not None and generic.answer.startswith("The orchestra rehearsed")
+    assert generic.answer is not None and "orchestra rehearsed" in generic.answer.lower()
     task = generate("oolong", n_tokens=32_000, seed=2, kind="count")
     lines = task.context.split("\n")
     as_list = ["\n".join(lines[i : i + 300]) for i in range(0, len(lines), 300)]
