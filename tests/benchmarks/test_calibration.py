@@ -75,3 +75,11 @@ def test_draws_are_deterministic_and_seeded() -> None:
     assert draw(0, "sim-large", "item", 1000) != draw(1, "sim-large", "item", 1000)
     hits = sum(caught(large, 0, f"item {i}", 131_000) for i in range(4000))
     assert hits / 4000 == pytest.approx(recall(large, 131_000), abs=0.03)
+
+
+def test_calibration_table_tool() -> None:
+    from benchmarks.sim.calibrate import table
+
+    rows = table(SIM_MODELS["sim-mini"], seeds=1, lengths=(4_000,))
+    assert rows[0][:3] == ["tokens", "r dense", "r sparse"]
+    assert len(rows) == 2 and all(0.0 <= float(x) <= 1.0 for x in rows[1][1:])

@@ -224,3 +224,16 @@ async def test_in_process_server_and_latency_model() -> None:
     )
     assert response.choices[0].message.content == "7"
     assert elapsed >= modelled
+
+
+async def test_stats_count_requests_and_tokens(sim_server: SimServer) -> None:
+    async with httpx.AsyncClient() as client:
+        before = (await client.get(f"{sim_server.url}/sim/stats")).json()
+        response = await _complete(
+            sim_server, [{"role": "user", "content": "What is 5 plus 5?"}], model="openai/sim-small"
+        )
+        after = (await client.get(f"{sim_server.url}/sim/stats")).json()
+    count = before["requests"].get("sim-small", 0)
+    assert after["requests"]["sim-small"] == count + 1
+    tokens = after["prompt_tokens"]["sim-small"] - before["prompt_tokens"].get("sim-small", 0)
+    assert tokens == response.usage.prompt_tokens
