@@ -226,7 +226,7 @@ def _timed_official_clients(spans: list[tuple[str, float, float]]) -> Iterator[N
     """Record (model, start, end) of every provider call the official engine makes."""
     from rlm.clients.openai import OpenAIClient
 
-    original = OpenAIClient.completion
+    original, original_async = OpenAIClient.completion, OpenAIClient.acompletion
 
     def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -235,11 +235,19 @@ def _timed_official_clients(spans: list[tuple[str, float, float]]) -> Iterator[N
         finally:
             spans.append((str(self.model_name), started, time.perf_counter()))
 
+    async def timed_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await original_async(self, *args, **kwargs)
+        finally:
+            spans.append((str(self.model_name), started, time.perf_counter()))
+
     OpenAIClient.completion = timed
+    OpenAIClient.acompletion = timed_async  # its batched sub-calls
     try:
         yield
     finally:
-        OpenAIClient.completion = original
+        OpenAIClient.completion, OpenAIClient.acompletion = original, original_async
 
 
 def _union_s(spans: list[tuple[str, float, float]]) -> float:
