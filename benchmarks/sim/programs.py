@@ -103,7 +103,12 @@ if len(text) > PART_CHARS:
     print(f"{len(text)} characters: delegating {len(parts)} parts to child RLMs")
     partial = empty()
     for part in parts:
-        partial = merge(partial, parse_json(rlm_query(SUB_QUESTION, context=part), empty()))
+        try:
+            found = parse_json(rlm_query(SUB_QUESTION, context=part), None)
+        except Exception as exc:  # e.g. at the depth limit the part is too big for one call
+            print("child failed:", str(exc)[:200])
+            found = None
+        partial = merge(partial, found if found is not None else map_part(part))
 else:
     partial = map_part(text)
 print("partial:", json.dumps(partial)[:1500])
