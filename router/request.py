@@ -2,14 +2,13 @@
 
 The split between the *question* and the bulk *context* is defined here, once:
 
-- The question is taken from the last ``user`` message. When that message is short
-  (at most ``QUESTION_MAX_CHARS``) it is the question in full.
-- When it is longer, it is read as "context, blank line, question" (the shape of
-  long-context prompts and of ``benchmarks.tasks``): the question is its final paragraph,
-  i.e. the text after the last blank line (``"\\n\\n"``). A final paragraph shorter than
-  ``MIN_QUESTION_CHARS`` (a trailing "Answer:" cue) takes the paragraph before it too. A final
-  paragraph longer than ``QUESTION_MAX_CHARS`` is cut to its last ``QUESTION_MAX_CHARS``
-  characters, starting at a line break when there is one.
+- The question is taken from the last ``user`` message, read as "context, blank line,
+  question" (the shape of long-context prompts and of ``benchmarks.tasks``): the question is
+  its final paragraph, i.e. the text after the last blank line (``"\\n\\n"``); a message
+  without a blank line is all question. A final paragraph shorter than ``MIN_QUESTION_CHARS``
+  (a trailing "Answer:" cue) takes the paragraph before it too. A final paragraph longer than
+  ``QUESTION_MAX_CHARS`` is cut to its last ``QUESTION_MAX_CHARS`` characters, starting at a
+  line break when there is one.
 - Everything else is context: system messages, earlier turns (all roles) and the part of the
   last user message before the question.
 
@@ -159,19 +158,14 @@ def _split_question(spans: list[TextSpan]) -> tuple[str, list[TextSpan]]:
     """(question, context spans before it) for the last user message's text parts."""
     if not spans:
         return "", []
-    total = sum(len(span) for span in spans)
-    last = spans[-1]
-    if total <= QUESTION_MAX_CHARS:
-        return "\n\n".join(span.materialize() for span in spans).strip(), []
-    text, start, end = last
+    text, start, end = spans[-1]
     # Skip trailing whitespace so a final "\n\n" does not make an empty question.
     stop = end
     while stop > start and text[stop - 1].isspace():
         stop -= 1
     cut = text.rfind("\n\n", start, stop)
     if cut >= 0 and stop - (cut + 2) < MIN_QUESTION_CHARS:
-        earlier = text.rfind("\n\n", start, cut)
-        cut = earlier if earlier >= 0 else cut
+        cut = text.rfind("\n\n", start, cut)  # -1: the whole message is the question
     q_start = head_end = cut + 2 if cut >= 0 else start
     if cut >= 0:
         head_end = cut

@@ -1,0 +1,165 @@
+"""Decision latency: ``Router.decide`` vs LiteLLM's complexity router, on the same requests.
+
+``python -m benchmarks.decision_bench [--sizes 1000,32000,1000000,10000000] [--out out/]``
+
+For each size an OOLONG-style request (``benchmarks.tasks``) is built once; both deciders see
+the same request dict. Ours is the whole decision (parse, features, rules, classifier); the
+complexity router's is its local (rules-only) path: pick the user ask and system prompt, then
+``classify`` it. Also measured: our token estimate against an exact tiktoken count.
+Prints a table and writes ``decision_bench.json``. Targets (issue 4): p50 < 0.2 ms at 1K,
+< 5 ms at 1M, < 50 ms at 10M tokens; faster than the complexity router at 1K; estimate error
+< 2% at 1M and 10M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.tasks import generate
+from rlm_core.tokens import count_tokens
+from router import Router
+from router.features import REPLY_PRIMER_TOKENS, TOKENS_PER_MESSAGE
+
+TARGETS_P50_MS = {1_000: 0.2, 1_000_000: 5.0, 10_000_000: 50.0}
+# (ours, complexity router) repetitions per size: enough for a stable p50 within minutes.
+REPS = {1_000: (3000, 300), 32_000: (1000, 30), 1_000_000: (200, 3), 10_000_000: (40, 1)}
+
+
+def _percentiles(samples_s: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(samples_s)
+    p99_index = min(len(ordered) - 1, int(0.99 * len(ordered)))
+    return {
+        "p50_ms": statistics.median(ordered) * 1e3,
+        "p99_ms": ordered[p99_index] * 1e3,
+        "n": len(ordered),
+    }
+
+
+def _time(call: Callable[[], object], reps: int) -> dict[str, float]:
+    call()  # warm caches (regexes, tiktoken) outside the measurement
+    samples = []
+    gc.disable()
+    try:
+        for _ in range(reps):
+            start = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - start)
+    finally:
+        gc.enable()
+    return _percentiles(samples)
+
+
+def _complexity_router() -> Any:
+    from litellm.router_strategy.complexity_router.complexity_router import ComplexityRouter
+
+    return ComplexityRouter(
+        model_name="auto",
+        litellm_router_instance=None,
+        complexity_router_config={"tiers": {"SIMPLE": "small", "MEDIUM": "large"}},
+    )
+
+
+def run(sizes: Sequence[int], *, complexity_max: int, seed: int = 0) -> dict[str, Any]:
+    router = Router.from_config()
+    complexity = _complexity_router()
+    rows = []
+    for size in sizes:
+        task = generate("oolong", n_tokens=size, seed=seed)
+        body = {"model": "auto", "messages": task.messages()}
+        ours_reps, theirs_reps = REPS.get(size, (100, 3))
+        decision = router.decide(body)
+        ours = _time(lambda body=body: router.decide(body), ours_reps)
+
+        messages = body["messages"]
+
+        def classify(messages: Any = messages) -> object:
+            ask, system = complexity._extract_user_message_and_system_prompt(messages)
+            return complexity.classify(ask or "", system)
+
+        theirs = _time(classify, theirs_reps) if size <= complexity_max else None
+        text = messages[-1]["content"]
+        exact = count_tokens(text) + TOKENS_PER_MESSAGE * len(messages) + REPLY_PRIMER_TOKENS
+        rows.append(
+            {
+                "tokens": size,
+                "chars": len(text),
+                "route": decision.route,
+                "rule": decision.rule,
+                "ours": ours,
+                "complexity_router": theirs,
+                "token_count": {
+                    "exact": exact,
+                    "features": decision.features.n_tokens,
+                    "estimated": bool(decision.features.tokens_estimated),
+                    "error_pct": 100.0 * (decision.features.n_tokens / exact - 1.0),
+                },
+                "target_p50_ms": TARGETS_P50_MS.get(size),
+            }
+        )
+    return {
+        "benchmark": "decision_latency",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],
+        "policy_version": router.policy_version,
+        "rows": rows,
+    }
+
+
+def _table(result: dict[str, Any]) -> str:
+    header = (
+        f"{'tokens':>10} {'ours p50':>10} {'ours p99':>10} {'target':>8} "
+        f"{'complexity p50':>15} {'p99':>10} {'speed-up':>9} {'tok err':>8} route"
+    )
+    lines = [header, "-" * len(header)]
+    for row in result["rows"]:
+        ours, theirs = row["ours"], row["complexity_router"]
+        target = f"<{row['target_p50_ms']:g}" if row["target_p50_ms"] else "-"
+        if theirs:
+            cr = f"{theirs['p50_ms']:>13.3f}ms {theirs['p99_ms']:>8.3f}ms"
+            speedup = f"{theirs['p50_ms'] / ours['p50_ms']:>8.0f}x"
+        else:
+            cr, speedup = f"{'skipped':>15} {'':>10}", f"{'-':>9}"
+        lines.append(
+            f"{row['tokens']:>10,} {ours['p50_ms']:>8.3f}ms {ours['p99_ms']:>8.3f}ms {target:>8} "
+            f"{cr} {speedup} {row['token_count']['error_pct']:>+7.2f}% {row['route']}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.decision_bench", description=__doc__
+    )
+    parser.add_argument("--sizes", default="1000,32000,1000000,10000000")
+    parser.add_argument(
+        "--complexity-max-tokens",
+        type=int,
+        default=10_000_000,
+        help="skip the complexity router above this size (it takes ~1 min at 10M tokens)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("out"))
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    result = run(sizes, complexity_max=args.complexity_max_tokens)
+    print(_table(result))
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "decision_bench.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
