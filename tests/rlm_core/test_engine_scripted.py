@@ -12,7 +12,6 @@ from typing import Any
 
 import litellm
 import pytest
-from scripted_model import MODEL, ScriptedModel, last_user, turn
 
 from rlm_core import (
     Budget,
@@ -24,6 +23,7 @@ from rlm_core import (
     SandboxLimits,
     StopReason,
 )
+from tests.rlm_core.scripted_model import MODEL, ScriptedModel, last_user, turn
 
 FAST_LIMITS = SandboxLimits(wall_seconds=3.0, cpu_seconds=1, memory_mb=512, max_processes=16)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from telemetry_support import Wired, wired_telemetry
+
+from tests.telemetry.telemetry_support import Wired, wired_telemetry
 
 
 @pytest.fixture

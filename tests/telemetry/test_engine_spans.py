@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from telemetry_support import SampleDecision, Wired
 
 from telemetry import semconv as sc
+from tests.telemetry.telemetry_support import SampleDecision, Wired
 
 MODEL = "openai/gpt-4o-mini"  # in litellm's cost map, so costs are real numbers
 FENCE = "`" * 3

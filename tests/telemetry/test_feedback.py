@@ -7,12 +7,12 @@ import math
 from pathlib import Path
 
 import pytest
-from telemetry_support import Wired
 
 from telemetry import FeedbackRecord, read_feedback, record_feedback
 from telemetry import semconv as sc
 from telemetry.feedback import feedback_from_spans
 from telemetry.otlp_json import encode_spans_line, parse_line
+from tests.telemetry.telemetry_support import Wired
 
 
 def test_feedback_span_metric_and_file(wired: Wired, tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from telemetry_support import scrape_names, simulate_traffic
 
 from telemetry import Telemetry
 from telemetry.metrics import PROMETHEUS_NAMES
+from tests.telemetry.telemetry_support import scrape_names, simulate_traffic
 
 PROMQL_WORDS = {
     "sum", "rate", "increase", "histogram_quantile", "by", "without", "le", "avg", "max",

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from telemetry_support import SampleDecision, Wired
 
 from telemetry import semconv as sc
+from tests.telemetry.telemetry_support import SampleDecision, Wired
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 # Every attribute key our request and chat spans may carry.

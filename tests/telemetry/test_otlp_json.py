@@ -11,11 +11,11 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from telemetry_support import SampleDecision
 
 from telemetry import OtlpJsonLinesSpanExporter, Telemetry, read_spans
 from telemetry import semconv as sc
 from telemetry.otlp_json import parse_line
+from tests.telemetry.telemetry_support import SampleDecision
 
 COLLECTOR_FILE = Path(__file__).parent / "data" / "collector_traces.jsonl"
 

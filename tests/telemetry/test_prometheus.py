@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from telemetry_support import scrape_names, simulate_traffic
 
 from telemetry import Telemetry
 from telemetry.metrics import PROMETHEUS_NAMES
+from tests.telemetry.telemetry_support import scrape_names, simulate_traffic
 
 pytestmark = pytest.mark.server
 

@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from telemetry_support import SampleDecision, Wired, write_sample_traces
 
 from router.cli import main
 from telemetry import semconv as sc
 from telemetry.records import iter_request_records, load_request_records
 from telemetry.report import bucket_by_time, percentile, render_report
+from tests.telemetry.telemetry_support import SampleDecision, Wired, write_sample_traces
 
 N = 240
 

@@ -13,9 +13,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-from telemetry_support import write_sample_traces
 
 from telemetry.report import ROUTE_COLORS, write_report
+from tests.telemetry.telemetry_support import write_sample_traces
 
 pytestmark = pytest.mark.server
 

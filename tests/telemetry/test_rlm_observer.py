@@ -11,12 +11,12 @@ import time
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
-from telemetry_support import SampleDecision, Wired
 
 from rlm_core import EngineObserver
 from rlm_core.budget import StopReason, Usage
 from rlm_core.trajectory import Execution, Iteration, ModelCall, Node
 from telemetry import semconv as sc
+from tests.telemetry.telemetry_support import SampleDecision, Wired
 
 
 class _Result:

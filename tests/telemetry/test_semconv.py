@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from telemetry_support import SampleDecision, SampleFeatures
-
 from telemetry import semconv as sc
+from tests.telemetry.telemetry_support import SampleDecision, SampleFeatures
 
 
 def test_drop_unset_keeps_falsy_values() -> None:
