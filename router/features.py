@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 from rlm_core.tokens import encoding
 from router.request import ChatRequest, TextSpan
@@ -102,7 +102,8 @@ class RequestFeatures:
     n_messages: int
 
     def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies recursively (~0.4 ms; this runs per request).
+        return {name: getattr(self, name) for name in FEATURE_NAMES}
 
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in fields(RequestFeatures))
