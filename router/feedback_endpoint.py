@@ -83,15 +83,23 @@ def parse_feedback(raw: bytes) -> tuple[str, float, str | None]:
     return decision_id.strip(), float(quality), comment
 
 
-def feedback_router(telemetry: TelemetrySource) -> "APIRouter":
-    """The FastAPI router serving ``POST /rlm-router/feedback``."""
+def feedback_router(telemetry: TelemetrySource, *, authenticate: bool = True) -> "APIRouter":
+    """The FastAPI router serving ``POST /rlm-router/feedback``.
+
+    ``authenticate`` puts the proxy's ``user_api_key_auth`` in front (always, in the proxy);
+    without it the route is open, for apps that mount it on their own authenticated app.
+    """
     from fastapi import APIRouter, Depends, Request
     from fastapi.responses import JSONResponse
-    from litellm.proxy.auth.user_api_key_auth import user_api_key_auth
 
+    dependencies = []
+    if authenticate:
+        from litellm.proxy.auth.user_api_key_auth import user_api_key_auth
+
+        dependencies.append(Depends(user_api_key_auth))
     router = APIRouter()
 
-    @router.post(FEEDBACK_PATH, tags=["rlm-router"], dependencies=[Depends(user_api_key_auth)])
+    @router.post(FEEDBACK_PATH, tags=["rlm-router"], dependencies=dependencies)
     async def record_feedback(request: Request) -> JSONResponse:
         """Record the outcome quality (0..1) of a routed request by its decision id."""
         return await handle_feedback(request, telemetry)
