@@ -179,6 +179,7 @@ def plugin_config(base_url: str, *, policy: str | None = None) -> dict[str, Any]
 @dataclass
 class Measurement:
     latencies_ms: list[float] = field(default_factory=list)
+    paired_diffs_ms: list[float] = field(default_factory=list)
     throughput_rps: list[float] = field(default_factory=list)
     errors: int = 0
 
@@ -200,15 +201,35 @@ async def _one(client: httpx.AsyncClient, url: str, model: str, i: int) -> float
     return elapsed if response.status_code == 200 else None
 
 
-async def _latency_round(url: str, model: str, n: int, into: Measurement) -> None:
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str  # the proxy's chat-completions URL
+    model: str  # what the client sends: the direct model (bare) or "auto" (plugin)
+
+
+async def _paired_latency(targets: list[Target], n: int, into: dict[str, Measurement]) -> None:
+    """Sequential requests cycling through the proxies, so neighbours see the same machine.
+
+    ``paired_diffs_ms`` of each non-bare target is its latency minus the bare request's in
+    the same cycle.
+    """
     headers = {"Authorization": f"Bearer {MASTER_KEY}"}
     async with httpx.AsyncClient(headers=headers, timeout=30.0) as client:
         for i in range(n):
-            result = await _one(client, url, model, i)
-            if result is None:
-                into.errors += 1
-            else:
-                into.latencies_ms.append(result)
+            shift = i % len(targets)
+            got: dict[str, float] = {}
+            for target in targets[shift:] + targets[:shift]:
+                result = await _one(client, target.url, target.model, i)
+                if result is None:
+                    into[target.name].errors += 1
+                else:
+                    into[target.name].latencies_ms.append(result)
+                    got[target.name] = result
+            if "bare" in got:
+                for name, value in got.items():
+                    if name != "bare":
+                        into[name].paired_diffs_ms.append(value - got["bare"])
 
 
 async def _throughput_round(
@@ -233,33 +254,26 @@ async def _throughput_round(
         into.throughput_rps.append(ok / (time.perf_counter() - started))
 
 
-async def _warm(url: str, model: str) -> None:
-    await _latency_round(url, model, 20, Measurement())
-
-
 async def measure(
-    bare_url: str, plugin_url: str, *, requests: int, rounds: int, concurrency: int
+    targets: list[Target], *, requests: int, rounds: int, concurrency: int
 ) -> dict[str, Measurement]:
-    bare, plugin = Measurement(), Measurement()
-    targets = (("bare", bare_url, "sim-large", bare), ("plugin", plugin_url, "auto", plugin))
-    for _, url, model, _m in targets:
-        await _warm(f"{url}/v1/chat/completions", model)
+    results = {t.name: Measurement() for t in targets}
+    await _paired_latency(targets, 20, {t.name: Measurement() for t in targets})  # warm-up
     per_round = max(1, requests // rounds)
     for r in range(rounds):
-        # Alternate which proxy goes first so neither always runs on a warmer machine.
-        order = targets if r % 2 == 0 else targets[::-1]
-        for _, url, model, into in order:
-            await _latency_round(f"{url}/v1/chat/completions", model, per_round, into)
-        for _, url, model, into in order:
+        await _paired_latency(targets, per_round, results)
+        # Rotate which proxy goes first so none always runs on a warmer machine.
+        shift = r % len(targets)
+        for target in targets[shift:] + targets[:shift]:
             await _throughput_round(
-                f"{url}/v1/chat/completions", model, per_round, concurrency, into
+                target.url, target.model, per_round, concurrency, results[target.name]
             )
-    return {"bare": bare, "plugin": plugin}
+    return results
 
 
 def summarize(results: dict[str, Measurement], *, concurrency: int) -> dict[str, Any]:
-    bare, plugin = results["bare"], results["plugin"]
-    rows = {}
+    bare = results["bare"]
+    rows: dict[str, dict[str, Any]] = {}
     for name, m in results.items():
         rows[name] = {
             "requests": len(m.latencies_ms),
@@ -268,62 +282,109 @@ def summarize(results: dict[str, Measurement], *, concurrency: int) -> dict[str,
             "p95_ms": m.p(0.95),
             "throughput_rps": statistics.median(m.throughput_rps) if m.throughput_rps else 0.0,
         }
-    added_p50 = rows["plugin"]["p50_ms"] - rows["bare"]["p50_ms"]
-    ratio = (
-        rows["plugin"]["throughput_rps"] / rows["bare"]["throughput_rps"]
-        if rows["bare"]["throughput_rps"]
-        else 0.0
-    )
+        if name == "bare":
+            continue
+        # Added latency: the median of paired differences (each request against the bare
+        # request next to it), robust to load drifting on a shared machine.
+        pairs = list(zip(bare.throughput_rps, m.throughput_rps, strict=False))
+        ratios = [p / b for b, p in pairs if b]
+        added = statistics.median(m.paired_diffs_ms) if m.paired_diffs_ms else float("nan")
+        ratio = statistics.median(ratios) if ratios else 0.0
+        rows[name].update(
+            added_p50_ms=added,
+            p50_difference_ms=rows[name]["p50_ms"] - rows["bare"]["p50_ms"],
+            throughput_ratio=ratio,
+            throughput_ratio_per_round=ratios,
+            meets_targets={"added_p50": added < 1.0, "throughput": ratio >= 0.95},
+        )
     return {
         "proxies": rows,
         "concurrency": concurrency,
-        "added_p50_ms": added_p50,
-        "throughput_ratio": ratio,
         "targets": {"added_p50_ms_below": 1.0, "throughput_ratio_at_least": 0.95},
-        "met": {
-            "added_p50": added_p50 < 1.0,
-            "throughput": ratio >= 0.95,
-        },
-        "bare_errors": bare.errors,
-        "plugin_errors": plugin.errors,
     }
 
 
 def render(summary: dict[str, Any]) -> str:
-    lines = [
-        f"{'proxy':<8} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8}",
-    ]
+    header = (
+        f"{'proxy':<18} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8}"
+        f" {'added p50 ms':>13} {'thr. ratio':>10}"
+    )
+    lines = [header]
     for name, row in summary["proxies"].items():
+        added = f"{row['added_p50_ms']:+.2f}" if "added_p50_ms" in row else "-"
+        ratio = f"{row['throughput_ratio']:.3f}" if "throughput_ratio" in row else "-"
         lines.append(
-            f"{name:<8} {row['requests']:>8} {row['errors']:>6} {row['p50_ms']:>8.2f} "
-            f"{row['p95_ms']:>8.2f} {row['throughput_rps']:>8.1f}"
+            f"{name:<18} {row['requests']:>8} {row['errors']:>6} {row['p50_ms']:>8.2f} "
+            f"{row['p95_ms']:>8.2f} {row['throughput_rps']:>8.1f} {added:>13} {ratio:>10}"
         )
     lines.append(
-        f"added p50: {summary['added_p50_ms']:+.2f} ms (target < 1 ms); "
-        f"throughput ratio: {summary['throughput_ratio']:.3f} (target >= 0.95, "
-        f"{summary['concurrency']} in flight)"
+        f"added p50 = median paired difference to the bare proxy (target < 1 ms); throughput "
+        f"ratio at {summary['concurrency']} in flight (target >= 0.95)"
     )
     return "\n".join(lines)
 
 
-def run(requests: int, rounds: int, concurrency: int, out: Path) -> dict[str, Any]:
-    from benchmarks.sim import SimConfig, SimServer
+class SimProcess:
+    """The simulated provider in its own process (``rlm-router sim``), so the load client and
+    the provider do not share an interpreter (and its GIL) in the measurement."""
 
-    sim = SimServer(SimConfig(seed=0, time_scale=0.0)).start_in_thread()
-    try:
+    def __init__(self, *, time_scale: float = 0.0) -> None:
+        self.port = free_port()
+        self.time_scale = time_scale
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> SimProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "router.cli",
+            "sim",
+            "--port",
+            str(self.port),
+            "--time-scale",
+            str(self.time_scale),
+        ]
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base_url}/models", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError("the simulated provider did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+            self._process.wait(timeout=10)
+        self._process = None
+
+
+def run(requests: int, rounds: int, concurrency: int, out: Path) -> dict[str, Any]:
+    with SimProcess() as sim:
         bare_config = {"model_list": sim_model_list(sim.base_url)}
-        with ProxyProcess(bare_config) as bare, ProxyProcess(plugin_config(sim.base_url)) as plug:
+        plugin = plugin_config(sim.base_url)
+        with (
+            ProxyProcess(bare_config) as bare,
+            ProxyProcess(plugin, env={"RLM_ROUTER_TRACES_FILE": os.devnull}) as routed,
+            ProxyProcess(plugin, env={"OTEL_SDK_DISABLED": "true"}) as quiet,
+        ):
+            targets = [
+                Target("bare", f"{bare.base_url}/v1/chat/completions", "sim-large"),
+                Target("plugin", f"{routed.base_url}/v1/chat/completions", "auto"),
+                Target("plugin (no OTel)", f"{quiet.base_url}/v1/chat/completions", "auto"),
+            ]
             results = asyncio.run(
-                measure(
-                    bare.base_url,
-                    plug.base_url,
-                    requests=requests,
-                    rounds=rounds,
-                    concurrency=concurrency,
-                )
+                measure(targets, requests=requests, rounds=rounds, concurrency=concurrency)
             )
-    finally:
-        sim.stop()
     summary = summarize(results, concurrency=concurrency)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))

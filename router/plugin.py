@@ -32,6 +32,7 @@ does no work; the router and its policy load on the first request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -231,10 +232,13 @@ class RouterHook(CustomLogger):
         except InvalidRequest as exc:
             raise _bad_request(str(exc)) from exc
         dispatcher = self.service.dispatcher
-        trace = dispatcher.open_trace(
-            decision, decide_s=decide_s, model=str(model), stream=request.stream
+        pending = _Pending(decision, None, time.monotonic() - decide_s)
+        self.service.remember(pending)
+        # Spans cost ~0.5 ms of CPU: start them on the next loop turn, while the request
+        # waits on the provider, not before it is sent.
+        asyncio.get_running_loop().call_soon(
+            self._open_trace, pending, decide_s, str(model), request.stream
         )
-        self.service.remember(_Pending(decision, trace, time.monotonic() - decide_s))
         route = "rlm" if decision.route == "rlm" else "llm"
         direct = dispatcher.settings.models.direct.model
         metadata = data.get("metadata")
@@ -256,6 +260,11 @@ class RouterHook(CustomLogger):
             # direct group by name keep LiteLLM's behaviour.
             data.setdefault("context_window_fallbacks", [{direct: [config.rlm_model]}])
         return data
+
+    def _open_trace(self, pending: _Pending, decide_s: float, model: str, stream: bool) -> None:
+        pending.trace = self.service.dispatcher.open_trace(
+            pending.decision, decide_s=decide_s, model=model, stream=stream
+        )
 
     async def async_log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
@@ -429,8 +438,6 @@ class RLMProvider(CustomLLM):
         timeout: Any = None,  # noqa: ASYNC109 (LiteLLM's signature)
         client: Any = None,
     ) -> AsyncIterator[GenericStreamingChunk]:
-        import asyncio
-
         request, pending, decided, kwargs = self._prepare(messages, optional_params, litellm_params)
         dispatcher = self.service.dispatcher
         # An early chunk makes LiteLLM open the response at once; keep-alives follow.
