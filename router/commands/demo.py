@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import statistics
 import sys
 import time
@@ -55,6 +56,12 @@ def register(subparsers: Any) -> None:
         type=float,
         default=0.02,
         help="simulated latency multiplier (1.0 = realistic provider latency)",
+    )
+    parser.add_argument(
+        "--traces",
+        type=Path,
+        default=Path("out/demo-traces.jsonl"),
+        help="OTLP-JSON spans of the routed requests (for `rlm-router dashboard --traces`)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -254,6 +261,16 @@ async def _always_rlm(settings: DispatchSettings, task: Task) -> Row:
     )
 
 
+def _telemetry(path: Path) -> Any:
+    """Spans of the routed requests, written to ``path`` (replaced on each run)."""
+    from telemetry import Telemetry
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+    env = {"OTEL_TRACES_EXPORTER": "otlp_json_file", "RLM_ROUTER_TRACES_FILE": str(path)}
+    return Telemetry.from_env(env)
+
+
 def _percentile(values: list[float], q: float) -> float:
     data = sorted(values)
     if not data:
@@ -309,7 +326,6 @@ def _line(row: Row) -> str:
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.sim import SimConfig, SimServer, register_sim_models
-
     from benchmarks.tasks import generate
     from router import Router
     from router.dispatch import Dispatcher
@@ -320,15 +336,31 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     tasks = [
         generate(family, n_tokens=n, seed=args.seed + i) for i, (family, n) in enumerate(workload)
     ]
+    import litellm
+
+    litellm.suppress_debug_info = True  # the always-direct baseline fails on 1M tokens
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     register_sim_models()
     async with SimServer(SimConfig(seed=args.seed, time_scale=args.time_scale)) as sim:
         router = Router.from_config(None)
         settings = _settings(router.policy, sim.base_url)
-        dispatcher = Dispatcher(decide=router.decide, settings=settings)
+        telemetry = _telemetry(args.traces)
+        dispatcher = Dispatcher(
+            decide=router.decide,
+            decide_parsed=router.decide_parsed,
+            settings=settings,
+            telemetry=telemetry,
+        )
+        # Warm litellm's HTTP client up so the first timed request does not pay for it.
+        await _always_direct(settings, generate("qa", seed=args.seed))
         strategies = ["router"] if args.no_baselines else list(STRATEGIES)
         progress = Progress(len(tasks) * len(strategies))
         rows: list[Row] = []
-        print(f"router on {len(tasks)} requests (simulated provider, time_scale={args.time_scale})")
+        print(
+            f"rlm-router demo: {len(tasks)} requests through the router, then the same "
+            f"requests always-direct and always-RLM\n(simulated provider, modelled latencies "
+            f"x{args.time_scale}; costs at the simulated models' GPT-5-like prices)\n"
+        )
         for task in tasks:
             row = await _via_router(dispatcher, task)
             rows.append(row)
@@ -342,6 +374,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 else:
                     rows.append(await _always_rlm(settings, task))
                 progress.step(f"{strategy} {task.family}")
+    telemetry.shutdown()
     table = summarize(rows)
     return {
         "time_scale": args.time_scale,
@@ -359,5 +392,6 @@ def run(args: argparse.Namespace) -> int:
     report["wall_s"] = time.monotonic() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {args.out} ({report['wall_s']:.0f} s)")
+    print(f"\nwrote {args.out} ({report['wall_s']:.0f} s) and {args.traces}")
+    print(f"HTML report: rlm-router dashboard --traces {args.traces} -o out/report.html")
     return 0
