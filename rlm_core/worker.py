@@ -32,14 +32,17 @@ from typing import Any
 
 _HEADER = struct.Struct(">I")
 
-# Without Landlock no capability survives the uid drop, so where the interpreter's directory is
-# unreadable to the unprivileged uid (e.g. under /root) these are imported beforehand.
+# No capability survives the uid drop (CAP_DAC_READ_SEARCH would allow open_by_handle_at, a
+# way around path rules), so where the interpreter's directory is unreadable to the
+# unprivileged uid (e.g. under /root), these are imported beforehand; others then fail.
 _PRELOAD = (
     "re", "json", "collections", "collections.abc", "math", "itertools", "functools",
     "statistics", "string", "textwrap", "datetime", "heapq", "bisect", "random", "hashlib",
     "base64", "decimal", "fractions", "operator", "copy", "pprint", "dataclasses", "enum",
     "typing", "difflib", "unicodedata", "csv", "html", "calendar", "zlib", "array", "struct",
-    "time", "traceback", "io", "ast",
+    "time", "traceback", "io", "ast", "concurrent.futures", "socket", "subprocess",
+    "encodings.idna", "encodings.latin_1", "encodings.ascii", "encodings.utf_16",
+    "encodings.cp1252",
 )  # fmt: skip
 
 # Linux constants (include/uapi).
@@ -47,13 +50,11 @@ _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
-_PR_SET_KEEPCAPS = 8
 _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
 _SYS_LANDLOCK_CREATE_RULESET = 444
 _SYS_LANDLOCK_ADD_RULE = 445
 _SYS_LANDLOCK_RESTRICT_SELF = 446
-_CAP_DAC_READ_SEARCH = 2
 _CAP_VERSION_3 = 0x20080522
 _FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1, 2, 4, 8
 _FS_WRITE_ALL = sum(1 << bit for bit in (4, 5, 6, 7, 8, 9, 10, 11, 12))  # remove/make_*
@@ -183,25 +184,36 @@ def _landlock(scratch: str, report: dict[str, Any]) -> bool:
     return True
 
 
-def _drop_privileges(uid: int, gid: int, keep_read_search: bool, report: dict[str, Any]) -> None:
+def _drop_privileges(uid: int, gid: int, report: dict[str, Any]) -> None:
+    """Become ``uid``/``gid`` with no capabilities at all (when started as root)."""
     if os.geteuid() != 0:
         report["uid"] = os.geteuid()
         return
     for cap in range(64):
-        if cap != _CAP_DAC_READ_SEARCH or not keep_read_search:
-            _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
-    _libc.prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
     os.setgroups([])
     os.setgid(gid)
-    os.setuid(uid)
-    # Only the right to *traverse* the (root-only) interpreter directories survives, and
-    # Landlock still limits what may be read; without Landlock no capability is kept.
-    keep = 1 << _CAP_DAC_READ_SEARCH if keep_read_search else 0
+    os.setuid(uid)  # without KEEPCAPS this clears every capability set
     header = _CapHeader(_CAP_VERSION_3, 0)
-    data = (_CapData * 2)(_CapData(keep, keep, 0), _CapData(0, 0, 0))
+    data = (_CapData * 2)(_CapData(0, 0, 0), _CapData(0, 0, 0))
     if _libc.capset(ctypes.byref(header), data) != 0:
         report["warnings"].append(f"capset failed ({_errno_text()})")
     report["uid"] = os.getuid()
+
+
+def _readable_by_others(path: str) -> bool:
+    """Whether every directory down to ``path`` lets other users through (o+x)."""
+    current = os.path.abspath(path)
+    while True:
+        try:
+            if not os.stat(current).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+        parent = os.path.dirname(current)
+        if parent == current:
+            return True
+        current = parent
 
 
 def _set_limits(limits: dict[str, int]) -> None:
@@ -252,12 +264,13 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
     _enter_pid_namespace(config["host_pid"], report)
     _isolate_network(bool(config.get("network_namespace", True)), report)
     _set_limits(config["limits"])
-    landlocked = _landlock(config["scratch"], report)
-    if not landlocked and os.geteuid() == 0:
+    _landlock(config["scratch"], report)
+    if os.geteuid() == 0 and not _readable_by_others(os.path.dirname(os.__file__)):
+        report["preloaded"] = True
         for name in _PRELOAD:
             with contextlib.suppress(ImportError):
                 __import__(name)
-    _drop_privileges(config["uid"], config["gid"], landlocked, report)
+    _drop_privileges(config["uid"], config["gid"], report)
     if report["filesystem"] == "none" and report.get("uid") == 0:
         report["warnings"].append("worker runs as root without Landlock: files are not protected")
     # Credential changes clear the death signal: arm it again for this process.
@@ -415,7 +428,10 @@ class Repl:
             self._run(code)
         except CpuLimitExceeded:
             limit = "cpu"
-            error = f"CpuLimitExceeded: this execution used more than {cpu_s} s of CPU time"
+            error = (
+                f"CpuLimitExceeded: the execution reached its CPU-time limit ({cpu_s} s) and "
+                "was stopped; variables set before that are kept.\n"
+            )
         except MemoryError as exc:
             limit = "memory"
             error = _format_error(exc) + "(the sandbox memory limit was reached)\n"
