@@ -6,18 +6,20 @@ Steps (each reported):
    a known utility; rows without are counted and left out. No propensity at all, or no
    exploration, is refused (``TrainingDataError``): without them the other route's outcome is
    unobserved and any estimate would be biased.
-2. **Split**: a random ``holdout`` share of rows is kept aside. Everything fitted (outcome
-   models for the reduction, the classifier) sees the training rows only.
-3. **Fit** (``fitting.fit_classifier``): DR cost-sensitive reduction with cross-fitted outcome
-   models inside the training rows.
-4. **Evaluate**: on the held-out rows, DR (or IPS) values of the new classifier and of the
-   current one (its actions recomputed from the logged features), with outcome models fitted
-   on the training rows; paired bootstrap interval of the difference. Rows a hard rule
-   decided keep their logged route under both policies (rules come before the classifier and
-   are not retrained), so they add zero to the difference.
-5. **Promote** only if the interval's lower bound of the improvement is above zero: the
-   promoted artifact is exactly the classifier whose value was estimated, on rows it was not
-   fitted on.
+2. **Cross-fitted evaluation**: the rows are split into ``folds``. For each fold, a candidate
+   classifier (``fitting.fit_classifier``: DR cost-sensitive reduction with outcome models
+   cross-fitted inside the other folds) and an outcome model are fitted on the *other* folds,
+   and the fold's rows get the candidate's routes and DR rewards. So every row is evaluated
+   by models that never saw it; the current classifier's routes are recomputed from the
+   logged features. Rows a hard rule decided keep their logged route under both policies
+   (rules come before the classifier and are not retrained): they add zero to the difference.
+3. **Compare**: mean paired difference of the DR (or IPS) rewards with a bootstrap interval.
+4. **Promote** only if (a) the interval's lower bound is above zero and (b) at least
+   ``min_support`` rows where the policies disagree actually took the candidate's route (the
+   rows that observe what the change does; with fewer, the interval is not trustworthy).
+   The promoted artifact is the same procedure fitted on all rows; the estimate is that of
+   the procedure, computed on rows each fold's candidate had not seen (as in cross-fitted
+   policy learning), so it does not flatter the candidate with its own training data.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from policies.learning.estimators import (
     ProgressFn,
     compare,
     crossfit_outcomes,
+    fold_ids,
     policy_rewards,
     rewards,
 )
@@ -68,21 +71,19 @@ class TrainingConfig:
 
     utility: Utility = field(default_factory=Utility)
     estimator: Estimator = "dr"
-    holdout: float = 0.3
     folds: int = 5
     confidence: float = 0.95
     resamples: int = 2000
     c_grid: tuple[float, ...] = C_GRID
     min_rows: int = 40
+    min_support: int = 20
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0.05 <= self.holdout <= 0.8:
-            raise ValueError(f"holdout must be in [0.05, 0.8], got {self.holdout!r}")
         if not 0.5 < self.confidence < 1.0:
             raise ValueError(f"confidence must be in (0.5, 1), got {self.confidence!r}")
-        if self.folds < 2:
-            raise ValueError("folds must be >= 2")
+        if not 2 <= self.folds <= 20:
+            raise ValueError(f"folds must be in [2, 20], got {self.folds!r}")
         if self.estimator not in ("dr", "ips"):
             raise ValueError(f"estimator must be 'dr' or 'ips', got {self.estimator!r}")
 
@@ -93,8 +94,7 @@ class TrainingReport:
 
     config: TrainingConfig
     summary: DatasetSummary
-    train_rows: int
-    holdout_rows: int
+    support: int  # disagreement rows that took the candidate's route
     terms: tuple[TermSpec, ...]
     fit: FitResult
     comparison: Comparison
@@ -114,11 +114,12 @@ class TrainingReport:
         lines = [
             f"utility: {self.config.utility.describe()}",
             *self.summary.lines(),
-            f"split: {self.train_rows} rows to fit, {self.holdout_rows} held out to evaluate",
             f"classifier: logistic regression on {len(self.terms)} terms, C={self.fit.c:g}"
             + (f" (held-out DR value per C: {cv})" if cv else ""),
-            f"offline estimate ({c.estimator.upper()} on {c.rows} held-out rows; the policies "
-            f"disagree on {c.disagreements}; {level} paired bootstrap intervals):",
+            f"offline estimate ({c.estimator.upper()}, cross-fitted over "
+            f"{self.config.folds} folds of {c.rows} rows; the policies disagree on "
+            f"{c.disagreements}, {self.support} of which took the new route; {level} paired "
+            "bootstrap intervals):",
             f"  current {self.current_version}: {c.current_value}",
             f"  new {self.artifact.version}: {c.new_value}",
             f"  improvement: {c.improvement}  (normal approximation "
@@ -139,8 +140,8 @@ class TrainingReport:
             "current_version": self.current_version,
             "new_version": self.artifact.version,
             "usable_rows": self.summary.usable,
-            "train_rows": self.train_rows,
-            "holdout_rows": self.holdout_rows,
+            "folds": self.config.folds,
+            "support": self.support,
             "estimator": c.estimator,
             "confidence": c.confidence,
             "disagreements": c.disagreements,
@@ -191,46 +192,48 @@ def _train(
     incumbent = ArtifactPolicy(current, threshold)
     terms = learning_terms(current, FEATURE_NAMES)
     raw_names = tuple(dict.fromkeys((*incumbent.feature_names, *factor_names(terms))))
-    data, summary = build_dataset(records, config.utility, raw_names)
-    if len(data) < config.min_rows:
+    raw, summary = build_dataset(records, config.utility, raw_names)
+    if len(raw) < config.min_rows:
         raise TrainingDataError(
-            f"only {len(data)} usable requests, at least {config.min_rows} are needed; "
+            f"only {len(raw)} usable requests, at least {config.min_rows} are needed; "
             + " ".join(summary.lines())
         )
-    fit_raw, held_raw = _split(data, config)
-    fit_rows = _design(fit_raw, terms, raw_names)
-    held = _design(held_raw, terms, raw_names)
+    data = _design(raw, terms, raw_names)
 
-    q_fit = crossfit_outcomes(fit_rows, folds=config.folds, seed=config.seed, progress=progress)
-    fit = fit_classifier(
-        fit_rows,
-        rewards(fit_rows, q_fit, config.estimator),
-        c_grid=config.c_grid,
-        folds=config.folds,
-        seed=config.seed,
-        progress=progress,
-    )
-
-    q_held = None
-    if config.estimator == "dr":
-        q_held = OutcomeModel(seed=config.seed).fit(fit_rows).predict(held.features)
-    gamma_held = rewards(held, q_held, config.estimator)
-    new_actions = _with_rules(held, fit.scorer.actions(held.features))
-    current_actions = _with_rules(held, incumbent.actions(held_raw.features))
-    if progress is not None:
-        progress("bootstrap", 0, 1)
+    # Cross-fitted evaluation: each fold is routed and scored by models fitted without it.
+    n = len(data)
+    folds = min(config.folds, n)
+    fold = fold_ids(n, folds, config.seed)
+    new_actions = np.zeros(n, dtype=np.int64)
+    q_eval = np.zeros((n, 2))
+    for k in range(folds):
+        held = fold == k
+        rest = data.take(~held)
+        candidate = _fit_candidate(rest, config, seed=config.seed + 1 + k)
+        new_actions[held] = candidate.scorer.actions(data.features[held])
+        if config.estimator == "dr":
+            q_eval[held] = OutcomeModel(seed=config.seed).fit(rest).predict(data.features[held])
+        if progress is not None:
+            progress("cross-fitting", k + 1, folds)
+    gamma = rewards(data, q_eval if config.estimator == "dr" else None, config.estimator)
+    new_actions = _with_rules(data, new_actions)
+    current_actions = _with_rules(data, incumbent.actions(raw.features))
+    disagree = new_actions != current_actions
     comparison = compare(
-        policy_rewards(gamma_held, new_actions),
-        policy_rewards(gamma_held, current_actions),
+        policy_rewards(gamma, new_actions),
+        policy_rewards(gamma, current_actions),
         estimator=config.estimator,
-        disagreements=int((new_actions != current_actions).sum()),
+        disagreements=int(disagree.sum()),
         confidence=config.confidence,
         resamples=config.resamples,
         seed=config.seed,
     )
+    support = int((disagree & (data.action == new_actions)).sum())
+    promoted, reason = _promotion(comparison, support, config.min_support)
+
+    fit = _fit_candidate(data, config, seed=config.seed)
     if progress is not None:
-        progress("bootstrap", 1, 1)
-    promoted, reason = _promotion(comparison)
+        progress("final fit", 1, 1)
     new_version = version or time.strftime("learned-%Y%m%dT%H%M%SZ", time.gmtime())
     artifact = to_artifact(
         fit.scorer,
@@ -246,12 +249,14 @@ def _train(
                 "latency_weight": config.utility.latency_weight,
                 "failure_quality": config.utility.failure_quality,
             },
-            "rows": {"fit": len(fit_rows), "holdout": len(held)},
+            "rows": n,
             "offline_improvement": {
                 "estimate": comparison.improvement.estimate,
                 "lower": comparison.improvement.lower,
                 "upper": comparison.improvement.upper,
                 "confidence": comparison.confidence,
+                "folds": folds,
+                "support": support,
             },
             "c": fit.c,
         },
@@ -259,8 +264,7 @@ def _train(
     return TrainingReport(
         config=config,
         summary=summary,
-        train_rows=len(fit_rows),
-        holdout_rows=len(held),
+        support=support,
         terms=terms,
         fit=fit,
         comparison=comparison,
@@ -268,6 +272,19 @@ def _train(
         reason=reason,
         artifact=artifact,
         current_version=current.version,
+    )
+
+
+def _fit_candidate(rows: LoggedData, config: TrainingConfig, *, seed: int) -> FitResult:
+    """The DR cost-sensitive classifier on ``rows`` (outcome models cross-fitted inside)."""
+    inner = max(2, min(3, config.folds))
+    q_hat = crossfit_outcomes(rows, folds=inner, seed=seed)
+    return fit_classifier(
+        rows,
+        rewards(rows, q_hat, config.estimator),
+        c_grid=config.c_grid,
+        folds=inner,
+        seed=seed,
     )
 
 
@@ -282,22 +299,21 @@ def _design(
     )
 
 
-def _split(data: LoggedData, config: TrainingConfig) -> tuple[LoggedData, LoggedData]:
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(data))
-    n_held = max(1, round(config.holdout * len(data)))
-    return data.take(np.sort(order[n_held:])), data.take(np.sort(order[:n_held]))
-
-
 def _with_rules(data: LoggedData, actions: IntArray) -> IntArray:
     """A policy's actions with the rule-forced rows kept on their logged route."""
     return np.where(data.forced, data.action, actions).astype(np.int64)
 
 
-def _promotion(c: Comparison) -> tuple[bool, str]:
+def _promotion(c: Comparison, support: int, min_support: int) -> tuple[bool, str]:
     level = f"{c.confidence:.0%}"
     if c.disagreements == 0:
-        return False, "the new classifier routes every held-out request as the current one does"
+        return False, "the new classifier routes every request as the current one does"
+    if c.improvement.lower > 0.0 and support < min_support:
+        return False, (
+            f"the estimated improvement {c.improvement.estimate:+.4f} rests on only {support} "
+            f"requests that took the new route where the policies disagree (need "
+            f"{min_support}); collect more traces or raise exploration"
+        )
     if c.improvement.lower > 0.0:
         return True, (
             f"the {level} interval of the improvement lies above zero "

@@ -91,10 +91,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="offline estimator: doubly robust or inverse propensity scoring",
     )
     parser.add_argument(
-        "--holdout",
-        type=float,
-        default=0.3,
-        help="share of requests held out to evaluate (never fitted on)",
+        "--folds",
+        type=int,
+        default=5,
+        help="cross-fitting folds: each request is evaluated by models fitted without it",
     )
     parser.add_argument(
         "--confidence",
@@ -102,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=0.95,
         help="confidence level of the bootstrap interval",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split and bootstrap")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the folds and the bootstrap")
     parser.add_argument(
         "--version",
         default=None,
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         config = TrainingConfig(
             utility=utility,
             estimator=args.estimator,
-            holdout=args.holdout,
+            folds=args.folds,
             confidence=args.confidence,
             seed=args.seed,
         )

@@ -267,7 +267,7 @@ def test_train_promotes_a_better_classifier_that_the_router_then_serves(
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
     assert "PROMOTE" in captured.out and "improvement" in captured.out
-    assert "outcome models" in captured.err and "bootstrap" in captured.err  # progress bar
+    assert "cross-fitting" in captured.err and "final fit" in captured.err  # progress bar
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["promoted"] and report["improvement"]["lower"] > 0
 
