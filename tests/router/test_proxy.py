@@ -6,6 +6,12 @@ One proxy serves the whole module (startup takes ~9 s).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +21,13 @@ import openai
 import pytest
 import yaml
 
-from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config, sim_model_list
+from benchmarks.proxy_bench import (
+    MASTER_KEY,
+    ProxyProcess,
+    free_port,
+    plugin_config,
+    sim_model_list,
+)
 from benchmarks.sim import SIM_MODELS, SimServer
 from benchmarks.tasks import generate
 from router.service_config import (
@@ -98,8 +110,14 @@ def sim(sim_server: SimServer) -> SimServer:
 
 
 @pytest.fixture(scope="module")
-def proxy(sim: SimServer) -> Iterator[ProxyProcess]:
-    with ProxyProcess(plugin_config(sim.base_url)) as process:
+def traces_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("proxy-traces") / "traces.jsonl"
+
+
+@pytest.fixture(scope="module")
+def proxy(sim: SimServer, traces_file: Path) -> Iterator[ProxyProcess]:
+    env = {"RLM_ROUTER_TRACES_FILE": str(traces_file), "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    with ProxyProcess(plugin_config(sim.base_url), env=env) as process:
         yield process
 
 
@@ -243,6 +261,119 @@ def test_malformed_requests_get_a_4xx_that_says_what_is_wrong(
         model="auto", messages=[{"role": "user", "content": "What is 2 + 2?"}]
     )
     assert ok.choices[0].message.content
+
+
+@pytest.mark.server
+def test_each_routed_request_leaves_a_request_span_with_its_outcome(
+    client: openai.OpenAI, traces_file: Path
+) -> None:
+    from telemetry import read_spans
+
+    short = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=generate("qa", seed=4).messages(),  # type: ignore[arg-type]
+    )
+    task = generate("oolong", n_tokens=32_000, seed=1, kind="count")
+    long = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=task.messages(),  # type: ignore[arg-type]
+    )
+    wanted = {
+        short.headers["x-rlm-router-decision-id"]: ("llm", short),
+        long.headers["x-rlm-router-decision-id"]: ("rlm", long),
+    }
+    found: dict[str, Any] = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(found) < len(wanted):
+        time.sleep(0.2)
+        if traces_file.exists():
+            for span in read_spans([traces_file]):
+                decision_id = span.attributes.get("rlm_router.decision.id")
+                if span.name == "rlm_router.request" and decision_id in wanted:
+                    found[str(decision_id)] = span
+    assert set(found) == set(wanted)
+    for decision_id, (route, raw) in wanted.items():
+        span = found[decision_id]
+        assert span.attributes["rlm_router.route.served"] == route
+        billed = float(raw.headers["x-litellm-response-cost"])
+        assert span.attributes["rlm_router.outcome.cost_usd"] == pytest.approx(billed)
+
+
+@pytest.mark.server
+def test_rlm_router_serve_starts_the_proxy_from_one_yaml_file(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "router.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "rlm_router": {
+                    "virtual_models": ["auto"],
+                    "models": {
+                        "direct": "sim-large",
+                        "rlm_root": "sim-large",
+                        "rlm_sub": "sim-mini",
+                    },
+                },
+                "model_list": sim_model_list(sim.base_url),
+            }
+        )
+    )
+    port = free_port()
+    env = {**os.environ, "LITELLM_MASTER_KEY": MASTER_KEY, "OTEL_SDK_DISABLED": "true"}
+    command = [str(Path(sys.executable).parent / "rlm-router"), "serve", "--config", str(config)]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "rlm-router serve exited"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/health/liveliness", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.25)
+        served = openai.OpenAI(base_url=f"{base}/v1", api_key=MASTER_KEY, max_retries=0)
+        task = generate("qa", seed=3)
+        raw = served.chat.completions.with_raw_response.create(
+            model="auto",
+            messages=task.messages(),  # type: ignore[arg-type]
+        )
+        assert raw.headers[ROUTE] == "llm"
+        assert task.score(raw.parse().choices[0].message.content) == 1.0
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+def test_serve_refuses_to_start_without_a_master_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from router.cli import main
+
+    config = tmp_path / "router.yaml"
+    config.write_text(yaml.safe_dump({"model_list": sim_model_list("http://127.0.0.1:1/v1")}))
+    monkeypatch.delenv("LITELLM_MASTER_KEY", raising=False)
+    assert main(["serve", "--config", str(config)]) == 2
+    assert "LITELLM_MASTER_KEY" in capsys.readouterr().err
+
+
+def test_serve_prints_the_generated_proxy_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from router.cli import main
+
+    config = tmp_path / "router.yaml"
+    config.write_text(yaml.safe_dump({"model_list": sim_model_list("http://127.0.0.1:1/v1")}))
+    assert main(["serve", "--config", str(config), "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert HOOK_PATH in printed["litellm_settings"]["callbacks"]
+    assert "rlm/default" in [m["model_name"] for m in printed["model_list"]]
 
 
 def sim_spend(sim: SimServer) -> float:
