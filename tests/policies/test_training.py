@@ -254,13 +254,13 @@ def test_train_promotes_a_better_classifier_that_the_router_then_serves(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     traces, feedback = write_traffic(
-        tmp_path, n=800, exploration=0.15, truth=long_aggregation_needs_rlm
+        tmp_path, n=800, exploration=0.3, truth=long_aggregation_needs_rlm
     )
     out = tmp_path / "learned.json"
     code = cli_main(
         [
             "train", "--traces", str(traces), "--feedback", str(feedback),
-            "--config", str(policy_yaml(tmp_path, exploration=0.15)), "--out", str(out),
+            "--config", str(policy_yaml(tmp_path, exploration=0.3)), "--out", str(out),
             "--version", "learned-test", "--report-json", str(tmp_path / "report.json"),
         ]
     )  # fmt: skip
