@@ -34,7 +34,7 @@ EXACT_MAX_CHARS = 1024
 SAMPLE_BUDGET_MIN = 1024
 SAMPLE_BUDGET_MAX = 32_768
 SAMPLE_COUNT = 32
-SAMPLE_MIN_WIDTH = 256
+SAMPLE_MIN_WIDTH = 128
 DENSITY_CHARS = 1024
 DENSITY_SLICES = 4
 # OpenAI chat formatting: a few tokens per message plus the reply primer.
@@ -187,7 +187,7 @@ def _even_slices(
 ) -> list[str]:
     """``count`` slices of about ``width`` characters, evenly spaced over the spans' text.
 
-    With ``align`` each slice starts after and ends at whitespace, so no word is cut in two
+    With ``align`` each slice starts at and ends before whitespace, so no word is cut in two
     (a cut word encodes to more tokens than it does in place, biasing the estimate upward).
     """
     if total <= count * width:
@@ -207,7 +207,7 @@ def _even_slices(
         if align and hi - lo > 64:
             space = text.find(" ", lo, lo + 32)
             if space >= 0:
-                lo = space + 1
+                lo = space  # keep the space: tiktoken joins it to the word
             space = text.rfind(" ", hi - 32, hi)
             if space >= lo:
                 hi = space
