@@ -26,11 +26,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from rlm_core import Budget, ModelSpec, RetryPolicy, SandboxLimits
+from router.dispatch_settings import DispatchSettings
+from router.outcome import DecisionLike, Outcome, RequestTelemetry, reason_of
 from router.request import ChatRequest
 from router.responses import (
     ChunkFactory,
@@ -49,17 +50,17 @@ from router.responses import (
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse, ModelResponseStream
 
-    from policies.schema import ModelTarget, Policy
-    from rlm_core import RLMResult
+    from rlm_core import RetryPolicy, RLMResult
     from telemetry.tracing import RequestTrace
 
 log = logging.getLogger(__name__)
 
 Completion = Callable[..., Awaitable[Any]]
-OnDeadline = Literal["direct", "partial"]
 INNER_METADATA_KEY = "rlm_router_inner"
 RLM_PREFIX = "rlm/"
 # Keyword arguments of litellm.acompletion that describe the request rather than the target.
+Decide = Callable[[Mapping[str, Any], Mapping[str, str] | None], DecisionLike]
+DecideParsed = Callable[[ChatRequest], DecisionLike]
 _TARGET_KEYS = ("model", "api_base", "base_url", "api_key", "custom_llm_provider")
 
 
@@ -104,131 +105,6 @@ class LatencyBudgetExceeded(DispatchError):
     status_code = 504
 
 
-# ── settings ──────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True, kw_only=True)
-class RouteModels:
-    """The models behind each route. In the proxy these are model_list group names."""
-
-    direct: ModelSpec
-    rlm_root: ModelSpec
-    rlm_sub: ModelSpec | None = None
-    rlm_name: str = "default"  # served as rlm/<rlm_name>
-
-
-@dataclass(frozen=True, kw_only=True)
-class LatencySettings:
-    """How a latency budget is enforced."""
-
-    on_deadline: OnDeadline = "direct"
-    # Time kept back for the direct fallback when on_deadline == "direct" (at most half the budget).
-    direct_reserve_ms: float = 2000.0
-    # Extra time the engine gets past its deadline to return its partial answer.
-    grace_ms: float = 250.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class DispatchSettings:
-    models: RouteModels
-    budget: Budget = field(default_factory=Budget)
-    limits: SandboxLimits = field(default_factory=SandboxLimits)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    latency: LatencySettings = field(default_factory=LatencySettings)
-    concurrency: int = 16
-    keepalive_s: float = 5.0
-
-    @classmethod
-    def from_policy(
-        cls,
-        policy: Policy,
-        *,
-        direct: str | None = None,
-        rlm_root: str | None = None,
-        rlm_sub: str | None = None,
-        rlm_name: str = "default",
-        proxy: bool = False,
-    ) -> DispatchSettings:
-        """Settings from a ``policies.Policy``; model names given here override the policy's.
-
-        With ``proxy`` the models are model_list group names reached through the proxy's
-        router, so the policy's ``api_base`` and key are not used.
-        """
-        models = policy.models
-
-        def spec(override: str | None, target: ModelTarget) -> ModelSpec:
-            if override is not None:
-                return ModelSpec(model=override)
-            if proxy:
-                return ModelSpec(model=target.model)
-            return ModelSpec(model=target.model, api_base=target.api_base, api_key=target.api_key())
-
-        return cls(
-            models=RouteModels(
-                direct=spec(direct, models.direct),
-                rlm_root=spec(rlm_root, models.rlm_root),
-                rlm_sub=spec(rlm_sub, models.rlm_sub),
-                rlm_name=rlm_name,
-            ),
-            budget=policy.budgets,
-            retry=policy.retry,
-            # Budgets the RLM route cannot meet never get here: the policy's latency rule
-            # (latency.rlm_min_ms) sends them direct.
-            latency=LatencySettings(on_deadline=policy.latency.on_deadline),
-        )
-
-
-class DecisionLike(Protocol):
-    """What dispatch reads of a ``policies.Decision``."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def route(self) -> str: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def threshold(self) -> float: ...
-    @property
-    def rule(self) -> str | None: ...
-    @property
-    def exploration(self) -> bool: ...
-    @property
-    def features(self) -> Any: ...
-
-
-Decide = Callable[[Mapping[str, Any], Mapping[str, str] | None], DecisionLike]
-DecideParsed = Callable[[ChatRequest], DecisionLike]
-
-
-def reason_of(decision: DecisionLike) -> str:
-    """One line saying why the decision chose its route."""
-    if decision.rule:
-        text = f"rule {decision.rule}"
-    else:
-        op = ">=" if decision.score >= decision.threshold else "<"
-        text = f"score {decision.score:.3f} {op} threshold {decision.threshold:.3f}"
-    return f"{text} (exploration)" if decision.exploration else text
-
-
-# ── outcome ───────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass(kw_only=True)
-class Outcome:
-    """What happened to one request (recorded on its trace, returned to callers)."""
-
-    route: RouteInfo
-    cost_usd: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    latency_ms: float = 0.0
-    stopped_reason: str | None = None
-    error_type: str | None = None
-    rlm_iterations: int | None = None
-    rlm_sub_calls: int | None = None
-
-
 @dataclass
 class _Deadline:
     """A monotonic deadline; ``None`` means no latency budget."""
@@ -245,89 +121,6 @@ class _Deadline:
     def expired(self) -> bool:
         remaining = self.remaining()
         return remaining is not None and remaining <= 0
-
-
-class _Trace:
-    """The telemetry trace of one request, or nothing; never raises."""
-
-    def __init__(self, trace: RequestTrace | None) -> None:
-        self.trace = trace
-
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        try:
-            yield
-        except Exception:  # telemetry must never fail a request
-            log.debug("telemetry call failed", exc_info=True)
-
-    def decision(self, decision: DecisionLike, duration_s: float) -> None:
-        if self.trace is not None:
-            with self._guard():
-                self.trace.decision(decision, duration_s=duration_s)  # type: ignore[arg-type]
-
-    def fallback(self, kind: str, reason: str, error_type: str | None = None) -> None:
-        if self.trace is not None:
-            with self._guard():
-                self.trace.fallback(kind, reason=reason, error_type=error_type)
-
-    def observer(self) -> Any:
-        if self.trace is None:
-            return None
-        with self._guard():
-            return self.trace.rlm_observer()
-        return None
-
-    def chat(self, model: str, messages: Any) -> Any:
-        if self.trace is None:
-            return None
-        with self._guard():
-            return self.trace.chat(model=model, messages=messages)
-        return None
-
-    def chat_done(
-        self,
-        call: Any,
-        response: Any = None,
-        error: BaseException | None = None,
-        *,
-        cost_usd: float | None = None,
-    ) -> None:
-        if call is None:
-            return
-        with self._guard():
-            if error is not None:
-                call.record_error(error)
-            elif response is not None:
-                usage = getattr(response, "usage", None)
-                choices = getattr(response, "choices", None) or []
-                call.record_response(
-                    response_model=getattr(response, "model", None),
-                    response_id=getattr(response, "id", None),
-                    finish_reasons=[str(c.finish_reason) for c in choices if c.finish_reason],
-                    input_tokens=getattr(usage, "prompt_tokens", None),
-                    output_tokens=getattr(usage, "completion_tokens", None),
-                    cost_usd=cost_usd if cost_usd is not None else response_cost(response),
-                )
-            call.end()
-
-    def finish(self, outcome: Outcome | None, error: BaseException | None = None) -> None:
-        if self.trace is None:
-            return
-        with self._guard():
-            if outcome is not None:
-                self.trace.outcome(
-                    route_served=outcome.route.route,
-                    cost_usd=outcome.cost_usd,
-                    input_tokens=outcome.input_tokens,
-                    output_tokens=outcome.output_tokens,
-                    stopped_reason=outcome.stopped_reason,
-                    error_type=outcome.error_type,
-                    rlm_iterations=outcome.rlm_iterations,
-                    rlm_sub_calls=outcome.rlm_sub_calls,
-                    latency_ms=outcome.latency_ms,
-                    fallback=outcome.route.fallback,
-                )
-            self.trace.end(error)
 
 
 # ── streams ───────────────────────────────────────────────────────────────────────────────
@@ -475,7 +268,9 @@ class Dispatcher:
             kwargs=dict(kwargs),
             started=started,
             deadline=_Deadline.from_budget(started, request.latency_budget_ms),
-            trace=_Trace(trace) if trace is not None else self._start_trace(request.model),
+            trace=RequestTelemetry(trace)
+            if trace is not None
+            else self._start_trace(request.model),
         )
         if trace is None:
             call.trace.decision(decision, 0.0)
@@ -510,19 +305,21 @@ class Dispatcher:
         error: BaseException | None = None,
     ) -> None:
         """Record a request's outcome (or error) and end its trace; never raises."""
-        _Trace(trace).finish(outcome, error)
+        RequestTelemetry(trace).finish(outcome, error)
 
     # ── internals ──
 
-    def _start_trace(self, model: str | None = None, stream: bool | None = None) -> _Trace:
+    def _start_trace(
+        self, model: str | None = None, stream: bool | None = None
+    ) -> RequestTelemetry:
         if self._telemetry is None:
-            return _Trace(None)
+            return RequestTelemetry(None)
         try:
             # start_request, not request_span(): a streamed answer outlives this frame.
-            return _Trace(self._telemetry.start_request(model=model, stream=stream))
+            return RequestTelemetry(self._telemetry.start_request(model=model, stream=stream))
         except Exception:
             log.debug("telemetry request_span failed", exc_info=True)
-            return _Trace(None)
+            return RequestTelemetry(None)
 
     def _route(self, call: _CallContext, served: Route, **changes: Any) -> RouteInfo:
         decision = call.decision
@@ -896,7 +693,7 @@ class _CallContext:
     kwargs: Mapping[str, Any]
     started: float
     deadline: _Deadline
-    trace: _Trace
+    trace: RequestTelemetry
     direct_chat: Any = None
 
 

@@ -46,15 +46,8 @@ from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
-from router.dispatch import (
-    INNER_METADATA_KEY,
-    RLM_PREFIX,
-    DecisionLike,
-    Dispatcher,
-    DispatchError,
-    Outcome,
-    reason_of,
-)
+from router.dispatch import INNER_METADATA_KEY, RLM_PREFIX, Dispatcher, DispatchError
+from router.outcome import DecisionLike, Outcome, reason_of
 from router.request import ChatRequest, InvalidRequest
 from router.responses import (
     HEADER_DECISION_ID,
@@ -134,7 +127,7 @@ class RouterService:
     @property
     def dispatcher(self) -> Dispatcher:
         if self._dispatcher is None:
-            from router.dispatch import DispatchSettings
+            from router.dispatch_settings import DispatchSettings
 
             config = self.config
             settings = DispatchSettings.from_policy(

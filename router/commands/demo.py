@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from benchmarks.tasks import Task
-    from router.dispatch import Dispatcher, DispatchSettings
+    from router.dispatch import Dispatcher
+    from router.dispatch_settings import DispatchSettings
 
 # (family, context tokens) in the order they are sent.
 WORKLOAD: tuple[tuple[str, int], ...] = (
@@ -121,7 +122,7 @@ class Progress:
 
 
 def _settings(policy: Any, base_url: str) -> DispatchSettings:
-    from router.dispatch import DispatchSettings
+    from router.dispatch_settings import DispatchSettings
 
     settings = DispatchSettings.from_policy(policy)
     models = settings.models

@@ -18,14 +18,8 @@ import yaml
 from benchmarks.sim import SimServer
 from benchmarks.tasks import Task, generate
 from rlm_core import Budget, RetryPolicy
-from router.dispatch import (
-    INNER_METADATA_KEY,
-    Dispatcher,
-    DispatchSettings,
-    EscalationFailed,
-    LatencySettings,
-    RoutedStream,
-)
+from router.dispatch import INNER_METADATA_KEY, Dispatcher, EscalationFailed, RoutedStream
+from router.dispatch_settings import DispatchSettings, LatencySettings
 from router.request import InvalidRequest
 from router.responses import route_of
 

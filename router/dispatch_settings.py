@@ -1,0 +1,85 @@
+"""What the dispatcher needs to know: the models behind each route, budgets, retries, and how
+a latency budget is enforced; built from a ``policies.Policy``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from rlm_core import Budget, ModelSpec, RetryPolicy, SandboxLimits
+
+if TYPE_CHECKING:
+    from policies.schema import ModelTarget, Policy
+
+OnDeadline = Literal["direct", "partial"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteModels:
+    """The models behind each route. In the proxy these are model_list group names."""
+
+    direct: ModelSpec
+    rlm_root: ModelSpec
+    rlm_sub: ModelSpec | None = None
+    rlm_name: str = "default"  # served as rlm/<rlm_name>
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencySettings:
+    """How a latency budget is enforced."""
+
+    on_deadline: OnDeadline = "direct"
+    # Time kept back for the direct fallback when on_deadline == "direct" (at most half the budget).
+    direct_reserve_ms: float = 2000.0
+    # Extra time the engine gets past its deadline to return its partial answer.
+    grace_ms: float = 250.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DispatchSettings:
+    models: RouteModels
+    budget: Budget = field(default_factory=Budget)
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    latency: LatencySettings = field(default_factory=LatencySettings)
+    concurrency: int = 16
+    keepalive_s: float = 5.0
+
+    @classmethod
+    def from_policy(
+        cls,
+        policy: Policy,
+        *,
+        direct: str | None = None,
+        rlm_root: str | None = None,
+        rlm_sub: str | None = None,
+        rlm_name: str = "default",
+        proxy: bool = False,
+    ) -> DispatchSettings:
+        """Settings from a ``policies.Policy``; model names given here override the policy's.
+
+        With ``proxy`` the models are model_list group names reached through the proxy's
+        router, so the policy's ``api_base`` and key are not used.
+        """
+        models = policy.models
+
+        def spec(override: str | None, target: ModelTarget) -> ModelSpec:
+            if override is not None:
+                return ModelSpec(model=override)
+            if proxy:
+                return ModelSpec(model=target.model)
+            return ModelSpec(model=target.model, api_base=target.api_base, api_key=target.api_key())
+
+        return cls(
+            models=RouteModels(
+                direct=spec(direct, models.direct),
+                rlm_root=spec(rlm_root, models.rlm_root),
+                rlm_sub=spec(rlm_sub, models.rlm_sub),
+                rlm_name=rlm_name,
+            ),
+            budget=policy.budgets,
+            retry=policy.retry,
+            # Budgets the RLM route cannot meet never get here: the policy's latency rule
+            # (latency.rlm_min_ms) sends them direct.
+            latency=LatencySettings(on_deadline=policy.latency.on_deadline),
+        )
