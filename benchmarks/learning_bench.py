@@ -129,6 +129,7 @@ class BenchResult:
     eval_seconds: float
     stream_failures: int
     exploration_share: float
+    by_family: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def final(self) -> Checkpoint:
@@ -170,6 +171,7 @@ class BenchResult:
             "eval_seconds": self.eval_seconds,
             "stream_failures": self.stream_failures,
             "exploration_share": self.exploration_share,
+            "by_family": self.by_family,
         }
 
     def table(self) -> str:
@@ -212,6 +214,15 @@ class BenchResult:
             f"{self.best_threshold_value:.4f} | "
             f"{self.oracle_value - self.best_threshold_value:.4f} | "
             f"{_closed(self.prior_gap, self.oracle_value - self.best_threshold_value):.0%} | - |",
+            "",
+            "| family | tasks | llm | rlm | oracle (rlm share) | prior | final (rlm share) |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {name} | {f['tasks']:.0f} | {f['llm']:.4f} | {f['rlm']:.4f} | "
+                f"{f['oracle']:.4f} ({f['oracle_rlm_share']:.0%}) | {f['prior']:.4f} | "
+                f"{f['final']:.4f} ({f['final_rlm_share']:.0%}) |"
+                for name, f in self.by_family.items()
+            ),
             "",
             f"target: >= 80% of the prior's gap closed within {c['requests']} requests: "
             f"{self.final.gap_closed:.0%} -> {met}",
@@ -280,16 +291,18 @@ def write_policy(path: Path, *, artifact: str, config: BenchConfig) -> None:
 def dispatcher(router: Router, base_url: str, telemetry: Telemetry | None) -> Dispatcher:
     """A ``Dispatcher`` for ``router`` whose models are served by the simulator."""
     from rlm_core import ModelSpec, RetryPolicy
-    from router.dispatch import Dispatcher, DispatchSettings, RouteModels
+    from router.dispatch import Dispatcher, DispatchSettings
 
     models = router.policy.models
 
     def spec(model: str) -> ModelSpec:
         return ModelSpec(model=model, api_base=base_url, api_key="sim")
 
+    settings = DispatchSettings.from_policy(router.policy)
     settings = dataclasses.replace(
-        DispatchSettings.from_policy(router.policy),
-        models=RouteModels(
+        settings,
+        models=dataclasses.replace(
+            settings.models,
             direct=spec(models.direct.model),
             rlm_root=spec(models.rlm_root.model),
             rlm_sub=spec(models.rlm_sub.model),
@@ -380,6 +393,27 @@ def true_value(items: Sequence[EvalItem], router: Router) -> tuple[float, float]
     return total / len(items), escalated / len(items)
 
 
+def family_breakdown(
+    items: Sequence[EvalItem], prior: Router, final: Router
+) -> dict[str, dict[str, float]]:
+    """Per task family: mean utility of each route, the oracle, the prior and the final policy."""
+    out: dict[str, dict[str, float]] = {}
+    for family in sorted({i.task.family for i in items}):
+        group = [i for i in items if i.task.family == family]
+        n = len(group)
+        out[family] = {
+            "tasks": n,
+            "llm": sum(i.utility["llm"] for i in group) / n,
+            "rlm": sum(i.utility["rlm"] for i in group) / n,
+            "oracle": sum(max(i.utility.values()) for i in group) / n,
+            "oracle_rlm_share": sum(i.utility["rlm"] > i.utility["llm"] for i in group) / n,
+            "prior": true_value(group, prior)[0],
+            "final": true_value(group, final)[0],
+            "final_rlm_share": true_value(group, final)[1],
+        }
+    return out
+
+
 def token_rule_value(items: Sequence[EvalItem], threshold: int) -> float:
     return sum(
         item.utility["rlm" if item.n_tokens >= threshold else "llm"] for item in items
@@ -425,7 +459,8 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
         )
         dispatch = dispatcher(router, sim.base_url, telemetry)
 
-        prior_value, prior_escalation = true_value(items, greedy_router(router, router.classifier))
+        prior_router = greedy_router(router, router.classifier)
+        prior_value, prior_escalation = true_value(items, prior_router)
         prior_gap = oracle - prior_value
         checkpoints = [
             Checkpoint(
@@ -522,6 +557,7 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
             )
         stream_seconds = time.perf_counter() - stream_started
         telemetry.shutdown()
+        by_family = family_breakdown(items, prior_router, greedy_router(router, router.classifier))
 
     from telemetry import load_request_records
 
@@ -541,6 +577,7 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
         eval_seconds=eval_seconds,
         stream_failures=failures,
         exploration_share=explored / max(1, len(records)),
+        by_family=by_family,
     )
 
 

@@ -325,7 +325,7 @@ async def test_inner_sub_calls_never_become_training_rows(
     from benchmarks.tasks import generate
     from rlm_core import ModelSpec
     from router import Router
-    from router.dispatch import Dispatcher, DispatchSettings, RouteModels
+    from router.dispatch import Dispatcher, DispatchSettings
     from router.responses import route_of
     from telemetry import read_spans
 
@@ -338,9 +338,11 @@ async def test_inner_sub_calls_never_become_training_rows(
     def at_sim(model: str) -> ModelSpec:
         return ModelSpec(model=model, api_base=sim_server.base_url, api_key="sim")
 
+    settings = DispatchSettings.from_policy(router.policy)
     settings = dataclasses.replace(
-        DispatchSettings.from_policy(router.policy),
-        models=RouteModels(
+        settings,
+        models=dataclasses.replace(
+            settings.models,
             direct=at_sim("openai/sim-large"),
             rlm_root=at_sim("openai/sim-large"),
             rlm_sub=at_sim("openai/sim-mini"),
