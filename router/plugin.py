@@ -55,6 +55,7 @@ from router.responses import (
     HEADER_ROUTE,
     Route,
     RouteInfo,
+    Served,
     generic_chunk,
     model_response,
     route_of,
@@ -457,10 +458,22 @@ class RLMProvider(CustomLLM):
                 raise CustomLLMError(status_code=exc.status_code, message=str(exc)) from exc
             for piece in split_text(served.text):
                 yield generic_chunk(piece)
+            _price_stream(logging_obj, served)
             yield generic_chunk(served=served)
         finally:
             if not task.done():
                 task.cancel()
+
+
+def _price_stream(logging_obj: Any, served: Served) -> None:
+    """Make LiteLLM bill a streamed RLM answer at its total cost.
+
+    A streamed response's cost is computed by LiteLLM from the final usage and the model's
+    prices, and ``rlm/*`` has none (so 0); LiteLLM adds ``additional_response_cost`` to it.
+    """
+    details = getattr(logging_obj, "model_call_details", None)
+    if isinstance(details, dict):
+        details["additional_response_cost"] = served.cost_usd
 
 
 def _is_context_window_error(error: object) -> bool:
