@@ -7,6 +7,7 @@ One proxy serves the whole module (startup takes ~9 s).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -115,10 +116,40 @@ def traces_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def proxy(sim: SimServer, traces_file: Path) -> Iterator[ProxyProcess]:
-    env = {"RLM_ROUTER_TRACES_FILE": str(traces_file), "OTEL_BSP_SCHEDULE_DELAY": "100"}
-    with ProxyProcess(plugin_config(sim.base_url), env=env) as process:
+def spend_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What LiteLLM billed each call in the proxy (see ``tests/router/spend_log.py``)."""
+    return tmp_path_factory.mktemp("proxy-spend") / "spend.jsonl"
+
+
+@pytest.fixture(scope="module")
+def proxy(sim: SimServer, traces_file: Path, spend_log: Path) -> Iterator[ProxyProcess]:
+    config = plugin_config(sim.base_url)
+    config["litellm_settings"]["callbacks"].append("tests.router.spend_log.recorder")
+    env = {
+        "RLM_ROUTER_TRACES_FILE": str(traces_file),
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "RLM_ROUTER_TEST_SPEND_LOG": str(spend_log),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    with ProxyProcess(config, env=env) as process:
         yield process
+
+
+def billed_by_litellm(spend_log: Path, decision_id: str, *, stream: bool) -> float:
+    """LiteLLM's booked cost of the request served under ``decision_id`` (outer call only)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if spend_log.exists():
+            for line in spend_log.read_text().splitlines():
+                record = json.loads(line)
+                if (
+                    record["decision_id"] == decision_id
+                    and not record["inner"]
+                    and record["stream"] == stream
+                ):
+                    return float(record["response_cost"])
+        time.sleep(0.1)
+    raise AssertionError(f"LiteLLM logged no success event for {decision_id}")
 
 
 @pytest.fixture
@@ -146,7 +177,7 @@ def test_short_request_is_served_direct(client: openai.OpenAI) -> None:
 
 @pytest.mark.server
 def test_long_compositional_request_is_served_by_rlm_and_billed_in_full(
-    client: openai.OpenAI, sim: SimServer
+    client: openai.OpenAI, sim: SimServer, spend_log: Path
 ) -> None:
     task = generate("oolong", n_tokens=32_000, seed=1, kind="count")
     ledger_before = sim_spend(sim)
@@ -158,10 +189,12 @@ def test_long_compositional_request_is_served_by_rlm_and_billed_in_full(
     completion = raw.parse()
     assert task.score(completion.choices[0].message.content) == 1.0
     # LiteLLM's spend for the request is the sum of what the engine's sub-calls cost.
-    billed = float(raw.headers["x-litellm-response-cost"])
     spent = sim_spend(sim) - ledger_before
+    billed = float(raw.headers["x-litellm-response-cost"])
+    booked = billed_by_litellm(spend_log, raw.headers["x-rlm-router-decision-id"], stream=False)
     assert billed > 0
     assert billed == pytest.approx(spent, rel=1e-6)
+    assert booked == pytest.approx(spent, rel=1e-6)
 
 
 @pytest.mark.server
@@ -180,18 +213,23 @@ def test_streaming_on_the_direct_route(client: openai.OpenAI) -> None:
 
 
 @pytest.mark.server
-def test_streaming_on_the_rlm_route(client: openai.OpenAI) -> None:
+def test_streaming_on_the_rlm_route(client: openai.OpenAI, sim: SimServer, spend_log: Path) -> None:
     task = generate("oolong", n_tokens=32_000, seed=2, kind="count")
+    ledger_before = sim_spend(sim)
     with client.chat.completions.with_streaming_response.create(
         model="auto",
         messages=task.messages(),  # type: ignore[arg-type]
         stream=True,
     ) as response:
         assert response.headers[ROUTE] == "rlm"
+        decision_id = response.headers["x-rlm-router-decision-id"]
         chunks = [chunk for chunk in response.parse() if chunk.choices]
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
     assert task.score(text) == 1.0
+    # A streamed escalation is billed in full too.
+    spent = sim_spend(sim) - ledger_before
+    assert billed_by_litellm(spend_log, decision_id, stream=True) == pytest.approx(spent, rel=1e-6)
 
 
 @pytest.mark.server
