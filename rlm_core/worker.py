@@ -33,8 +33,8 @@ from typing import Any
 _HEADER = struct.Struct(">I")
 
 # No capability survives the uid drop (CAP_DAC_READ_SEARCH would allow open_by_handle_at, a
-# way around path rules), so where the interpreter's directory is unreadable to the
-# unprivileged uid (e.g. under /root), these are imported beforehand; others then fail.
+# way around path rules). Where the interpreter's directory is closed to the unprivileged uid
+# (e.g. under /root) and /proc is missing, these are imported beforehand; others then fail.
 _PRELOAD = (
     "re", "json", "collections", "collections.abc", "math", "itertools", "functools",
     "statistics", "string", "textwrap", "datetime", "heapq", "bisect", "random", "hashlib",
@@ -50,6 +50,7 @@ _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
 _SYS_LANDLOCK_CREATE_RULESET = 444
@@ -265,12 +266,24 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
     _isolate_network(bool(config.get("network_namespace", True)), report)
     _set_limits(config["limits"])
     _landlock(config["scratch"], report)
+    held: list[int] = []
     if os.geteuid() == 0 and not _readable_by_others(os.path.dirname(os.__file__)):
-        report["preloaded"] = True
-        for name in _PRELOAD:
-            with contextlib.suppress(ImportError):
-                __import__(name)
+        if os.path.isdir("/proc/self/fd"):
+            # Keep the standard library importable through directory descriptors opened
+            # while still root: /proc/self/fd/N reaches the directory without walking the
+            # closed path. Landlock still checks what is read beneath it.
+            held = [os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in sys.path if os.path.isdir(p)]
+            report["import_path"] = "fd"
+        else:
+            report["import_path"] = "preloaded"
+            for name in _PRELOAD:
+                with contextlib.suppress(ImportError):
+                    __import__(name)
     _drop_privileges(config["uid"], config["gid"], report)
+    if held:
+        _libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # the uid change made /proc/self root-only
+        sys.path[:] = [f"/proc/self/fd/{fd}" for fd in held]
+        sys.path_importer_cache.clear()
     if report["filesystem"] == "none" and report.get("uid") == 0:
         report["warnings"].append("worker runs as root without Landlock: files are not protected")
     # Credential changes clear the death signal: arm it again for this process.
