@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 Completion = Callable[..., Awaitable[Any]]
 INNER_METADATA_KEY = "rlm_router_inner"
+INNER_TAG = "rlm-router:inner"
 RLM_PREFIX = "rlm/"
 # Keyword arguments of litellm.acompletion that describe the request rather than the target.
 Decide = Callable[[Mapping[str, Any], Mapping[str, str] | None], DecisionLike]
@@ -451,6 +452,8 @@ class Dispatcher:
             metadata = dict(kwargs.get("metadata") or {})
             metadata[INNER_METADATA_KEY] = True
             metadata["rlm_router_decision_id"] = decision_id
+            # For LiteLLM loggers that filter on tags (Langfuse, spend-by-tag reports).
+            metadata["tags"] = [*metadata.get("tags", ()), INNER_TAG]
             kwargs["metadata"] = metadata
             return await completion(**kwargs)
 
