@@ -202,6 +202,23 @@ def _drop_privileges(uid: int, gid: int, report: dict[str, Any]) -> None:
     report["uid"] = os.getuid()
 
 
+def _reroute_imports(routes: dict[str, str]) -> None:
+    """Point sys.path and the search paths of already imported packages at the new roots."""
+
+    def moved(path: str) -> str:
+        for old, new in routes.items():
+            if path == old or path.startswith(old + os.sep):
+                return new + path[len(old) :]
+        return path
+
+    sys.path[:] = [moved(p) for p in sys.path]
+    for module in list(sys.modules.values()):
+        search = getattr(module, "__path__", None)
+        if isinstance(search, list):
+            search[:] = [moved(p) for p in search]
+    sys.path_importer_cache.clear()
+
+
 def _readable_by_others(path: str) -> bool:
     """Whether every directory down to ``path`` lets other users through (o+x)."""
     current = os.path.abspath(path)
@@ -272,7 +289,8 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
             # Keep the standard library importable through directory descriptors opened
             # while still root: /proc/self/fd/N reaches the directory without walking the
             # closed path. Landlock still checks what is read beneath it.
-            held = [os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in sys.path if os.path.isdir(p)]
+            roots = [p for p in sys.path if os.path.isdir(p)]
+            held = [os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in roots]
             report["import_path"] = "fd"
         else:
             report["import_path"] = "preloaded"
@@ -282,8 +300,7 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
     _drop_privileges(config["uid"], config["gid"], report)
     if held:
         _libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # the uid change made /proc/self root-only
-        sys.path[:] = [f"/proc/self/fd/{fd}" for fd in held]
-        sys.path_importer_cache.clear()
+        _reroute_imports(dict(zip(roots, (f"/proc/self/fd/{fd}" for fd in held), strict=True)))
     if report["filesystem"] == "none" and report.get("uid") == 0:
         report["warnings"].append("worker runs as root without Landlock: files are not protected")
     # Credential changes clear the death signal: arm it again for this process.

@@ -202,3 +202,17 @@ async def test_without_a_network_namespace_sockets_are_still_blocked() -> None:
             listener.accept()
     finally:
         listener.close()
+
+
+async def test_any_standard_library_module_imports_but_host_files_stay_closed(
+    sandbox: Sandbox,
+) -> None:
+    result = await sandbox.execute(
+        "import xml.dom.minidom, email.parser, statistics, sqlite3, codecs\n"
+        "print(statistics.median([3, 1, 2]), codecs.encode('b\u00fccher', 'idna'))\n"
+        "for path in ('/root', '/etc/shadow', '/proc/1/environ', '/work'):\n"
+        "    try:\n        open(path).read()\n        print('READ', path)\n"
+        "    except OSError as exc:\n        print(type(exc).__name__)"
+    )
+    assert result.error is None, result.error
+    assert "READ" not in result.stdout and result.stdout.startswith("2 b'xn--bcher-kva'")
