@@ -96,8 +96,20 @@ class EvalItem:
     task: Task
     body: dict[str, Any]
     n_tokens: int = 0
+    features: dict[str, float] = field(default_factory=dict)
     utility: dict[str, float] = field(default_factory=dict)
     quality: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the JSON keeps of it: no request text, as in the traces."""
+        return {
+            "family": self.task.family,
+            "kind": self.task.kind,
+            "n_tokens": self.n_tokens,
+            "utility": self.utility,
+            "quality": self.quality,
+            "features": self.features,
+        }
 
 
 @dataclass
@@ -130,6 +142,8 @@ class BenchResult:
     stream_failures: int
     exploration_share: float
     by_family: dict[str, dict[str, float]] = field(default_factory=dict)
+    full_information_value: float = math.nan
+    eval_set: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def final(self) -> Checkpoint:
@@ -172,6 +186,8 @@ class BenchResult:
             "stream_failures": self.stream_failures,
             "exploration_share": self.exploration_share,
             "by_family": self.by_family,
+            "full_information_value": self.full_information_value,
+            "eval_set": self.eval_set,
         }
 
     def table(self) -> str:
@@ -206,7 +222,11 @@ class BenchResult:
             )
         threshold_gap = self.oracle_value - self.threshold_rule_value
         met = "MET" if self.final.gap_closed >= 0.8 else "NOT MET"
+        full_gap = self.oracle_value - self.full_information_value
         lines += [
+            f"| full-information fit (in-sample reference) | - | - | - | "
+            f"{self.full_information_value:.4f} | {full_gap:.4f} | "
+            f"{_closed(self.prior_gap, full_gap):.0%} | - |",
             f"| token rule >= {c['threshold_tokens']:,} | - | - | - | "
             f"{self.threshold_rule_value:.4f} | {threshold_gap:.4f} | "
             f"{_closed(self.prior_gap, threshold_gap):.0%} | - |",
@@ -370,7 +390,9 @@ async def evaluate_both_routes(
 
     await asyncio.gather(*(run(item, route) for item in items for route in ("llm", "rlm")))
     for item in items:
-        item.n_tokens = router.decide({**item.body, "model": FORCE_LLM}).features.n_tokens
+        features = router.decide({**item.body, "model": FORCE_LLM}).features
+        item.n_tokens = features.n_tokens
+        item.features = features.as_dict()
     return items
 
 
@@ -412,6 +434,39 @@ def family_breakdown(
             "final_rlm_share": true_value(group, final)[1],
         }
     return out
+
+
+def full_information_value(items: Sequence[EvalItem], router: Router) -> float:
+    """The value of the classifier fitted on the evaluation set itself with both outcomes known.
+
+    An in-sample upper reference for what this classifier class (the artifact's terms,
+    logistic regression) can reach on this workload; the per-request oracle also profits
+    from per-task luck no feature can predict.
+    """
+    import numpy as np
+
+    from policies.learning.dataset import LoggedData
+    from policies.learning.fitting import fit_classifier
+    from policies.learning.terms import factor_names, learning_terms, term_matrix
+    from router.features import FEATURE_NAMES
+
+    terms = learning_terms(router.classifier, FEATURE_NAMES)
+    names = factor_names(terms)
+    raw = np.array([[i.features[name] for name in names] for i in items], dtype=float)
+    gamma = np.array([[i.utility["llm"], i.utility["rlm"]] for i in items])
+    n = len(items)
+    data = LoggedData(
+        feature_names=tuple(t.name for t in terms),
+        features=term_matrix(terms, raw, names),
+        action=np.zeros(n, dtype=np.int64),
+        propensity=np.ones(n),
+        utility=gamma[:, 0],
+        forced=np.zeros(n, dtype=bool),
+        exploration=np.zeros(n, dtype=bool),
+        decision_ids=tuple(str(k) for k in range(n)),
+    )
+    actions = fit_classifier(data, gamma).scorer.actions(data.features)
+    return float(gamma[np.arange(n), actions].mean())
 
 
 def token_rule_value(items: Sequence[EvalItem], threshold: int) -> float:
@@ -558,6 +613,7 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
         stream_seconds = time.perf_counter() - stream_started
         telemetry.shutdown()
         by_family = family_breakdown(items, prior_router, greedy_router(router, router.classifier))
+        full_information = full_information_value(items, router)
 
     from telemetry import load_request_records
 
@@ -578,6 +634,8 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
         stream_failures=failures,
         exploration_share=explored / max(1, len(records)),
         by_family=by_family,
+        full_information_value=full_information,
+        eval_set=[item.to_dict() for item in items],
     )
 
 
