@@ -426,3 +426,15 @@ def sim_spend(sim: SimServer) -> float:
 def test_sim_model_list_names_both_models() -> None:
     names = [m["model_name"] for m in sim_model_list("http://127.0.0.1:1/v1")]
     assert names == ["sim-large", "sim-mini"]
+
+
+@pytest.mark.server
+def test_a_latency_budget_the_rlm_route_cannot_meet_stays_direct(client: openai.OpenAI) -> None:
+    task = generate("oolong", n_tokens=32_000, seed=1, kind="count")
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=task.messages(),  # type: ignore[arg-type]
+        extra_headers={"x-latency-budget-ms": "500"},
+    )
+    assert raw.headers[ROUTE] == "llm"
+    assert "latency" in raw.headers["x-rlm-router-reason"]
