@@ -503,7 +503,10 @@ def _shared_service() -> RouterService:
 
 _SERVICE = _shared_service()
 _INSTANCES: dict[str, Any] = {}
-_FACTORIES = {"hook": RouterHook, "rlm_provider": RLMProvider}
+_FACTORIES: dict[str, type[RouterHook] | type[RLMProvider]] = {
+    "hook": RouterHook,
+    "rlm_provider": RLMProvider,
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -511,5 +514,12 @@ def __getattr__(name: str) -> Any:
     if factory is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if name not in _INSTANCES:
-        _INSTANCES[name] = factory()
+        instance = factory()
+        # LiteLLM resolves these while loading its config: load ours now too, so a bad
+        # rlm_router section or policy stops the proxy at startup with the reason.
+        try:
+            _ = instance.service.dispatcher
+        except Exception as exc:
+            raise RuntimeError(f"rlm-router plugin cannot start: {exc}") from exc
+        _INSTANCES[name] = instance
     return _INSTANCES[name]
