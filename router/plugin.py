@@ -253,6 +253,8 @@ class RouterHook(CustomLogger):
             # Only this request falls back to RLM on a context-window error; apps calling the
             # direct group by name keep LiteLLM's behaviour.
             data.setdefault("context_window_fallbacks", [{direct: [config.rlm_model]}])
+            # Provider errors on the direct route are retried as the policy says.
+            data.setdefault("num_retries", max(0, dispatcher.settings.retry.max_attempts - 1))
         return data
 
     def _open_trace(self, pending: _Pending, decide_s: float, model: str, stream: bool) -> None:

@@ -438,3 +438,20 @@ def test_a_latency_budget_the_rlm_route_cannot_meet_stays_direct(client: openai.
     )
     assert raw.headers[ROUTE] == "llm"
     assert "latency" in raw.headers["x-rlm-router-reason"]
+
+
+@pytest.mark.server
+def test_provider_errors_on_the_direct_route_are_retried(
+    client: openai.OpenAI, sim: SimServer
+) -> None:
+    task = generate("qa", seed=3)
+    httpx.post(_faults(sim), json={"model": "sim-large", "fault": "503", "count": 2})
+    try:
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto",
+            messages=task.messages(),  # type: ignore[arg-type]
+        )
+    finally:
+        httpx.delete(_faults(sim))
+    assert raw.headers[ROUTE] == "llm"
+    assert task.score(raw.parse().choices[0].message.content) == 1.0
