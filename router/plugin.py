@@ -285,16 +285,22 @@ class RouterHook(CustomLogger):
         )
         self.service.dispatcher.close_trace(pending.trace, outcome)
 
-    async def async_log_failure_event(
-        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
-    ) -> None:
-        error = kwargs.get("exception")
-        if _is_context_window_error(error):
-            return  # LiteLLM falls back to rlm/*; the provider finishes this trace
-        pending = self._direct_pending(kwargs)
-        if pending is not None:
-            exc = error if isinstance(error, BaseException) else RuntimeError(str(error))
-            self.service.dispatcher.close_trace(pending.trace, None, exc)
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict[str, Any],
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ) -> Any:
+        # Once per failed request (a failed attempt that LiteLLM retries or falls back from
+        # is not the request's outcome). A request the provider served or failed has no
+        # pending entry left: it recorded its own outcome.
+        routed = (request_data.get("metadata") or {}).get(METADATA_KEY)
+        if isinstance(routed, Mapping):
+            pending = self.service.recall(routed.get("decision_id"))
+            if pending is not None:
+                self.service.dispatcher.close_trace(pending.trace, None, original_exception)
+        return None
 
     def _direct_pending(self, kwargs: Mapping[str, Any]) -> _Pending | None:
         """The hook's pending entry for a finished direct-route call (not inner, not rlm/*)."""
@@ -476,12 +482,6 @@ def _price_stream(logging_obj: Any, served: Served) -> None:
     details = getattr(logging_obj, "model_call_details", None)
     if isinstance(details, dict):
         details["additional_response_cost"] = served.cost_usd
-
-
-def _is_context_window_error(error: object) -> bool:
-    import litellm
-
-    return isinstance(error, litellm.ContextWindowExceededError)
 
 
 def _fill(response: ModelResponse, served: Any, route: RouteInfo) -> ModelResponse:

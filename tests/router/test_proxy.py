@@ -455,3 +455,32 @@ def test_provider_errors_on_the_direct_route_are_retried(
         httpx.delete(_faults(sim))
     assert raw.headers[ROUTE] == "llm"
     assert task.score(raw.parse().choices[0].message.content) == 1.0
+
+
+@pytest.mark.server
+def test_a_failed_request_leaves_a_request_span_with_its_error(
+    client: openai.OpenAI, sim: SimServer, traces_file: Path
+) -> None:
+    from telemetry import read_spans
+
+    httpx.post(_faults(sim), json={"model": "sim-large", "fault": "500", "count": 20})
+    try:
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(
+                model="auto",
+                messages=generate("qa", seed=5).messages(),  # type: ignore[arg-type]
+            )
+    finally:
+        httpx.delete(_faults(sim))
+    deadline = time.monotonic() + 10
+    errors: list[Any] = []
+    while time.monotonic() < deadline and not errors:
+        time.sleep(0.2)
+        errors = [
+            span
+            for span in read_spans([traces_file])
+            if span.name == "rlm_router.request"
+            and span.attributes.get("rlm_router.outcome.error_type")
+        ]
+    assert errors, "no request span recorded the failure"
+    assert errors[-1].status_code == "ERROR"
