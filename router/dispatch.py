@@ -119,10 +119,6 @@ class _Deadline:
     def remaining(self) -> float | None:
         return None if self.at is None else self.at - time.monotonic()
 
-    def expired(self) -> bool:
-        remaining = self.remaining()
-        return remaining is not None and remaining <= 0
-
 
 # ── streams ───────────────────────────────────────────────────────────────────────────────
 
