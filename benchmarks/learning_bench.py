@@ -617,7 +617,11 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
 
     from telemetry import load_request_records
 
-    records = load_request_records([traces], [feedback])
+    records = (
+        load_request_records([traces], [p for p in (feedback,) if p.exists()])
+        if traces.exists()
+        else []
+    )
     explored = sum(r.exploration for r in records)
     return BenchResult(
         config=config_dict,
