@@ -33,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "only if the interval of the improvement lies above zero. Inner sub-calls are never "
         "training data.",
         epilog="exit status: 0 promoted (written to --out), 1 current policy kept, 2 cannot train",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--traces",
@@ -70,37 +69,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--cost-weight",
         type=float,
         default=DEFAULT_COST_WEIGHT,
-        help="utility lost per USD spent",
+        help="utility lost per USD spent (default %(default)s)",
     )
     parser.add_argument(
         "--latency-weight",
         type=float,
         default=DEFAULT_LATENCY_WEIGHT,
-        help="utility lost per second of latency",
+        help="utility lost per second of latency (default %(default)s)",
     )
     parser.add_argument(
         "--failure-quality",
         type=float,
         default=0.0,
-        help="quality of a request that failed and has no feedback",
+        help="quality of a request that failed and has no feedback (default %(default)s)",
     )
     parser.add_argument(
         "--estimator",
         choices=("dr", "ips"),
         default="dr",
-        help="offline estimator: doubly robust or inverse propensity scoring",
+        help="offline estimator: doubly robust or inverse propensity scoring (default %(default)s)",
     )
     parser.add_argument(
         "--folds",
         type=int,
         default=5,
-        help="cross-fitting folds: each request is evaluated by models fitted without it",
+        help="cross-fitting folds: each request is evaluated by models fitted without it "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--confidence",
         type=float,
         default=0.95,
-        help="confidence level of the bootstrap interval",
+        help="confidence level of the bootstrap interval (default %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds and the bootstrap")
     parser.add_argument(
