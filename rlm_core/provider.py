@@ -172,18 +172,19 @@ class ModelClient:
             kwargs["api_key"] = spec.api_key
         kwargs["num_retries"] = 0  # retries are ours, so they follow RetryPolicy and the budget
         kwargs["max_retries"] = 0
+        # litellm caches provider clients (and their connection pools) keyed by the timeout,
+        # among others: a fixed one keeps all calls on one client; the deadline is enforced here.
+        kwargs["timeout"] = self._retry.timeout_s
         attempt = 0
         while True:
             attempt += 1
-            timeout = self._retry.timeout_s
+            wait = self._retry.timeout_s + 1.0  # litellm's own timeout fires first
             remaining = self._ledger.remaining_s()
             if remaining is not None:
-                timeout = max(0.001, min(timeout, remaining))
+                wait = max(0.001, min(wait, remaining))
             try:
                 async with self._ledger.semaphore:
-                    response = await asyncio.wait_for(
-                        completion(**kwargs, timeout=timeout), timeout + 1.0
-                    )
+                    response = await asyncio.wait_for(completion(**kwargs), wait)
                 text, prompt, completion_tokens = _text_and_usage(response)
                 return ModelReply(
                     text=text,
