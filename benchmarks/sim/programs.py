@@ -286,3 +286,12 @@ def fallback_program(question: str) -> str:
 def assign_program(value: str) -> str:
     """Store an answer the root already knows (e.g. multi-line) in ``result``."""
     return f"{STEP_MARKER}assign\nresult = {json.dumps(value)}\nprint(result)\n"
+
+
+# For engines that end a run only through the REPL's ``answer`` dict (rlms 0.1.3).
+SUBMIT_RESULT = f'{STEP_MARKER}submit\nanswer["content"] = str(result)\nanswer["ready"] = True\n'
+
+
+def submit_program(value: str) -> str:
+    """Submit an answer the root already knows through the ``answer`` dict."""
+    return f'{STEP_MARKER}submit\nanswer["content"] = {json.dumps(value)}\nanswer["ready"] = True\n'

@@ -3,13 +3,25 @@
 A conversation is an RLM root conversation when its system message mentions both a
 ```` ```repl ```` block and ``llm_query`` (the engine's protocol). The model is stateless: each
 turn it re-reads the conversation, finds which step it took last (its programs carry a
-``# rlm-sim step:`` comment) and what the REPL printed, and takes the next step:
+``# rlm-sim step:`` comment) and what the REPL printed since its last reply, and takes the
+next step:
 
 1. ``inspect``: print the context's type, size and a preview (all of it when short);
 2. a short context it just saw in full is answered by reading it (``FINAL(...)``);
    otherwise ``solve``: the family's chunk / ``llm_query_batched`` / aggregate program;
 3. ``FINAL_VAR(result)`` once the program printed its result, or, if it raised, a generic
    ``fallback`` program; if that fails too, the best answer it has (never an endless loop).
+
+It reads the two engines' conversations it is benchmarked against:
+
+- ours (``rlm_core``): the query between ``<query>`` tags in the first user message;
+  FINAL / FINAL_VAR end the run;
+- the official ``rlms`` 0.1.3: the query after "Answer the following: " in the first user
+  message, a separate "Turn k/N" user message after each REPL output, and a system prompt
+  whose only way to end the run is the ``answer`` dict. When the instructions offer no
+  FINAL, the model ends with a ```` ```repl ```` block setting ``answer["content"]`` and
+  ``answer["ready"] = True`` instead, and answers in plain text when the engine puts a
+  request for the final answer in the assistant's mouth (its out-of-iterations fallback).
 """
 
 from __future__ import annotations
@@ -21,6 +33,8 @@ from benchmarks.sim.questions import Question, split_question, understand
 from benchmarks.sim.reader import Reading, answer_question
 
 _QUERY = re.compile(r"<query>\s*\n(.*?)\n\s*</query>", re.S)
+# rlms 0.1.3: "Answer the following: {root_prompt}\n\nYour context is a str of N total ..."
+_ANSWER_THE_FOLLOWING = re.compile(r"\AAnswer the following: (.*?)\n\nYour context is ", re.S)
 _STEP = re.compile(re.escape(programs.STEP_MARKER) + r"(\w+)")
 _ERROR = re.compile(r"Traceback \(most recent call last\)|^\w*(?:Error|Exception)\b", re.M)
 _RESULT_LINE = re.compile(r"^result: (.+)$", re.M)
@@ -48,9 +62,26 @@ def is_root_prompt(messages: list[tuple[str, str]]) -> bool:
 def _query(messages: list[tuple[str, str]]) -> str:
     for role, text in messages:
         if role == "user":
-            match = _QUERY.search(text)
+            match = _QUERY.search(text) or _ANSWER_THE_FOLLOWING.search(text)
             return match.group(1).strip() if match else split_question(text)[1]
     return ""
+
+
+def _ends_by_answer_dict(messages: list[tuple[str, str]]) -> bool:
+    """Whether the instructions end a run only through the ``answer`` dict (no FINAL)."""
+    system = "\n".join(text for role, text in messages if role in ("system", "developer"))
+    return 'answer["ready"]' in system and "FINAL" not in system
+
+
+def _since_last_reply(messages: list[tuple[str, str]]) -> str:
+    """What the engine said after the model's last reply (REPL output, turn notes)."""
+    tail: list[str] = []
+    for role, text in reversed(messages):
+        if role == "assistant":
+            break
+        if role == "user":
+            tail.append(text)
+    return "\n\n".join(reversed(tail))
 
 
 def _question(query: str) -> tuple[Question, bool]:
@@ -70,7 +101,9 @@ def _code(step_text: str, program: str) -> str:
     return f"{step_text}\n\n```repl\n{program}```"
 
 
-def _final(answer: str) -> str:
+def _final(answer: str, *, by_dict: bool) -> str:
+    if by_dict:
+        return _code("Submitting the answer.", programs.submit_program(answer))
     if "\n" in answer or ")" in answer:
         # FINAL(...) is one line and ends at its parenthesis: store it and name the variable.
         return _code("Storing the answer.", programs.assign_program(answer))
@@ -81,22 +114,29 @@ def respond_as_root(reading: Reading, messages: list[tuple[str, str]]) -> str:
     """The root model's next turn."""
     query = _query(messages)
     question, as_child = _question(query)
+    by_dict = _ends_by_answer_dict(messages)
     replies = [text for role, text in messages if role == "assistant"]
     steps = [m.group(1) for text in replies for m in [_STEP.search(text)] if m]
     last_step = steps[-1] if steps else None
-    output = messages[-1][1] if replies and messages[-1][0] == "user" else ""
+    output = _since_last_reply(messages) if replies else ""
+    results = _RESULT_LINE.findall("\n".join(t for r, t in messages if r == "user"))
+    best = results[-1].strip() if results else "I could not determine the answer."
 
+    if by_dict and messages[-1][0] == "assistant":
+        # rlms asks for the final answer in the model's own voice when its iterations run
+        # out, and returns the reply as the answer: plain text, no code.
+        return best
     if not replies:
         return _code("Let me look at the context first.", programs.INSPECT)
-    if len(replies) >= MAX_TURNS or _MUST_ANSWER.search(output):
-        results = _RESULT_LINE.findall("\n".join(t for r, t in messages if r == "user"))
-        return f"FINAL({results[-1].strip() if results else 'I could not determine the answer.'})"
+    if len(replies) >= MAX_TURNS or _MUST_ANSWER.search(output) or last_step == "submit":
+        return _final(best, by_dict=by_dict) if by_dict else f"FINAL({best})"
     if last_step == "inspect":
         begin = output.find(programs.CONTEXT_BEGIN)
         end = output.rfind(programs.CONTEXT_END)
         if begin >= 0 and end > begin and not as_child:
             seen = output[begin + len(programs.CONTEXT_BEGIN) : end].strip("\n")
-            return _final(answer_question(reading, seen, question.text, partial=False))
+            answer = answer_question(reading, seen, question.text, partial=False)
+            return _final(answer, by_dict=by_dict)
         plan = (
             f"The context is large; I will split it into chunks, ask the sub-model about each "
             f"chunk in parallel and combine the answers in Python (question type: "
@@ -110,7 +150,10 @@ def respond_as_root(reading: Reading, messages: list[tuple[str, str]]) -> str:
                 programs.fallback_program(question.text),
             )
         if _ERROR.search(output):
-            results = _RESULT_LINE.findall(output)
-            return f"FINAL({results[-1] if results else 'I could not determine the answer.'})"
+            found = _RESULT_LINE.findall(output)
+            answer = found[-1] if found else "I could not determine the answer."
+            return _final(answer, by_dict=by_dict) if by_dict else f"FINAL({answer})"
+        if by_dict:
+            return _code("The program printed the result.", programs.SUBMIT_RESULT)
         return "The program printed the result.\n\nFINAL_VAR(result)"
     return _code("Let me look at the context first.", programs.INSPECT)
