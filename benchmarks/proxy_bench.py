@@ -139,6 +139,12 @@ class ProxyProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the proxy and its child processes."""
+        if self._process is None:
+            return 0.0
+        return process_tree_cpu_seconds(self._process.pid)
+
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -163,6 +169,28 @@ class ProxyProcess:
         self.stop()
 
 
+def process_tree_cpu_seconds(root: int) -> float:
+    """utime + stime of ``root`` and its descendants, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[1] is ppid; utime and stime are fields 14 and 15 of stat (1-based).
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    total, frontier = 0.0, [root]
+    while frontier:
+        pid = frontier.pop()
+        if pid in stats:
+            total += stats[pid][1]
+        frontier.extend(child for child, (parent, _) in stats.items() if parent == pid)
+    return total
+
+
 def plugin_config(base_url: str, *, policy: str | None = None) -> dict[str, Any]:
     """The proxy config ``rlm-router serve`` would generate for the simulated provider."""
     from router.service_config import ServiceConfig
@@ -182,6 +210,8 @@ class Measurement:
     paired_diffs_ms: list[float] = field(default_factory=list)
     throughput_rps: list[float] = field(default_factory=list)
     errors: int = 0
+    served: int = 0  # requests answered during the measurement (both phases)
+    cpu_s: float = 0.0  # the proxy's CPU time over the measurement
 
     def p(self, q: float) -> float:
         data = sorted(self.latencies_ms)
@@ -224,6 +254,7 @@ async def _paired_latency(targets: list[Target], n: int, into: dict[str, Measure
                 if result is None:
                     into[target.name].errors += 1
                 else:
+                    into[target.name].served += 1
                     into[target.name].latencies_ms.append(result)
                     got[target.name] = result
             if "bare" in got:
@@ -248,6 +279,7 @@ async def _throughput_round(
                     into.errors += 1
                 else:
                     ok += 1
+                    into.served += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -258,7 +290,6 @@ async def measure(
     targets: list[Target], *, requests: int, rounds: int, concurrency: int
 ) -> dict[str, Measurement]:
     results = {t.name: Measurement() for t in targets}
-    await _paired_latency(targets, 20, {t.name: Measurement() for t in targets})  # warm-up
     per_round = max(1, requests // rounds)
     for r in range(rounds):
         await _paired_latency(targets, per_round, results)
@@ -281,6 +312,7 @@ def summarize(results: dict[str, Measurement], *, concurrency: int) -> dict[str,
             "p50_ms": m.p(0.5),
             "p95_ms": m.p(0.95),
             "throughput_rps": statistics.median(m.throughput_rps) if m.throughput_rps else 0.0,
+            "cpu_ms_per_request": 1000.0 * m.cpu_s / m.served if m.served else float("nan"),
         }
         if name == "bare":
             continue
@@ -290,7 +322,12 @@ def summarize(results: dict[str, Measurement], *, concurrency: int) -> dict[str,
         ratios = [p / b for b, p in pairs if b]
         added = statistics.median(m.paired_diffs_ms) if m.paired_diffs_ms else float("nan")
         ratio = statistics.median(ratios) if ratios else 0.0
+        cpu_bare = rows["bare"]["cpu_ms_per_request"]
+        cpu_mine = rows[name]["cpu_ms_per_request"]
         rows[name].update(
+            added_cpu_ms_per_request=cpu_mine - cpu_bare,
+            # What the throughput ratio is when the proxy, not the machine, is the bottleneck.
+            cpu_bound_throughput_ratio=cpu_bare / cpu_mine if cpu_mine else 0.0,
             added_p50_ms=added,
             p50_difference_ms=rows[name]["p50_ms"] - rows["bare"]["p50_ms"],
             throughput_ratio=ratio,
@@ -307,19 +344,27 @@ def summarize(results: dict[str, Measurement], *, concurrency: int) -> dict[str,
 def render(summary: dict[str, Any]) -> str:
     header = (
         f"{'proxy':<18} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8}"
-        f" {'added p50 ms':>13} {'thr. ratio':>10}"
+        f" {'added p50 ms':>13} {'thr. ratio':>10} {'CPU ms/req':>10} {'CPU ratio':>9}"
     )
     lines = [header]
     for name, row in summary["proxies"].items():
         added = f"{row['added_p50_ms']:+.2f}" if "added_p50_ms" in row else "-"
         ratio = f"{row['throughput_ratio']:.3f}" if "throughput_ratio" in row else "-"
+        cpu_ratio = (
+            f"{row['cpu_bound_throughput_ratio']:.3f}"
+            if "cpu_bound_throughput_ratio" in row
+            else "-"
+        )
         lines.append(
             f"{name:<18} {row['requests']:>8} {row['errors']:>6} {row['p50_ms']:>8.2f} "
-            f"{row['p95_ms']:>8.2f} {row['throughput_rps']:>8.1f} {added:>13} {ratio:>10}"
+            f"{row['p95_ms']:>8.2f} {row['throughput_rps']:>8.1f} {added:>13} {ratio:>10} "
+            f"{row['cpu_ms_per_request']:>10.2f} {cpu_ratio:>9}"
         )
     lines.append(
         f"added p50 = median paired difference to the bare proxy (target < 1 ms); throughput "
-        f"ratio at {summary['concurrency']} in flight (target >= 0.95)"
+        f"ratio at {summary['concurrency']} in flight (target >= 0.95); CPU ms/req = the "
+        f"proxy process's CPU time per answered request, CPU ratio = bare/this (the throughput "
+        f"ratio when the proxy is the bottleneck)"
     )
     return "\n".join(lines)
 
@@ -382,9 +427,15 @@ def run(requests: int, rounds: int, concurrency: int, out: Path) -> dict[str, An
                 Target("plugin", f"{routed.base_url}/v1/chat/completions", "auto"),
                 Target("plugin (no OTel)", f"{quiet.base_url}/v1/chat/completions", "auto"),
             ]
+            processes = {"bare": bare, "plugin": routed, "plugin (no OTel)": quiet}
+            warm_up = {t.name: Measurement() for t in targets}
+            asyncio.run(_paired_latency(targets, 20, warm_up))
+            cpu_before = {name: p.cpu_seconds() for name, p in processes.items()}
             results = asyncio.run(
                 measure(targets, requests=requests, rounds=rounds, concurrency=concurrency)
             )
+            for name, process in processes.items():
+                results[name].cpu_s = process.cpu_seconds() - cpu_before[name]
     summary = summarize(results, concurrency=concurrency)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
