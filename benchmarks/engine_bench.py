@@ -1,16 +1,21 @@
-"""Side-by-side performance of our RLM engine and the official ``rlms`` package (not a test).
+"""Side-by-side performance and quality of our RLM engine and the official ``rlms`` package.
 
     .venv/bin/python -m benchmarks.engine_bench [--quick] [--out out/engine_bench.json]
 
-Both engines run against the same simulated provider (``benchmarks.sim``) with the same models
-and tasks. Measured:
+Not a test. Both engines run against the same simulated provider (``benchmarks.sim``, always
+in its own process, so its CPU is not charged to the engines) with the same models and tasks.
+Measured:
 
-- per-iteration engine overhead, model time excluded (wall time of a run minus the time spent
-  inside provider calls, per root iteration), on S-NIAH / OOLONG tasks at 32K tokens;
+- per-iteration engine overhead, model time excluded, from runs of 1 and 21 trivial turns;
 - sandbox start time (ours: a locked-down worker process; official: its in-process REPL);
 - context hand-off time and peak memory for a 10M-token context (each in a fresh process, so
   peaks are not polluted by earlier measurements);
-- wall time of one 256-prompt ``llm_query_batched`` against a fixed-latency provider, vs ideal.
+- one 256-prompt ``llm_query_batched`` against a provider with a fixed latency, wall time vs
+  the ideal under the same in-flight cap: ``ceil(256 / cap) x latency``. Rows at cap 16 (our
+  engine's default concurrency and rlms's fixed batch cap) and uncapped (all 256 in flight,
+  ideal = one latency), with bare litellm calls under the same cap as the client-side floor
+  and the client CPU per sub-call;
+- tasks (S-NIAH, OOLONG, OOLONG-Pairs): score, iterations, sub-calls, tokens, cost, wall time.
 
 Targets (issue 3): overhead per iteration no worse than the official in-process REPL; 10M-token
 hand-off < 1 s with peak memory < 3x the context; batched fan-out within 1.2x of ideal.
@@ -22,7 +27,9 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -40,7 +47,8 @@ ROOT_MODEL = "sim-large"
 SUB_MODEL = "sim-mini"
 BATCH_PROMPTS = 256
 # 50 ms shows the client-side floor (litellm's per-call CPU); 1 s is a realistic model latency.
-BATCH_LATENCIES_S = (0.05, 1.0)
+BATCH_LATENCIES_S = (0.05, 0.25, 1.0)
+TASK_FAMILIES = ("niah", "oolong", "oolong_pairs")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -287,7 +295,10 @@ def _ours_run(base_url: str, query: str, context: Any, concurrency: int = 16) ->
         "wall_s": wall,
         "model_s": root_s + subcall_s,
         "overhead_per_iter_ms": 1000 * (wall - root_s - subcall_s) / iterations,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
         "cost_usd": result.cost_usd,
+        "stopped_reason": result.stopped_reason.value,
         "trajectory": trajectory,
     }
 
@@ -311,8 +322,10 @@ def _official_run(base_url: str, query: str, context: Any) -> dict[str, Any]:
         started = time.perf_counter()
         completion = engine.completion(context, root_prompt=query)
         wall = time.perf_counter() - started
+    _collect_official_clients()
     iterations = sum(1 for model, _, _ in spans if model == ROOT_MODEL)
     model_s = _union_s(spans)
+    usage = completion.usage_summary.model_usage_summaries
     return {
         "answer": completion.response,
         "iterations": iterations,
@@ -320,7 +333,33 @@ def _official_run(base_url: str, query: str, context: Any) -> dict[str, Any]:
         "wall_s": wall,
         "model_s": model_s,
         "overhead_per_iter_ms": 1000 * (wall - model_s) / max(iterations, 1),
+        "input_tokens": sum(u.total_input_tokens for u in usage.values()),
+        "output_tokens": sum(u.total_output_tokens for u in usage.values()),
+        # Its OpenAI client books cost only when the provider reports one; price its tokens
+        # with the same litellm cost map our engine uses.
+        "cost_usd": sum(
+            _token_cost(model, u.total_input_tokens, u.total_output_tokens)
+            for model, u in usage.items()
+        ),
     }
+
+
+def _collect_official_clients() -> None:
+    """Finalise rlms's dropped httpx clients now, outside any event loop: their finaliser
+    schedules ``aclose()`` on whatever loop is running (ours, later), where it fails noisily
+    because their connections belong to the loops rlms already closed."""
+    import gc
+
+    gc.collect()
+
+
+def _token_cost(model: str, input_tokens: int, output_tokens: int) -> float:
+    import litellm
+
+    prompt, completion = litellm.cost_per_token(
+        model=f"openai/{model}", prompt_tokens=input_tokens, completion_tokens=output_tokens
+    )
+    return float(prompt + completion)
 
 
 def _trivial_step(i: int) -> str:
@@ -420,7 +459,10 @@ def bench_overhead(rounds: int) -> dict[str, Any]:
     return result
 
 
-def bench_tasks(base_url: str, families: list[str], n_tokens: int) -> list[dict[str, Any]]:
+def bench_tasks(
+    base_url: str, families: list[str], sizes: list[int], seeds: int
+) -> list[dict[str, Any]]:
+    """Every task run by both engines (same task, same models, same simulator)."""
     from benchmarks.tasks import generate
 
     rows = []
@@ -428,81 +470,74 @@ def bench_tasks(base_url: str, families: list[str], n_tokens: int) -> list[dict[
     _ours_run(base_url, warm.question, warm.context)
     with contextlib.suppress(Exception):
         _official_run(base_url, warm.question, warm.context)
-    for family in families:
-        task = generate(family, n_tokens=n_tokens, seed=1)
-        ours = _ours_run(base_url, task.question, task.context)
-        ours.pop("trajectory")
-        try:
-            official = _official_run(base_url, task.question, task.context)
-        except Exception as exc:  # the official engine's failure is a result, not a crash
-            official = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-        for engine_name, run in (("ours", ours), ("official", official)):
-            if "answer" in run:
-                run["score"] = task.score(str(run["answer"] or ""))
-            rows.append({"family": family, "n_tokens": n_tokens, "engine": engine_name, **run})
+    for n_tokens in sizes:
+        for family in families:
+            for seed in range(1, seeds + 1):
+                task = generate(family, n_tokens=n_tokens, seed=seed)
+                ours = _ours_run(base_url, task.question, task.context)
+                ours.pop("trajectory")
+                try:
+                    official = _official_run(base_url, task.question, task.context)
+                except Exception as exc:  # the official engine's failure is a result
+                    official = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+                for engine_name, run in (("ours", ours), ("official", official)):
+                    if "answer" in run:
+                        run["score"] = task.score(str(run["answer"] or ""))
+                    rows.append({
+                        "family": family, "n_tokens": n_tokens, "seed": seed,
+                        "engine": engine_name, **run,
+                    })  # fmt: skip
     return rows
 
 
-def bench_batched(base_url: str, n: int, latency_s: float) -> dict[str, Any]:
-    """One ``llm_query_batched`` of ``n`` prompts, each served in ``latency_s``, in both REPLs."""
-    from rlm.clients.openai import OpenAIClient
+def _task_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Means per (size, family, engine) over seeds."""
+    groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["n_tokens"], row["family"], row["engine"]), []).append(row)
+    out = []
+    for (n_tokens, family, engine), runs in groups.items():
+        done = [r for r in runs if "error" not in r]
+        summary: dict[str, Any] = {
+            "n_tokens": n_tokens, "family": family, "engine": engine, "runs": len(runs),
+            "errors": len(runs) - len(done),
+        }  # fmt: skip
+        for key in ("score", "iterations", "sub_calls", "input_tokens", "cost_usd", "wall_s"):
+            values = [float(r[key]) for r in done if key in r]
+            summary[key] = statistics.fmean(values) if values else float("nan")
+        out.append(summary)
+    return out
+
+
+# --- batched fan-out ---------------------------------------------------------------------------
+
+
+def default_caps() -> dict[str, int]:
+    """The in-flight caps the two engines use unless told otherwise (from their signatures)."""
     from rlm.core.lm_handler import LMHandler
-    from rlm.environments.local_repl import LocalREPL
 
-    code = f"r = llm_query_batched(['batch item ' + str(i) for i in range({n})])\nprint(len(r))"
+    from rlm_core import RLMEngine
 
-    # Ours: a full engine run whose root turn is scripted to run exactly this code block.
-    ours_elapsed = asyncio.run(_ours_batched(base_url, code, code.replace(str(n), "4")))
-    floor = asyncio.run(_raw_litellm_gather(base_url, n))
-
-    # Official: its REPL and LM handler, wired as its RLM.completion wires them.
-    client = OpenAIClient(model_name=SUB_MODEL, base_url=base_url, api_key="sim")
-    handler = LMHandler(client)
-    handler.start()
-    repl = LocalREPL(lm_handler_address=handler.address, context_payload="")
-    repl.execute_code(code.replace(str(n), "4"))  # warm, as for ours
-    started = time.perf_counter()
-    result = repl.execute_code(code)
-    official_elapsed = time.perf_counter() - started
-    repl.cleanup()
-    handler.stop()
-    return {
-        "prompts": n,
-        "latency_s": latency_s,
-        "ideal_s": latency_s,  # every prompt in flight at once
-        "litellm_floor_s": floor,
-        "ours_s": ours_elapsed,
-        "official_s": official_elapsed,
-        "official_output": result.stdout.strip()[:80],
-    }
+    ours = inspect.signature(RLMEngine).parameters["concurrency"].default
+    official = inspect.signature(LMHandler).parameters["batch_max_concurrent"].default
+    return {"ours": int(ours), "official": int(official)}
 
 
-async def _raw_litellm_gather(base_url: str, n: int) -> float:
-    """The client-side floor: ``n`` bare litellm calls gathered at once, no engine."""
-    import litellm
-
-    async def one(i: int) -> Any:
-        return await litellm.acompletion(
-            model=f"openai/{SUB_MODEL}", api_base=base_url, api_key="sim",
-            messages=[{"role": "user", "content": f"batch item {i}"}],
-        )  # fmt: skip
-
-    await asyncio.gather(*[one(i) for i in range(4)])
-    started = time.perf_counter()
-    await asyncio.gather(*[one(i) for i in range(n)])
-    return time.perf_counter() - started
+def _batch_code(n: int) -> str:
+    return f"r = llm_query_batched(['batch item ' + str(i) for i in range({n})])\nprint(len(r))"
 
 
-async def _ours_batched(base_url: str, code: str, warm_up: str) -> float:
-    """Run ``warm_up`` then ``code`` as the root's one code block; the latter's wall time."""
+async def _ours_fanout(base_url: str, n: int, cap: int) -> tuple[float, float]:
+    """Our engine, concurrency ``cap``: wall time of the ``n``-prompt block as the REPL saw it,
+    and host CPU ms per sub-call (a run with 4 prompts subtracted: same fixed costs)."""
     import litellm
 
     from rlm_core import Budget, ModelSpec, RLMEngine
 
-    block = {"code": warm_up}
+    block = {"code": _batch_code(4)}
 
     async def completion(**kwargs: Any) -> Any:
-        if kwargs["messages"][0]["role"] == "system":  # the root turn: run the code once
+        if kwargs["messages"][0]["role"] == "system":  # the root turn: run the block once
             done = any(m["role"] == "assistant" for m in kwargs["messages"])
             reply = "FINAL(done)" if done else f"```repl\n{block['code']}\n```"
             return await litellm.acompletion(
@@ -514,14 +549,92 @@ async def _ours_batched(base_url: str, code: str, warm_up: str) -> float:
         root=ModelSpec(model=f"openai/{ROOT_MODEL}", api_base=base_url, api_key="sim"),
         sub=ModelSpec(model=f"openai/{SUB_MODEL}", api_base=base_url, api_key="sim"),
         budget=Budget(max_iterations=3, max_depth=1),
-        concurrency=BATCH_PROMPTS,
+        concurrency=cap,
         completion=completion,
     )
     await engine.acompletion("warm up", "")  # same event loop: litellm's clients are reused
-    block["code"] = code
+    cpu = time.process_time()
+    await engine.acompletion("small batch", "")
+    small_cpu = time.process_time() - cpu
+    block["code"] = _batch_code(n)
+    cpu = time.process_time()
     result = await engine.acompletion("batch", "")
+    cpu = time.process_time() - cpu
     executions = [e for i in result.trajectory.iterations for e in i.executions]
-    return executions[0].duration_s
+    return executions[0].duration_s, 1000 * (cpu - small_cpu) / (n - 4)
+
+
+def _official_fanout(base_url: str, n: int, cap: int) -> tuple[float, float]:
+    """rlms's REPL and LM handler, wired as its RLM.completion wires them, batch cap ``cap``."""
+    from rlm.clients.openai import OpenAIClient
+    from rlm.core.lm_handler import LMHandler
+    from rlm.environments.local_repl import LocalREPL
+
+    client = OpenAIClient(model_name=SUB_MODEL, base_url=base_url, api_key="sim")
+    handler = LMHandler(client, batch_max_concurrent=cap)
+    handler.start()
+    repl = LocalREPL(lm_handler_address=handler.address, context_payload="")
+    try:
+        repl.execute_code(_batch_code(4))  # warm, as for ours
+        cpu = time.process_time()
+        repl.execute_code(_batch_code(4))
+        small_cpu = time.process_time() - cpu
+        cpu, started = time.process_time(), time.perf_counter()
+        result = repl.execute_code(_batch_code(n))
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+    finally:
+        repl.cleanup()
+        handler.stop()
+        del client, handler, repl
+        _collect_official_clients()
+    if result.stdout.strip() != str(n):
+        raise RuntimeError(f"rlms batch failed: {(result.stderr or result.stdout)[-200:]}")
+    return elapsed, 1000 * (cpu - small_cpu) / (n - 4)
+
+
+async def _litellm_fanout(base_url: str, n: int, cap: int) -> tuple[float, float]:
+    """The client-side floor: ``n`` bare litellm calls, ``cap`` in flight, no engine."""
+    import litellm
+
+    limit = asyncio.Semaphore(cap)
+
+    async def one(i: int) -> Any:
+        async with limit:
+            return await litellm.acompletion(
+                model=f"openai/{SUB_MODEL}", api_base=base_url, api_key="sim",
+                messages=[{"role": "user", "content": f"batch item {i}"}], timeout=120.0,
+            )  # fmt: skip
+
+    await asyncio.gather(*[one(i) for i in range(4)])
+    cpu, started = time.process_time(), time.perf_counter()
+    await asyncio.gather(*[one(i) for i in range(n)])
+    elapsed = time.perf_counter() - started
+    return elapsed, 1000 * (time.process_time() - cpu) / n
+
+
+def bench_batched(base_url: str, n: int, latency_s: float, rounds: int) -> list[dict[str, Any]]:
+    """One ``n``-prompt ``llm_query_batched`` per engine, each prompt served in ``latency_s``,
+    at the engines' default cap and uncapped; best wall time of ``rounds``, median CPU."""
+    caps = default_caps()
+    rows = []
+    for cap in sorted({caps["ours"], caps["official"], n}):
+        runs: dict[str, list[tuple[float, float]]] = {"ours": [], "official": [], "litellm": []}
+        for _ in range(rounds):  # interleaved, so the machine's load hits all three alike
+            runs["ours"].append(asyncio.run(_ours_fanout(base_url, n, cap)))
+            runs["official"].append(_official_fanout(base_url, n, cap))
+            runs["litellm"].append(asyncio.run(_litellm_fanout(base_url, n, cap)))
+        waves = math.ceil(n / cap)
+        row: dict[str, Any] = {
+            "prompts": n, "latency_s": latency_s, "cap": cap,
+            "ideal_s": waves * latency_s,
+            "ideal": f"ceil({n}/{cap}) x latency" if waves > 1 else "latency (all in flight)",
+        }  # fmt: skip
+        for name, measured in runs.items():
+            row[f"{name}_s"] = min(wall for wall, _ in measured)
+            row[f"{name}_cpu_ms_per_call"] = _median([cpu for _, cpu in measured])
+        rows.append(row)
+    return rows
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
@@ -535,9 +648,13 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
     return format(value, spec) if isinstance(value, int | float) else str(value)
 
 
+SECTIONS = ("sandbox", "overhead", "handoff", "tasks", "batched")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and families")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, sizes and seeds")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--out", type=Path, default=Path("out/engine_bench.json"))
     parser.add_argument("--probe", choices=sorted(PROBES), help=argparse.SUPPRESS)
     parser.add_argument("--serve-sim", help=argparse.SUPPRESS)
@@ -555,20 +672,30 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.sim import register_sim_models
 
     register_sim_models()
+    sections = set(args.only or SECTIONS)
+    rounds = 3 if args.quick else 10
     report: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    report["sandbox_start"] = bench_sandbox_start(3 if args.quick else 10)
-    report["overhead"] = bench_overhead(3 if args.quick else 10)
-    report["handoff_10m"] = {
-        "ours": _run_probe("handoff-ours"),
-        "official": _run_probe("handoff-official"),
-    }
-    with _sim_process(time_scale=0.0) as base_url:
-        families = ["niah", "oolong"] if args.quick else ["niah", "oolong", "oolong_pairs"]
-        report["tasks"] = bench_tasks(base_url, families, 32_000)
-    report["batched"] = []
-    for latency in BATCH_LATENCIES_S:
-        with _sim_process(time_scale=1.0, fixed_latency_s=latency) as base_url:
-            report["batched"].append(bench_batched(base_url, BATCH_PROMPTS, latency))
+    if "sandbox" in sections:
+        report["sandbox_start"] = bench_sandbox_start(rounds)
+    if "overhead" in sections:
+        report["overhead"] = bench_overhead(rounds)
+    if "handoff" in sections:
+        report["handoff_10m"] = {
+            "ours": _run_probe("handoff-ours"),
+            "official": _run_probe("handoff-official"),
+        }
+    if "tasks" in sections:
+        sizes = [32_000] if args.quick else [32_000, 262_000]
+        with _sim_process(time_scale=0.0) as base_url:
+            rows = bench_tasks(base_url, list(TASK_FAMILIES), sizes, seeds=1 if args.quick else 3)
+        report["tasks"] = {"runs": rows, "summary": _task_summary(rows)}
+    if "batched" in sections:
+        report["batched"] = {"default_caps": default_caps(), "rows": []}
+        for latency in BATCH_LATENCIES_S:
+            with _sim_process(time_scale=1.0, fixed_latency_s=latency) as base_url:
+                report["batched"]["rows"] += bench_batched(
+                    base_url, BATCH_PROMPTS, latency, rounds=1 if args.quick else 3
+                )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str))
@@ -577,48 +704,75 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _ratio(value: float, ideal: float) -> str:
+    return f"{value:.2f} ({value / ideal:.2f}x)"
+
+
 def _render(report: dict[str, Any]) -> str:
-    start = report["sandbox_start"]
-    ours_h, off_h = report["handoff_10m"]["ours"], report["handoff_10m"]["official"]
-    batched = report["batched"]
-    tasks = report["tasks"]
-    size = ours_h.get("context_mb", float("nan"))
-    ovh = report["overhead"]
-    rows = [
-        ["overhead per iteration, model time excluded (ms)",
-         _fmt(ovh["ours"]["per_iteration_ms"], ".2f"),
-         _fmt(ovh["official"]["per_iteration_ms"], ".2f"), "<= official"],
-        ["overhead per run, fixed part (ms)", _fmt(ovh["ours"]["per_run_fixed_ms"], ".1f"),
-         _fmt(ovh["official"]["per_run_fixed_ms"], ".1f"), "-"],
-        ["overhead of a 21-iteration run (ms)", _fmt(ovh["ours"]["run_of_21_ms"], ".1f"),
-         _fmt(ovh["official"]["run_of_21_ms"], ".1f"), "<= official"],
-        ["sandbox start (s)", _fmt(start["ours_s"]), _fmt(start["official_s"]), "-"],
-        ["10M-token hand-off (s)", _fmt(ours_h.get("handoff_s")), _fmt(off_h.get("handoff_s")),
-         "< 1 s"],
-        ["hand-off peak memory (x context)",
-         _fmt(ours_h.get("peak_total_mb", float("nan")) / size, ".2f"),
-         _fmt(off_h.get("peak_total_mb", float("nan")) / size, ".2f"), "< 3x"],
-    ]  # fmt: skip
-    for b in batched:
-        label = f"batched {b['prompts']} x {b['latency_s'] * 1000:.0f} ms: s (x ideal)"
-        rows.append([
-            label, f"{b['ours_s']:.2f} ({b['ours_s'] / b['ideal_s']:.2f}x)",
-            f"{b['official_s']:.2f} ({b['official_s'] / b['ideal_s']:.2f}x)",
-            f"<= 1.2x (litellm floor {b['litellm_floor_s']:.2f} s)",
-        ])  # fmt: skip
-    out = _table("Engine side by side", ["measure", "ours", "official rlms 0.1.3", "target"], rows)
-    task_rows = [
-        [r["family"], r["engine"], _fmt(r.get("score", "-"), ".2f"), r.get("iterations", "-"),
-         r.get("sub_calls", "-"), _fmt(r.get("wall_s", "-"), ".2f"),
-         _fmt(r.get("overhead_per_iter_ms", "-"), ".2f"), str(r.get("error", ""))[:60]]
-        for r in tasks
-    ]  # fmt: skip
-    header = ["task", "engine", "score", "iters", "subs", "wall s", "ovh ms/it", "error"]
-    return (
-        out
-        + "\n"
-        + _table(f"Tasks at {tasks[0]['n_tokens'] if tasks else 0} tokens", header, task_rows)
-    )
+    out = []
+    rows = []
+    if "overhead" in report:
+        ovh = report["overhead"]
+        rows += [
+            ["overhead per iteration, model time excluded (ms)",
+             _fmt(ovh["ours"]["per_iteration_ms"], ".2f"),
+             _fmt(ovh["official"]["per_iteration_ms"], ".2f"), "<= official"],
+            ["overhead per run, fixed part (ms)", _fmt(ovh["ours"]["per_run_fixed_ms"], ".1f"),
+             _fmt(ovh["official"]["per_run_fixed_ms"], ".1f"), "-"],
+            ["overhead of a 21-iteration run (ms)", _fmt(ovh["ours"]["run_of_21_ms"], ".1f"),
+             _fmt(ovh["official"]["run_of_21_ms"], ".1f"), "<= official"],
+        ]  # fmt: skip
+    if "sandbox_start" in report:
+        start = report["sandbox_start"]
+        rows.append(["sandbox start (s)", _fmt(start["ours_s"]), _fmt(start["official_s"]), "-"])
+    if "handoff_10m" in report:
+        ours_h, off_h = report["handoff_10m"]["ours"], report["handoff_10m"]["official"]
+        size = ours_h.get("context_mb", float("nan"))
+        rows += [
+            ["10M-token hand-off (s)", _fmt(ours_h.get("handoff_s")),
+             _fmt(off_h.get("handoff_s")), "< 1 s"],
+            ["hand-off peak memory (x context)",
+             _fmt(ours_h.get("peak_total_mb", float("nan")) / size, ".2f"),
+             _fmt(off_h.get("peak_total_mb", float("nan")) / size, ".2f"), "< 3x"],
+        ]  # fmt: skip
+    if rows:
+        header = ["measure", "ours", "official rlms 0.1.3", "target"]
+        out.append(_table("Engine side by side", header, rows))
+    if "batched" in report:
+        caps = report["batched"]["default_caps"]
+        brows = [
+            [f"{b['latency_s'] * 1000:.0f} ms", str(b["cap"]), f"{b['ideal_s']:.2f}", b["ideal"],
+             _ratio(b["ours_s"], b["ideal_s"]), _ratio(b["official_s"], b["ideal_s"]),
+             _ratio(b["litellm_s"], b["ideal_s"]),
+             f"{b['ours_cpu_ms_per_call']:.1f} / {b['official_cpu_ms_per_call']:.1f} / "
+             f"{b['litellm_cpu_ms_per_call']:.1f}"]
+            for b in report["batched"]["rows"]
+        ]  # fmt: skip
+        title = (
+            f"Batched fan-out: {BATCH_PROMPTS} prompts, fixed provider latency, simulator in its "
+            f"own process; s (x ideal), target <= 1.2x. Default caps: ours {caps['ours']}, "
+            f"rlms {caps['official']}"
+        )
+        header = ["latency", "cap", "ideal s", "ideal", "ours", "official", "bare litellm",
+                  "client CPU ms/call ours/official/litellm"]  # fmt: skip
+        out.append(_table(title, header, brows))
+    if "tasks" in report:
+        summary = report["tasks"]["summary"]
+        trows = [
+            [f"{r['n_tokens'] // 1000}K", r["family"], r["engine"], f"{r['runs']}",
+             _fmt(r["score"], ".2f"), _fmt(r["iterations"], ".1f"), _fmt(r["sub_calls"], ".1f"),
+             _fmt(r["input_tokens"], ".0f"), _fmt(r["cost_usd"], ".4f"), _fmt(r["wall_s"], ".2f"),
+             str(r["errors"])]
+            for r in summary
+        ]  # fmt: skip
+        header = ["size", "task", "engine", "runs", "score", "iters", "subs", "in tokens",
+                  "cost $", "wall s", "errors"]  # fmt: skip
+        title = (
+            "Tasks (means over seeds; same tasks, models and simulator, instant model; "
+            "official cost = its tokens x litellm's price map)"
+        )
+        out.append(_table(title, header, trows))
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
