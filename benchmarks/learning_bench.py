@@ -599,7 +599,7 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
             offline = json.loads(report_json.read_text()) if report_json.exists() else None
             promoted = code == EXIT_PROMOTED
             if promoted:
-                write_policy(policy_path, artifact=str(artifact), config=config)
+                write_policy(policy_path, artifact=str(artifact.resolve()), config=config)
                 if not router.reload(policy_path):
                     raise RuntimeError(f"reload failed: {router.warning}")
                 dispatch = dispatcher(router, sim.base_url, telemetry)
