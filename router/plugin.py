@@ -121,8 +121,21 @@ class RouterService:
                 if self._router is None:
                     from router import Router
 
-                    policy = self.config.policy_path
-                    self._router = Router.from_config(str(policy) if policy else None)
+                    config = self.config
+                    path = config.policy_path
+                    router = Router.from_config(str(path) if path else None)
+                    window = config.group_window(config.direct) if config.direct else None
+                    if window is not None:
+                        # Features measure the input against the window of the model that
+                        # actually serves the direct route here: the config's group.
+                        windows = {**router.windows, router.policy.models.direct.model: window}
+                        router = Router(
+                            router.policy,
+                            router.classifier,
+                            windows=windows,
+                            warning=router.warning,
+                        )
+                    self._router = router
         return self._router
 
     @property

@@ -151,6 +151,26 @@ class ServiceConfig:
             litellm=litellm,
         )
 
+    def group_window(self, group: str) -> int | None:
+        """The input window of a model_list group: its ``model_info.max_input_tokens``, else
+        litellm's model info for its first deployment's model (None if unknown)."""
+        for entry in self.litellm.get("model_list") or []:
+            if not isinstance(entry, Mapping) or entry.get("model_name") != group:
+                continue
+            info = entry.get("model_info") or {}
+            if isinstance(info.get("max_input_tokens"), int):
+                return int(info["max_input_tokens"])
+            model = (entry.get("litellm_params") or {}).get("model")
+            if isinstance(model, str):
+                import litellm
+
+                try:
+                    window = litellm.get_model_info(model).get("max_input_tokens")
+                except Exception:  # litellm raises a bare Exception for unknown models
+                    return None
+                return int(window) if window else None
+        return None
+
     def proxy_config(self) -> dict[str, Any]:
         """The LiteLLM proxy config with the plugin wired in (idempotent)."""
         config = copy.deepcopy(dict(self.litellm))

@@ -484,3 +484,24 @@ def test_a_failed_request_leaves_a_request_span_with_its_error(
         ]
     assert errors, "no request span recorded the failure"
     assert errors[-1].status_code == "ERROR"
+
+
+def test_group_window_comes_from_model_info_or_litellm() -> None:
+    config = ServiceConfig.from_mapping(
+        {
+            "model_list": [
+                {
+                    "model_name": "small",
+                    "litellm_params": {"model": "openai/x"},
+                    "model_info": {"max_input_tokens": 32_000},
+                },
+                {"model_name": "mini", "litellm_params": {"model": "gpt-4o-mini"}},
+                {"model_name": "odd", "litellm_params": {"model": "openai/not-a-model"}},
+            ]
+        },
+        path=None,
+    )
+    assert config.group_window("small") == 32_000
+    assert config.group_window("mini") == 128_000
+    assert config.group_window("odd") is None
+    assert config.group_window("missing") is None
