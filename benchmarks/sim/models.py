@@ -27,6 +27,20 @@ class SimModel:
     recall_max: float
     recall_half_load: float
     recall_slope: float
+    # Hidden reasoning, billed as output tokens and reported in
+    # ``completion_tokens_details.reasoning_tokens`` as OpenAI's reasoning models do: a fixed
+    # amount per answer plus a share of the prompt, and more for an RLM root turn (planning
+    # and writing code). This is what makes the RLM route cost more than a direct call on
+    # short and mid-sized inputs, as in the paper's Table 1 (see CALIBRATION.md).
+    reasoning_per_answer: int = 0
+    reasoning_per_1k_prompt: float = 0.0
+    reasoning_per_root_turn: int = 0
+
+    def reasoning_tokens(self, prompt_tokens: int, *, root_turn: bool) -> int:
+        """Hidden reasoning tokens spent on one response."""
+        if root_turn:
+            return self.reasoning_per_root_turn
+        return self.reasoning_per_answer + int(self.reasoning_per_1k_prompt * prompt_tokens / 1000)
 
     def litellm_info(self) -> dict[str, Any]:
         """The entry ``litellm.register_model`` expects for this model."""
@@ -61,6 +75,9 @@ SIM_MODELS: dict[str, SimModel] = {
             recall_max=0.98,
             recall_half_load=100_000,
             recall_slope=1.6,
+            reasoning_per_answer=200,
+            reasoning_per_1k_prompt=4.0,
+            reasoning_per_root_turn=2_500,
         ),
         # Its mini sibling for sub-calls, priced like GPT-5-mini: faster, somewhat less recall.
         SimModel(
@@ -75,6 +92,9 @@ SIM_MODELS: dict[str, SimModel] = {
             recall_max=0.985,
             recall_half_load=70_000,
             recall_slope=1.6,
+            reasoning_per_answer=150,
+            reasoning_per_1k_prompt=4.0,
+            reasoning_per_root_turn=1_500,
         ),
         # A small-window direct model, for overflow and fallback tests.
         SimModel(

@@ -341,7 +341,10 @@ class SimServer:
                     ),
                 }[fault]()
             prompt_tokens = await self._count_prompt(req)
-            content, completion_tokens, finish = await self._answer(req, prompt_tokens)
+            content, visible_tokens, reasoning_tokens, finish = await self._answer(
+                req, prompt_tokens
+            )
+            completion_tokens = visible_tokens + reasoning_tokens
         except wire.APIError as exc:
             return _error_response(exc)
         self.stats["requests"][req.model.name] += 1
@@ -355,15 +358,20 @@ class SimServer:
         ident = self._completion_id()
         created = int(time.time())
         scale = self.config.time_scale
-        first_delay = scale * (req.model.ttft_s + prompt_tokens * req.model.input_s_per_token)
+        # Reasoning happens before the first visible token, at the model's output speed.
+        first_delay = scale * (
+            req.model.ttft_s
+            + prompt_tokens * req.model.input_s_per_token
+            + reasoning_tokens * req.model.output_s_per_token
+        )
         if first_delay > 0:
             await asyncio.sleep(first_delay)
         if not req.stream:
             if fault in ("malformed_stream", "truncated_stream"):
                 self.stats["faults"][fault] += 1
                 return await _broken_body(request, fault)
-            if completion_tokens and scale > 0:
-                await asyncio.sleep(scale * completion_tokens * req.model.output_s_per_token)
+            if visible_tokens and scale > 0:
+                await asyncio.sleep(scale * visible_tokens * req.model.output_s_per_token)
             return web.json_response(
                 wire.completion(
                     id=ident,
@@ -373,10 +381,19 @@ class SimServer:
                     finish_reason=finish,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens,
+                    reasoning_tokens=reasoning_tokens,
                 )
             )
         return await self._stream(
-            request, req, ident, created, content, finish, prompt_tokens, completion_tokens
+            request,
+            req,
+            ident,
+            created,
+            content,
+            finish,
+            prompt_tokens,
+            visible_tokens,
+            reasoning_tokens,
         )
 
     async def _parse(self, request: web.Request) -> _Request:
@@ -430,20 +447,29 @@ class SimServer:
             raise wire.context_length_exceeded(window, tokens)
         return tokens
 
-    async def _answer(self, req: _Request, prompt_tokens: int) -> tuple[str, int, str]:
+    async def _answer(self, req: _Request, prompt_tokens: int) -> tuple[str, int, int, str]:
+        """The reply, its visible and reasoning token counts, and the finish reason.
+
+        Reasoning counts against ``max_tokens`` after the visible text, so a capped reply keeps
+        the exact count the caller asked for.
+        """
         reading = Reading(req.model, self.config.seed, prompt_tokens)
+        root_turn = is_root_prompt(req.messages)
 
         def compose() -> str:
-            if is_root_prompt(req.messages):
+            if root_turn:
                 return respond_as_root(reading, req.messages)
             return answer_direct(reading, req.messages)
 
         chars = sum(len(text) for _, text in req.messages)
         content = await asyncio.to_thread(compose) if chars > _THREAD_CHARS else compose()
         tokens = encoding().encode(content, disallowed_special=())
+        reasoning = req.model.reasoning_tokens(prompt_tokens, root_turn=root_turn)
         if req.max_tokens is not None and len(tokens) > req.max_tokens:
-            return encoding().decode(tokens[: req.max_tokens]), req.max_tokens, "length"
-        return content, len(tokens), "stop"
+            return encoding().decode(tokens[: req.max_tokens]), req.max_tokens, 0, "length"
+        if req.max_tokens is not None:
+            reasoning = min(reasoning, req.max_tokens - len(tokens))
+        return content, len(tokens), reasoning, "stop"
 
     async def _hold(self) -> None:
         """The timeout fault: keep the client waiting (bounded; released on shutdown)."""
@@ -466,7 +492,8 @@ class SimServer:
         content: str,
         finish: str,
         prompt_tokens: int,
-        completion_tokens: int,
+        visible_tokens: int,
+        reasoning_tokens: int,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -490,7 +517,7 @@ class SimServer:
         per_piece = (
             self.config.time_scale
             * req.model.output_s_per_token
-            * completion_tokens
+            * visible_tokens
             / max(1, len(pieces))
         )
         for i, piece in enumerate(pieces):
@@ -513,7 +540,8 @@ class SimServer:
                         created=created,
                         model=req.model.name,
                         prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens,
+                        completion_tokens=visible_tokens + reasoning_tokens,
+                        reasoning_tokens=reasoning_tokens,
                     )
                 )
             )

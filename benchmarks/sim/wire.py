@@ -113,14 +113,15 @@ def overloaded() -> APIError:
     )
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> dict[str, Any]:
+    """OpenAI's usage object; ``completion_tokens`` includes the reasoning tokens."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -137,6 +138,7 @@ def completion(
     finish_reason: str,
     prompt_tokens: int,
     completion_tokens: int,
+    reasoning_tokens: int = 0,
 ) -> dict[str, Any]:
     """A ``chat.completion`` object."""
     return {
@@ -157,7 +159,7 @@ def completion(
                 "finish_reason": finish_reason,
             }
         ],
-        "usage": usage(prompt_tokens, completion_tokens),
+        "usage": usage(prompt_tokens, completion_tokens, reasoning_tokens),
         "service_tier": "default",
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
@@ -188,7 +190,13 @@ def chunk(
 
 
 def usage_chunk(
-    *, id: str, created: int, model: str, prompt_tokens: int, completion_tokens: int
+    *,
+    id: str,
+    created: int,
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    reasoning_tokens: int = 0,
 ) -> dict[str, Any]:
     """The final chunk sent when ``stream_options.include_usage`` is set."""
     return {
@@ -199,7 +207,7 @@ def usage_chunk(
         "service_tier": "default",
         "system_fingerprint": SYSTEM_FINGERPRINT,
         "choices": [],
-        "usage": usage(prompt_tokens, completion_tokens),
+        "usage": usage(prompt_tokens, completion_tokens, reasoning_tokens),
     }
 
 

@@ -55,8 +55,11 @@ async def test_non_streaming_answer_usage_and_cost(sim_server: SimServer) -> Non
     assert response.model == "sim-large"
     prompt = [(m["role"], m["content"]) for m in task.messages()]
     assert response.usage.prompt_tokens == prompt_token_count(prompt)
-    assert response.usage.completion_tokens == count_tokens(content)
+    # completion_tokens includes the hidden reasoning, as OpenAI reports it.
+    reasoning = response.usage.completion_tokens_details.reasoning_tokens
     large = SIM_MODELS["sim-large"]
+    assert reasoning == large.reasoning_tokens(response.usage.prompt_tokens, root_turn=False) > 0
+    assert response.usage.completion_tokens == count_tokens(content) + reasoning
     expected = (
         response.usage.prompt_tokens * large.input_cost_per_token
         + response.usage.completion_tokens * large.output_cost_per_token
