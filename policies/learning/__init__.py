@@ -2,10 +2,11 @@
 
 ``train(records, current_classifier, threshold=...)`` builds the data set from request
 records (``telemetry.load_request_records``), fits a new classifier by the doubly-robust
-cost-sensitive reduction, estimates the new and the current policy's values on held-out
-rows with a paired bootstrap interval, and promotes only if the interval of the improvement
-lies above zero. See ``training`` for the steps, ``estimators`` for the estimates,
-``utility`` for what is maximised. Imports numpy here and scikit-learn when fitting.
+cost-sensitive reduction, estimates the new and the current policy's values cross-fitted
+(each request scored by models fitted without it) with a paired bootstrap interval, and
+promotes only if the interval of the improvement lies above zero. See ``training`` for the
+steps, ``estimators`` for the estimates, ``utility`` for what is maximised. Imports numpy
+here and scikit-learn when fitting.
 """
 
 from policies.learning.dataset import DatasetSummary, LoggedData, TrainingDataError, build_dataset
