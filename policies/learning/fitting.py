@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from policies.learning.dataset import RLM, FloatArray, IntArray, LoggedData
-from policies.learning.estimators import ProgressFn, fold_ids, policy_rewards
+from policies.learning.estimators import ProgressFn, fold_ids
 
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 # A constant classifier's logit when every example says the same route.
@@ -84,26 +84,30 @@ def fit_classifier(
     z = (x - mean) / scale
 
     cv_values: dict[float, float] = {}
+    shifts: dict[float, float] = {}
     grid = list(c_grid)
     if len(grid) > 1 and len(x) >= 2 * folds:
         ids = fold_ids(len(x), folds, seed + 1)
         steps = len(grid) * folds
         step = 0
         for c in grid:
-            total = 0.0
+            out_of_fold = np.empty(len(x))
             for k in range(folds):
                 held = ids == k
                 coef, intercept = _logistic(z[~held], labels[~held], weights[~held], c)
-                actions = (z[held] @ coef + intercept >= 0.0).astype(np.int64)
-                total += float(policy_rewards(g[held], actions).sum())
+                out_of_fold[held] = z[held] @ coef + intercept
                 step += 1
                 if progress is not None:
                     progress("classifier", step, steps)
-            cv_values[c] = total / len(x)
+            cv_values[c], shifts[c] = _best_cut(out_of_fold, g)
         best = max(grid, key=lambda c: (cv_values[c], -c))
     else:
         best = grid[len(grid) // 2] if grid else 1.0
     coef, intercept = _logistic(z, labels, weights, best)
+    # The logistic loss is only a surrogate of the policy's value: the cut on the log-odds
+    # that maximised the held-out value replaces 0 (chosen on out-of-fold scores, so it is
+    # not fitted to the rows it is judged on).
+    intercept -= shifts.get(best, 0.0)
     scorer = LinearScorer(
         feature_names=data.feature_names,
         mean=tuple(float(v) for v in mean),
@@ -112,6 +116,32 @@ def fit_classifier(
         intercept=float(intercept),
     )
     return FitResult(scorer=scorer, c=best, cv_values=cv_values, rows=len(x))
+
+
+def _best_cut(logits: FloatArray, gamma: FloatArray) -> tuple[float, float]:
+    """(mean value, cut): route RLM where ``logits >= cut``, the cut maximising the value.
+
+    Candidate cuts lie midway between consecutive distinct logits (plus "all" and "none");
+    among equal values the cut nearest 0 wins (the fitted surrogate's own boundary).
+    """
+    n = len(logits)
+    order = np.argsort(logits)
+    sorted_logits = logits[order]
+    # value(j) = rows order[:j] direct, order[j:] RLM
+    direct = np.concatenate([[0.0], np.cumsum(gamma[order, 1 - RLM])])
+    rlm = np.concatenate([np.cumsum(gamma[order[::-1], RLM])[::-1], [0.0]])
+    values = (direct + rlm) / n
+    cuts = np.concatenate(
+        [
+            [sorted_logits[0] - 1.0],
+            (sorted_logits[:-1] + sorted_logits[1:]) / 2.0,
+            [sorted_logits[-1] + 1.0],
+        ]
+    )
+    # Only cuts between distinct logits separate rows.
+    valid = np.concatenate([[True], sorted_logits[1:] > sorted_logits[:-1], [True]])
+    best = max(np.flatnonzero(valid), key=lambda j: (round(values[j], 12), -abs(cuts[j])))
+    return float(values[best]), float(cuts[best])
 
 
 def _logistic(

@@ -76,7 +76,7 @@ class TrainingConfig:
     resamples: int = 2000
     c_grid: tuple[float, ...] = C_GRID
     min_rows: int = 40
-    min_support: int = 20
+    min_support: int = 10
     seed: int = 0
 
     def __post_init__(self) -> None:
