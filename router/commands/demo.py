@@ -179,6 +179,23 @@ async def _via_router(dispatcher: Dispatcher, task: Task) -> Row:
     )
 
 
+def _baseline_row(
+    strategy: str, task: Task, started: float, *, cost_usd: float, correct: float, error: str | None
+) -> Row:
+    return Row(
+        strategy=strategy,
+        family=task.family,
+        n_tokens=task.n_tokens,
+        route="llm" if strategy == "always-direct" else "rlm",
+        reason="baseline",
+        score=None,
+        latency_s=time.monotonic() - started,
+        cost_usd=cost_usd,
+        correct=correct,
+        error=error,
+    )
+
+
 async def _always_direct(settings: DispatchSettings, task: Task) -> Row:
     import litellm
 
@@ -194,29 +211,17 @@ async def _always_direct(settings: DispatchSettings, task: Task) -> Row:
             messages=task.messages(),
         )
     except Exception as exc:  # the baseline has no fallback: an error scores 0
-        return Row(
-            strategy="always-direct",
-            family=task.family,
-            n_tokens=task.n_tokens,
-            route="llm",
-            reason="baseline",
-            score=None,
-            latency_s=time.monotonic() - started,
-            cost_usd=0.0,
-            correct=0.0,
-            error=type(exc).__name__,
+        return _baseline_row(
+            "always-direct", task, started, cost_usd=0.0, correct=0.0, error=type(exc).__name__
         )
     text = response.choices[0].message.content or ""
-    return Row(
-        strategy="always-direct",
-        family=task.family,
-        n_tokens=task.n_tokens,
-        route="llm",
-        reason="baseline",
-        score=None,
-        latency_s=time.monotonic() - started,
+    return _baseline_row(
+        "always-direct",
+        task,
+        started,
         cost_usd=response_cost(response) or 0.0,
         correct=task.score(text),
+        error=None,
     )
 
 
@@ -237,28 +242,16 @@ async def _always_rlm(settings: DispatchSettings, task: Task) -> Row:
     try:
         result = await engine.acompletion(request.question, request.context_text)
     except Exception as exc:
-        return Row(
-            strategy="always-rlm",
-            family=task.family,
-            n_tokens=task.n_tokens,
-            route="rlm",
-            reason="baseline",
-            score=None,
-            latency_s=time.monotonic() - started,
-            cost_usd=0.0,
-            correct=0.0,
-            error=type(exc).__name__,
+        return _baseline_row(
+            "always-rlm", task, started, cost_usd=0.0, correct=0.0, error=type(exc).__name__
         )
-    return Row(
-        strategy="always-rlm",
-        family=task.family,
-        n_tokens=task.n_tokens,
-        route="rlm",
-        reason="baseline",
-        score=None,
-        latency_s=time.monotonic() - started,
+    return _baseline_row(
+        "always-rlm",
+        task,
+        started,
         cost_usd=result.usage.cost_usd,
         correct=task.score(result.answer),
+        error=None,
     )
 
 
