@@ -537,4 +537,8 @@ def __getattr__(name: str) -> Any:
         except Exception as exc:
             raise RuntimeError(f"rlm-router plugin cannot start: {exc}") from exc
         _INSTANCES[name] = instance
+        if name == "hook":  # the proxy loads the hook at startup: add POST /rlm-router/feedback
+            from router.feedback_endpoint import install_on_running_proxy
+
+            install_on_running_proxy(lambda: _SERVICE.telemetry)
     return _INSTANCES[name]

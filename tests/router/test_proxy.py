@@ -505,3 +505,35 @@ def test_group_window_comes_from_model_info_or_litellm() -> None:
     assert config.group_window("mini") == 128_000
     assert config.group_window("odd") is None
     assert config.group_window("missing") is None
+
+
+@pytest.mark.server
+def test_feedback_endpoint_records_quality_for_a_decision(
+    client: openai.OpenAI, proxy: ProxyProcess, traces_file: Path
+) -> None:
+    from telemetry import read_spans
+
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=generate("qa", seed=5).messages(),  # type: ignore[arg-type]
+    )
+    decision_id = raw.headers["x-rlm-router-decision-id"]
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    url = f"{proxy.base_url}/rlm-router/feedback"
+    ok = httpx.post(url, json={"decision_id": decision_id, "quality": 0.25}, headers=auth)
+    assert ok.status_code == 200, ok.text
+    bad = httpx.post(url, json={"decision_id": decision_id, "quality": 7}, headers=auth)
+    assert bad.status_code == 400 and "quality" in bad.json()["error"]["message"]
+    # The report is a span in the proxy's traces, joined to the request by decision id.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        spans = [
+            span
+            for span in read_spans([traces_file])
+            if span.name == "rlm_router.feedback"
+            and span.attributes.get("rlm_router.decision.id") == decision_id
+        ]
+        if spans:
+            break
+        time.sleep(0.2)
+    assert spans and spans[0].attributes["rlm_router.outcome.quality"] == 0.25
