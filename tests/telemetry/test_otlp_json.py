@@ -127,3 +127,76 @@ def test_exporter_write_failure_returns_failure(tmp_path: Path) -> None:
     provider.get_tracer("t").start_span("x").end()
     assert exporter.export(memory.get_finished_spans()) is SpanExportResult.FAILURE
     assert exporter.last_error is not None
+
+
+def test_direct_encoding_equals_the_otlp_protobuf_encoding() -> None:
+    """Our JSON is exactly what OTel's protobuf encoder + MessageToDict give (ids in hex)."""
+    import base64
+
+    from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import (
+        Link,
+        NonRecordingSpan,
+        SpanContext,
+        SpanKind,
+        Status,
+        StatusCode,
+        TraceFlags,
+        TraceState,
+        set_span_in_context,
+    )
+
+    from telemetry.otlp_json import encode_spans_line
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "t", "n": 3}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("scope-a", "1.2")
+    remote = SpanContext(
+        trace_id=0xABC,
+        span_id=0xDEF,
+        is_remote=True,
+        trace_flags=TraceFlags(1),
+        trace_state=TraceState([("k", "v")]),
+    )
+    attributes = {
+        "s": "x",
+        "empty": "",
+        "b": True,
+        "f": False,
+        "i": 0,
+        "big": 2**62,
+        "d": 0.5,
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "strs": ("a", "b"),
+        "ints": [1, 2],
+        "none": [],
+    }
+    with tracer.start_as_current_span("root", kind=SpanKind.SERVER, attributes=attributes) as root:
+        root.add_event("fallback", {"reason": "overflow", "n": 2})
+        root.add_event("bare")
+        root.set_status(Status(StatusCode.ERROR, "boom"))
+        with tracer.start_as_current_span("child", kind=SpanKind.CLIENT) as child:
+            child.set_status(Status(StatusCode.OK))
+    provider.get_tracer("scope-b").start_span(
+        "remote-child",
+        context=set_span_in_context(NonRecordingSpan(remote)),
+        links=[Link(remote, {"why": "retry"})],
+    ).end()
+    spans = exporter.get_finished_spans()
+
+    reference = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    for resource_spans in reference["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                for obj in (span, *span.get("links", [])):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if obj.get(key):
+                            obj[key] = base64.b64decode(obj[key]).hex()
+    assert json.loads(encode_spans_line(spans)) == json.loads(json.dumps(reference))
