@@ -183,8 +183,10 @@ class ModelClient:
             if remaining is not None:
                 wait = max(0.001, min(wait, remaining))
             try:
-                async with self._ledger.semaphore:
-                    response = await asyncio.wait_for(completion(**kwargs), wait)
+                # asyncio.timeout, not wait_for: wait_for (3.11) wraps every call in one more
+                # task, which slows a CPU-bound fan-out by ~15% (engine_bench fan-out rows).
+                async with self._ledger.semaphore, asyncio.timeout(wait):
+                    response = await completion(**kwargs)
                 text, prompt, completion_tokens = _text_and_usage(response)
                 return ModelReply(
                     text=text,
