@@ -399,19 +399,22 @@ class Dispatcher:
                 kwargs["metadata"] = {**(kwargs.get("metadata") or {}), **chat.litellm_metadata()}
         for attempt in range(1, attempts + 1):
             remaining = call.deadline.remaining()
-            if remaining is not None:
-                if remaining <= 0:
-                    error = LatencyBudgetExceeded(
-                        "latency budget exhausted before the direct call could start",
-                        route=self._route(call, "llm"),
-                    )
-                    call.trace.chat_done(chat, error=error)
-                    raise error
-                kwargs["timeout"] = min(remaining, retry.timeout_s)
-            else:
-                kwargs.setdefault("timeout", retry.timeout_s)
+            if remaining is not None and remaining <= 0:
+                error = LatencyBudgetExceeded(
+                    "latency budget exhausted before the direct call could start",
+                    route=self._route(call, "llm"),
+                )
+                call.trace.chat_done(chat, error=error)
+                raise error
+            # litellm caches its HTTP client per timeout value: a deadline-derived timeout
+            # would build a new client and connection per request. A non-streaming call gets
+            # the fixed timeout and the deadline from asyncio; a stream's reads are bounded by
+            # the client timeout itself, so it keeps the deadline there.
+            kwargs["timeout"] = (
+                min(remaining, retry.timeout_s) if stream and remaining else retry.timeout_s
+            )
             try:
-                response = await self._completion_fn()(**kwargs)
+                response = await self._call_within(None if stream else remaining, kwargs)
             except Exception as exc:
                 delay = _retry_delay(retry, attempt)
                 can_wait = remaining is None or delay < (call.deadline.remaining() or 0)
@@ -427,6 +430,22 @@ class Dispatcher:
                 call.trace.chat_done(chat, response=response)
             return response
         raise AssertionError("unreachable")
+
+    async def _call_within(self, seconds: float | None, kwargs: dict[str, Any]) -> Any:
+        """The direct call, bounded by ``seconds``; overrunning raises litellm's ``Timeout``."""
+        try:
+            async with asyncio.timeout(seconds):
+                return await self._completion_fn()(**kwargs)
+        except TimeoutError as exc:
+            if seconds is None:  # not our deadline
+                raise
+            import litellm
+
+            raise litellm.Timeout(
+                message=f"rlm-router: latency budget reached after {seconds:.3f}s",
+                model=str(kwargs.get("model")),
+                llm_provider="rlm-router",
+            ) from exc
 
     def _completion_fn(self) -> Completion:
         if self._completion is not None:
