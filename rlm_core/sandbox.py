@@ -232,7 +232,8 @@ class Sandbox:
             await self._send({"op": "exec", "code": code, "cpu_s": self._limits.cpu_seconds})
             while True:
                 waited = time.perf_counter()
-                frame = await asyncio.wait_for(self._recv(), remaining)
+                async with asyncio.timeout(remaining):  # no extra task per frame, unlike wait_for
+                    frame = await self._recv()
                 remaining -= time.perf_counter() - waited
                 if frame["op"] == "done":
                     return _result(frame, started, subcall_s)
