@@ -384,12 +384,19 @@ async def _ours_overhead(iterations: int, rounds: int) -> Overheads:
 
     from rlm_core import Budget, ModelSpec, RLMEngine
 
+    # Like the official engine's patched client below, the model is a script that answers
+    # in microseconds without a client underneath; the response carries its cost as
+    # litellm's responses do, so what is measured is the engine's own work per turn.
     async def completion(**kwargs: Any) -> Any:
         done = sum(1 for m in kwargs["messages"] if m["role"] == "assistant")
         reply = _trivial_step(done) if done < iterations else "FINAL(done)"
-        return await litellm.acompletion(
-            model=kwargs["model"], messages=kwargs["messages"], mock_response=reply
+        response = litellm.ModelResponse(
+            model=kwargs["model"],
+            choices=[{"index": 0, "message": {"role": "assistant", "content": reply}}],
+            usage={"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
         )
+        response._hidden_params["response_cost"] = 1e-5
+        return response
 
     engine = RLMEngine(
         root=ModelSpec(model=f"openai/{ROOT_MODEL}"),
