@@ -127,6 +127,7 @@ def proxy(sim: SimServer, traces_file: Path, spend_log: Path) -> Iterator[ProxyP
     config["litellm_settings"]["callbacks"].append("tests.router.spend_log.recorder")
     env = {
         "RLM_ROUTER_TRACES_FILE": str(traces_file),
+        "RLM_ROUTER_FEEDBACK_FILE": str(traces_file.with_name("feedback.jsonl")),
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "RLM_ROUTER_TEST_SPEND_LOG": str(spend_log),
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
@@ -537,3 +538,5 @@ def test_feedback_endpoint_records_quality_for_a_decision(
             break
         time.sleep(0.2)
     assert spans and spans[0].attributes["rlm_router.outcome.quality"] == 0.25
+    (line,) = traces_file.with_name("feedback.jsonl").read_text().splitlines()
+    assert json.loads(line)["decision_id"] == decision_id
