@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -50,12 +50,12 @@ from router.responses import (
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse, ModelResponseStream
 
-    from rlm_core import RetryPolicy, RLMResult
+    from rlm_core import RLMResult
+    from rlm_core.provider import Completion
     from telemetry.tracing import RequestTrace
 
 log = logging.getLogger(__name__)
 
-Completion = Callable[..., Awaitable[Any]]
 INNER_METADATA_KEY = "rlm_router_inner"
 INNER_TAG = "rlm-router:inner"
 RLM_PREFIX = "rlm/"
@@ -416,7 +416,7 @@ class Dispatcher:
             try:
                 response = await self._call_within(None if stream else remaining, kwargs)
             except Exception as exc:
-                delay = _retry_delay(retry, attempt)
+                delay = retry.backoff(attempt, None)
                 can_wait = remaining is None or delay < (call.deadline.remaining() or 0)
                 if attempt < attempts and _is_retryable(exc) and can_wait:
                     log.info("direct call failed (%s); retry %d in %.2fs", exc, attempt, delay)
@@ -475,16 +475,7 @@ class Dispatcher:
         return inner
 
     async def _run_engine(self, call: _CallContext, deadline: float | None) -> RLMResult:
-        from rlm_core import RLMEngine
-
-        settings = self.settings
-        engine = RLMEngine(
-            root=settings.models.rlm_root,
-            sub=settings.models.rlm_sub,
-            budget=settings.budget,
-            limits=settings.limits,
-            retry=settings.retry,
-            concurrency=settings.concurrency,
+        engine = self.settings.engine(
             observer=call.trace.observer(),
             completion=self._inner_completion(call.decision.id),
         )
@@ -493,7 +484,7 @@ class Dispatcher:
         )
         if deadline is None:
             return await run
-        grace = settings.latency.grace_ms / 1000.0
+        grace = self.settings.latency.grace_ms / 1000.0
         return await asyncio.wait_for(run, timeout=max(0.0, deadline - time.monotonic()) + grace)
 
     async def _rlm_first(self, call: _CallContext, *, fallback: Fallback) -> tuple[Served, Outcome]:
@@ -731,17 +722,11 @@ def _headers_of(kwargs: Mapping[str, Any]) -> dict[str, str] | None:
 
 
 def _stop_name(result: RLMResult | None) -> str:
-    if result is None:
-        return "error"
-    reason = getattr(result, "stopped_reason", None)
-    value = getattr(reason, "value", reason)
-    return str(value).lower() if value is not None else "unknown"
+    return "error" if result is None else result.stopped_reason.value.lower()
 
 
 def _usage_int(result: RLMResult | None, name: str) -> int | None:
-    usage = getattr(result, "usage", None)
-    value = getattr(usage, name, None)
-    return int(value) if isinstance(value, int | float) else None
+    return None if result is None else int(getattr(result.usage, name))
 
 
 def _usage_int0(result: RLMResult | None, name: str) -> int:
@@ -749,9 +734,7 @@ def _usage_int0(result: RLMResult | None, name: str) -> int:
 
 
 def _result_cost(result: RLMResult | None) -> float:
-    usage = getattr(result, "usage", None)
-    cost = getattr(usage, "cost_usd", None)
-    return float(cost) if isinstance(cost, int | float) else 0.0
+    return 0.0 if result is None else result.usage.cost_usd
 
 
 def _failure_cost(error: BaseException | None) -> float:
@@ -768,10 +751,6 @@ def _timeout_types() -> tuple[type[BaseException], ...]:
     import litellm
 
     return (litellm.Timeout, TimeoutError)
-
-
-def _retry_delay(retry: RetryPolicy, attempt: int) -> float:
-    return retry.backoff(attempt, None)
 
 
 def _stream_cost(model: str, usage: Any) -> float:

@@ -10,6 +10,8 @@ from rlm_core import Budget, ModelSpec, RetryPolicy, SandboxLimits
 
 if TYPE_CHECKING:
     from policies.schema import ModelTarget, Policy
+    from rlm_core import EngineObserver, RLMEngine
+    from rlm_core.provider import Completion
 
 OnDeadline = Literal["direct", "partial"]
 
@@ -44,6 +46,23 @@ class DispatchSettings:
     latency: LatencySettings = field(default_factory=LatencySettings)
     concurrency: int = 16
     keepalive_s: float = 5.0
+
+    def engine(
+        self, *, observer: EngineObserver | None = None, completion: Completion | None = None
+    ) -> RLMEngine:
+        """The RLM engine of the escalated route, with these settings' models and limits."""
+        from rlm_core import RLMEngine
+
+        return RLMEngine(
+            root=self.models.rlm_root,
+            sub=self.models.rlm_sub,
+            budget=self.budget,
+            limits=self.limits,
+            retry=self.retry,
+            concurrency=self.concurrency,
+            observer=observer,
+            completion=completion,
+        )
 
     @classmethod
     def from_policy(

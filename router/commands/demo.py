@@ -226,18 +226,10 @@ async def _always_direct(settings: DispatchSettings, task: Task) -> Row:
 
 
 async def _always_rlm(settings: DispatchSettings, task: Task) -> Row:
-    from rlm_core import RLMEngine
     from router.request import ChatRequest
 
     request = ChatRequest.parse({"messages": task.messages()})
-    engine = RLMEngine(
-        root=settings.models.rlm_root,
-        sub=settings.models.rlm_sub,
-        budget=settings.budget,
-        limits=settings.limits,
-        retry=settings.retry,
-        concurrency=settings.concurrency,
-    )
+    engine = settings.engine()
     started = time.monotonic()
     try:
         result = await engine.acompletion(request.question, request.context_text)
