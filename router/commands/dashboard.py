@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from router.commands import add_trace_inputs
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -16,22 +18,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "requests, cost and latency per route over time, escalation rate, decision scores, "
         "fallbacks, RLM iterations and sub-calls.",
     )
-    parser.add_argument(
-        "--traces",
-        nargs="+",
-        required=True,
-        type=Path,
-        metavar="PATH",
-        help="OTLP-JSON-lines trace files",
-    )
-    parser.add_argument(
-        "--feedback",
-        nargs="*",
-        default=[],
-        type=Path,
-        metavar="PATH",
-        help="feedback JSON-lines files (quality reports by decision id)",
-    )
+    add_trace_inputs(parser)
     parser.add_argument(
         "-o", "--output", type=Path, default=Path("report.html"), help="HTML file to write"
     )

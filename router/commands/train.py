@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from router.commands import add_trace_inputs
+
 EXIT_PROMOTED = 0
 EXIT_KEPT = 1
 EXIT_CANNOT_TRAIN = 2
@@ -34,22 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "training data.",
         epilog="exit status: 0 promoted (written to --out), 1 current policy kept, 2 cannot train",
     )
-    parser.add_argument(
-        "--traces",
-        nargs="+",
-        required=True,
-        type=Path,
-        metavar="PATH",
-        help="OTLP-JSON-lines trace files",
-    )
-    parser.add_argument(
-        "--feedback",
-        nargs="*",
-        default=[],
-        type=Path,
-        metavar="PATH",
-        help="feedback JSON-lines files (quality by decision id)",
-    )
+    add_trace_inputs(parser)
     parser.add_argument(
         "--config",
         type=Path,
