@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 
+from benchmarks.sim import SimServer
 from telemetry import semconv as sc
 from tests.telemetry.telemetry_support import SampleDecision, Wired
 
@@ -34,7 +35,7 @@ class _Logged:
 
 
 @pytest.fixture
-def litellm_otel(wired: Wired) -> Iterator[tuple[Any, _Logged]]:
+def litellm_otel(wired: Wired, sim_server: SimServer) -> Iterator[tuple[Any, _Logged]]:
     import litellm
     from litellm.integrations.custom_logger import CustomLogger
     from litellm.integrations.opentelemetry import OpenTelemetry
@@ -48,7 +49,11 @@ def litellm_otel(wired: Wired) -> Iterator[tuple[Any, _Logged]]:
     saved = list(litellm.callbacks)
     ours = [OpenTelemetry(tracer_provider=wired.telemetry.tracer_provider), Sentinel()]
     litellm.callbacks = [*saved, *ours]
+    # Calls go over loopback to the simulated provider: LiteLLM's real request path.
+    litellm.api_base, saved_base = sim_server.base_url, litellm.api_base
+    litellm.api_key, saved_key = "sk-sim", litellm.api_key
     yield litellm, logged
+    litellm.api_base, litellm.api_key = saved_base, saved_key
     # litellm copies callbacks into its internal lists on first use: remove them everywhere.
     for callback in ours:
         litellm.logging_callback_manager.remove_callback_from_all_lists(callback)
@@ -70,7 +75,6 @@ async def test_direct_call_nests_litellm_span_under_ours(
             await litellm.acompletion(
                 model="openai/sim-large",
                 messages=MESSAGES,
-                mock_response="hi",
                 metadata=call.litellm_metadata(),
             )
         req.outcome(route_served="llm")
@@ -89,9 +93,7 @@ async def test_shielded_calls_cannot_write_onto_our_spans(
     litellm, logged = litellm_otel
     with wired.telemetry.request_span(model="auto") as req:
         with req.shielded():  # as the dispatcher runs the RLM engine
-            await litellm.acompletion(
-                model="openai/sim-mini", messages=MESSAGES, mock_response="hi"
-            )
+            await litellm.acompletion(model="openai/sim-mini", messages=MESSAGES)
         req.outcome(route_served="rlm")
     await logged.wait()
     assert _foreign_keys(wired, sc.SPAN_REQUEST) == set()
@@ -107,9 +109,7 @@ async def test_control_a_current_span_would_receive_litellm_attributes(
     # What the design avoids: had our request span been current, LiteLLM writes onto it.
     with wired.telemetry.request_span(model="auto") as req:
         with trace.use_span(req.span, end_on_exit=False):
-            await litellm.acompletion(
-                model="openai/sim-mini", messages=MESSAGES, mock_response="hi"
-            )
+            await litellm.acompletion(model="openai/sim-mini", messages=MESSAGES)
         await logged.wait()
         req.outcome(route_served="llm")
     assert "llm.request.type" in _foreign_keys(wired, sc.SPAN_REQUEST)
