@@ -308,6 +308,8 @@ def _ours_run(base_url: str, query: str, context: Any, concurrency: int = 16) ->
 def _official_run(base_url: str, query: str, context: Any) -> dict[str, Any]:
     from rlm import RLM
 
+    from rlm_core.provider import token_cost
+
     kwargs = {"model_name": ROOT_MODEL, "base_url": base_url, "api_key": "sim"}
     sub_kwargs = {"model_name": SUB_MODEL, "base_url": base_url, "api_key": "sim"}
     engine = RLM(
@@ -340,7 +342,7 @@ def _official_run(base_url: str, query: str, context: Any) -> dict[str, Any]:
         # Its OpenAI client books cost only when the provider reports one; price its tokens
         # with the same litellm cost map our engine uses.
         "cost_usd": sum(
-            _token_cost(model, u.total_input_tokens, u.total_output_tokens)
+            token_cost(f"openai/{model}", u.total_input_tokens, u.total_output_tokens)
             for model, u in usage.items()
         ),
     }
@@ -353,15 +355,6 @@ def _collect_official_clients() -> None:
     import gc
 
     gc.collect()
-
-
-def _token_cost(model: str, input_tokens: int, output_tokens: int) -> float:
-    import litellm
-
-    prompt, completion = litellm.cost_per_token(
-        model=f"openai/{model}", prompt_tokens=input_tokens, completion_tokens=output_tokens
-    )
-    return float(prompt + completion)
 
 
 def _trivial_step(i: int) -> str:

@@ -125,7 +125,9 @@ def _is_context_window(exc: BaseException) -> bool:
     return "contextwindowexceeded" in text or "context_length_exceeded" in text
 
 
-def _cost(response: Any) -> float:
+def response_cost(response: Any) -> float:
+    """USD cost of a litellm response: the provider's/litellm's own figure when it has one,
+    else computed from litellm's cost map; 0.0 for a model the map does not know."""
     hidden = getattr(response, "_hidden_params", None) or {}
     cost = hidden.get("response_cost")
     if isinstance(cost, int | float) and cost > 0:
@@ -134,6 +136,19 @@ def _cost(response: Any) -> float:
         import litellm
 
         return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:
+        return 0.0
+
+
+def token_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """USD cost of a token count on ``model`` from litellm's cost map (0.0 when unknown)."""
+    try:
+        import litellm
+
+        prompt, completion = litellm.cost_per_token(
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+        return float(prompt + completion)
     except Exception:
         return 0.0
 
@@ -192,7 +207,7 @@ class ModelClient:
                     text=text,
                     input_tokens=prompt,
                     output_tokens=completion_tokens,
-                    cost_usd=_cost(response),
+                    cost_usd=response_cost(response),
                     model=str(getattr(response, "model", None) or spec.model),
                     provider=_provider_of(spec.model),
                     attempts=attempt,

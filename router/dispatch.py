@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from rlm_core.provider import response_cost, token_cost
 from router.dispatch_settings import DispatchSettings
 from router.outcome import DecisionLike, Outcome, RequestTelemetry, reason_of
 from router.request import ChatRequest
@@ -42,7 +43,6 @@ from router.responses import (
     Usage,
     attach_route,
     model_response,
-    response_cost,
     served_from_response,
     split_text,
 )
@@ -636,7 +636,9 @@ class Dispatcher:
                 latency_ms=(time.monotonic() - call.started) * 1000.0,
                 error_type=_error_type(error) if error is not None else None,
             )
-            outcome.cost_usd = _stream_cost(self.settings.models.direct.model, usage)
+            outcome.cost_usd = token_cost(
+                self.settings.models.direct.model, outcome.input_tokens, outcome.output_tokens
+            )
             stream.outcome = outcome
             call.trace.chat_done(call.direct_chat, error=error)
             call.trace.finish(outcome, error)
@@ -751,22 +753,6 @@ def _timeout_types() -> tuple[type[BaseException], ...]:
     import litellm
 
     return (litellm.Timeout, TimeoutError)
-
-
-def _stream_cost(model: str, usage: Any) -> float:
-    if usage is None:
-        return 0.0
-    try:
-        import litellm
-
-        prompt, completion = litellm.cost_per_token(
-            model=model,
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-        )
-        return float(prompt + completion)
-    except Exception:
-        return 0.0
 
 
 def _failed_outcome(call: _CallContext, exc: BaseException) -> Outcome:

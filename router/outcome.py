@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from router.responses import RouteInfo, response_cost
+from rlm_core.provider import response_cost
+from router.responses import RouteInfo
 
 if TYPE_CHECKING:
     from telemetry.tracing import RequestTrace

@@ -126,16 +126,6 @@ def served_from_response(response: ModelResponse, *, cost_usd: float | None) -> 
     )
 
 
-def response_cost(response: object) -> float | None:
-    """The cost litellm computed for a response (``_hidden_params["response_cost"]``)."""
-    hidden = getattr(response, "_hidden_params", None)
-    if isinstance(hidden, dict):
-        cost = hidden.get("response_cost")
-        if isinstance(cost, int | float):
-            return float(cost)
-    return None
-
-
 def model_response(
     served: Served, route: RouteInfo, *, into: ModelResponse | None = None
 ) -> ModelResponse:

@@ -142,8 +142,9 @@ def _settings(policy: Any, base_url: str) -> DispatchSettings:
 
 
 async def _via_router(dispatcher: Dispatcher, task: Task) -> Row:
+    from rlm_core.provider import response_cost
     from router.dispatch import DispatchError
-    from router.responses import response_cost, route_of
+    from router.responses import route_of
 
     started = time.monotonic()
     try:
@@ -173,7 +174,7 @@ async def _via_router(dispatcher: Dispatcher, task: Task) -> Row:
         reason=str(info.get("reason")),
         score=info.get("score"),
         latency_s=latency,
-        cost_usd=response_cost(response) or 0.0,
+        cost_usd=response_cost(response),
         correct=task.score(text),
         fallback=str(info.get("fallback", "none")),
     )
@@ -199,7 +200,7 @@ def _baseline_row(
 async def _always_direct(settings: DispatchSettings, task: Task) -> Row:
     import litellm
 
-    from router.responses import response_cost
+    from rlm_core.provider import response_cost
 
     spec = settings.models.direct
     started = time.monotonic()
@@ -219,7 +220,7 @@ async def _always_direct(settings: DispatchSettings, task: Task) -> Row:
         "always-direct",
         task,
         started,
-        cost_usd=response_cost(response) or 0.0,
+        cost_usd=response_cost(response),
         correct=task.score(text),
         error=None,
     )
