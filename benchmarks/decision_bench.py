@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.decision_bench [--sizes 1000,32000,1000000,10000000] [--out out/]``
 
-For each size an OOLONG-style request (``benchmarks.tasks``) is built once; both deciders see
+For each size an OOLONG-style request (``sim.tasks``) is built once; both deciders see
 the same request dict. Ours is the whole decision (parse, features, rules, classifier); the
 complexity router's is its local (rules-only) path: pick the user ask and system prompt, then
 ``classify`` it. Also measured: our token estimate against an exact tiktoken count.
@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from benchmarks.tasks import generate
 from rlm_core.tokens import count_tokens
 from router import Router
 from router.features import REPLY_PRIMER_TOKENS, TOKENS_PER_MESSAGE
+from sim.tasks import generate
 
 TARGETS_P50_MS = {1_000: 0.2, 1_000_000: 5.0, 10_000_000: 50.0}
 # (ours, complexity router) repetitions per size: enough for a stable p50 within minutes.

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.engine_bench [--quick] [--out out/engine_bench.json]
 
-Not a test. Both engines run against the same simulated provider (``benchmarks.sim``, always
+Not a test. Both engines run against the same simulated provider (``sim``, always
 in its own process, so its CPU is not charged to the engines) with the same models and tasks.
 Measured:
 
@@ -73,7 +73,7 @@ def _median(values: list[float]) -> float:
 
 
 def _ten_million_token_context() -> str:
-    from benchmarks.tasks import generate
+    from sim.tasks import generate
 
     return generate("niah", n_tokens=10_000_000, seed=0).context
 
@@ -138,7 +138,7 @@ def _probe_handoff_official() -> dict[str, Any]:
 
 def _serve_sim(spec: str) -> None:
     """Run a simulated provider in this process until stdin closes (see ``_sim_process``)."""
-    from benchmarks.sim import SIM_MODELS, SimConfig, SimServer
+    from sim import SIM_MODELS, SimConfig, SimServer
 
     time_scale, fixed_latency = (float(x) for x in spec.split(":"))
     models = dict(SIM_MODELS)
@@ -484,7 +484,7 @@ def bench_tasks(
     base_url: str, families: list[str], sizes: list[int], seeds: int
 ) -> list[dict[str, Any]]:
     """Every task run by both engines (same task, same models, same simulator)."""
-    from benchmarks.tasks import generate
+    from sim.tasks import generate
 
     rows = []
     warm = generate("niah", n_tokens=2_000, seed=0)  # imports and connections, not measured
@@ -698,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    from benchmarks.sim import register_sim_models
+    from sim import register_sim_models
 
     register_sim_models()
     sections = set(args.only or SECTIONS)

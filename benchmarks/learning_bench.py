@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from benchmarks.sim import SIM_MODELS, SimConfig, SimServer, register_sim_models
-from benchmarks.tasks import Task, generate
+from sim import SIM_MODELS, SimConfig, SimServer, register_sim_models
+from sim.tasks import Task, generate
 
 if TYPE_CHECKING:
     from policies import LinearClassifier

@@ -56,7 +56,7 @@ def sim_model_list(base_url: str) -> list[dict[str, Any]]:
     Prices and windows are declared per deployment, so the proxy's spend tracking uses the
     simulator's prices without ``register_sim_models()`` running in the proxy process.
     """
-    from benchmarks.sim.models import SIM_MODELS
+    from sim.models import SIM_MODELS
 
     return [
         {
@@ -193,7 +193,7 @@ def process_tree_cpu_seconds(root: int) -> float:
 
 def plugin_config(base_url: str, *, policy: str | None = None) -> dict[str, Any]:
     """The proxy config ``rlm-router serve`` would generate for the simulated provider."""
-    from router.service_config import ServiceConfig
+    from router.plugin.config import ServiceConfig
 
     section: dict[str, Any] = {
         "models": {"direct": "sim-large", "rlm_root": "sim-large", "rlm_sub": "sim-mini"}

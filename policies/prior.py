@@ -4,7 +4,7 @@
 
 How the data set is built (and from which figures) is documented in ``policies/PRIOR.md``.
 In short: for each task family and a log-uniform input length, a request is synthesised
-(text built here, independent of ``benchmarks.tasks``), its features are extracted with the
+(text built here, independent of ``sim.tasks``), its features are extracted with the
 production extractor, and its label is drawn from the expected utility of each route, using
 quality-vs-length curves anchored on the paper's figures and Table 1's cost ratios.
 """

@@ -3,7 +3,7 @@
 The split between the *question* and the bulk *context* is defined here, once:
 
 - The question is taken from the last ``user`` message, read as "context, blank line,
-  question" (the shape of long-context prompts and of ``benchmarks.tasks``): the question is
+  question" (the shape of long-context prompts and of ``sim.tasks``): the question is
   its final paragraph, i.e. the text after the last blank line (``"\\n\\n"``); a message
   without a blank line is all question. A final paragraph shorter than ``MIN_QUESTION_CHARS``
   (a trailing "Answer:" cue) takes the paragraph before it too. A final paragraph longer than

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from benchmarks.sim import SimConfig, SimServer
+from sim import SimConfig, SimServer
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +50,7 @@ def sim_models() -> None:
 
     import litellm
 
-    from benchmarks.sim import register_sim_models
+    from sim import register_sim_models
 
     register_sim_models()
     with warnings.catch_warnings():

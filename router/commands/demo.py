@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from benchmarks.tasks import Task
     from router.dispatch import Dispatcher
     from router.dispatch_settings import DispatchSettings
+    from sim.tasks import Task
 
 # (family, context tokens) in the order they are sent.
 WORKLOAD: tuple[tuple[str, int], ...] = (
@@ -312,10 +312,10 @@ def _line(row: Row) -> str:
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    from benchmarks.sim import SimConfig, SimServer, register_sim_models
-    from benchmarks.tasks import generate
     from router import Router
     from router.dispatch import Dispatcher
+    from sim import SimConfig, SimServer, register_sim_models
+    from sim.tasks import generate
 
     workload = [
         (family, n) for family, n in WORKLOAD if args.max_tokens is None or n <= args.max_tokens

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from router.service_config import CONFIG_ENV, ServiceConfig, ServiceConfigError
+from router.plugin.config import CONFIG_ENV, ServiceConfig, ServiceConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -19,7 +19,7 @@ def register(subparsers: Any) -> None:
         help="start the LiteLLM proxy with the router plugin",
         description=(
             "Start the LiteLLM proxy (the 'proxy' extra) with the router plugin. The config is "
-            "a LiteLLM proxy config plus an 'rlm_router' section (see router/service_config.py "
+            "a LiteLLM proxy config plus an 'rlm_router' section (see router/plugin/config.py "
             "and the README). Requires LITELLM_MASTER_KEY (or general_settings.master_key)."
         ),
     )

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.tasks import generate
 from policies import calibrate_threshold, load_policy
 from policies.loader import DEFAULT_POLICY_PATH
 from router.cli import main
+from sim.tasks import generate
 
 
 def test_threshold_is_the_score_quantile() -> None:

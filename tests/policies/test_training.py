@@ -322,11 +322,11 @@ def test_cli_reports_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture
 async def test_inner_sub_calls_never_become_training_rows(
     tmp_path: Path, sim_server: Any, sim_models: None
 ) -> None:
-    from benchmarks.tasks import generate
     from rlm_core import ModelSpec
     from router import Router
     from router.dispatch import Dispatcher, DispatchSettings
     from router.responses import route_of
+    from sim.tasks import generate
     from telemetry import read_spans
 
     traces = tmp_path / "traces.jsonl"

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from benchmarks.sim import SimServer
-from benchmarks.tasks import generate
+from sim import SimServer
+from sim.tasks import generate
 
 
 def _async_clients_for(api_base: str) -> list[str]:

@@ -11,8 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks.sim import SimServer
-from benchmarks.tasks import generate
 from rlm_core import (
     Budget,
     ModelSpec,
@@ -22,6 +20,8 @@ from rlm_core import (
     RLMResult,
     StopReason,
 )
+from sim import SimServer
+from sim.tasks import generate
 
 FAST_RETRY = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.05, timeout_s=5.0)
 

@@ -15,13 +15,13 @@ import httpx
 import pytest
 import yaml
 
-from benchmarks.sim import SimServer
-from benchmarks.tasks import Task, generate
 from rlm_core import Budget, RetryPolicy
 from router.dispatch import INNER_METADATA_KEY, Dispatcher, EscalationFailed, RoutedStream
 from router.dispatch_settings import DispatchSettings, LatencySettings
 from router.request import InvalidRequest
 from router.responses import route_of
+from sim import SimServer
+from sim.tasks import Task, generate
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05, timeout_s=30)
 

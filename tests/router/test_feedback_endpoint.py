@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from router.feedback_endpoint import FEEDBACK_PATH, feedback_router, install
+from router.plugin.feedback import FEEDBACK_PATH, feedback_router, install
 from telemetry import Telemetry, load_request_records
 
 
@@ -110,7 +110,7 @@ _PROXY_SCRIPT = textwrap.dedent(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from telemetry import OtlpJsonLinesSpanExporter, Telemetry
-    from router.feedback_endpoint import install_on_running_proxy
+    from router.plugin.feedback import install_on_running_proxy
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(OtlpJsonLinesSpanExporter(work / "t.jsonl")))
     telemetry = Telemetry(tracer_provider=provider, feedback_path=work / "feedback.jsonl")

@@ -29,14 +29,14 @@ from benchmarks.proxy_bench import (
     plugin_config,
     sim_model_list,
 )
-from benchmarks.sim import SIM_MODELS, SimServer
-from benchmarks.tasks import generate
-from router.service_config import (
+from router.plugin.config import (
     HOOK_PATH,
     PROVIDER_PATH,
     ServiceConfig,
     ServiceConfigError,
 )
+from sim import SIM_MODELS, SimServer
+from sim.tasks import generate
 
 ROUTE = "x-rlm-router-route"
 

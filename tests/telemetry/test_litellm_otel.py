@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 
-from benchmarks.sim import SimServer
+from sim import SimServer
 from telemetry import semconv as sc
 from tests.telemetry.telemetry_support import SampleDecision, Wired
 

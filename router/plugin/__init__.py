@@ -1,6 +1,6 @@
 """The LiteLLM proxy plugin: a pre-call hook that routes, and a provider that serves ``rlm/*``.
 
-Wiring (``rlm-router serve`` writes it; see ``router.service_config``)::
+Wiring (``rlm-router serve`` writes it; see ``router.plugin.config``)::
 
     model_list:
       - model_name: rlm/default
@@ -48,6 +48,7 @@ from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
 from router.dispatch import INNER_METADATA_KEY, RLM_PREFIX, Dispatcher, DispatchError
 from router.outcome import DecisionLike, Outcome, reason_of
+from router.plugin.config import ServiceConfig
 from router.request import ChatRequest, InvalidRequest
 from router.responses import (
     HEADER_DECISION_ID,
@@ -61,7 +62,6 @@ from router.responses import (
     route_of,
     split_text,
 )
-from router.service_config import ServiceConfig
 
 if TYPE_CHECKING:
     from litellm.types.utils import GenericStreamingChunk, ModelResponse
@@ -507,7 +507,7 @@ def _shared_service() -> RouterService:
     (LiteLLM execs a callback's module from a file next to the config when one exists, once
     per reference, so the hook and the provider could otherwise hold different services.)
     """
-    from router import service_config
+    from router.plugin import config as service_config
 
     service = service_config.PROCESS_STATE.get("plugin_service")
     if not isinstance(service, RouterService):
@@ -538,7 +538,7 @@ def __getattr__(name: str) -> Any:
             raise RuntimeError(f"rlm-router plugin cannot start: {exc}") from exc
         _INSTANCES[name] = instance
         if name == "hook":  # the proxy loads the hook at startup: add POST /rlm-router/feedback
-            from router.feedback_endpoint import install_on_running_proxy
+            from router.plugin.feedback import install_on_running_proxy
 
             install_on_running_proxy(lambda: _SERVICE.telemetry)
     return _INSTANCES[name]

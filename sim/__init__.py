@@ -6,9 +6,9 @@ How the simulated models read prompts and how their recall is calibrated: ``read
 ``recall`` and CALIBRATION.md; how they act as RLM root models: ``root`` and ``programs``.
 """
 
-from benchmarks.sim.models import SIM_MODELS, SimModel, register_sim_models
-from benchmarks.sim.server import FAULT_HEADER, FAULTS, SimConfig, SimServer
 from rlm_core.env import apply_offline_defaults
+from sim.models import SIM_MODELS, SimModel, register_sim_models
+from sim.server import FAULT_HEADER, FAULTS, SimConfig, SimServer
 
 apply_offline_defaults()
 

@@ -21,11 +21,11 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from benchmarks.sim import wire
-from benchmarks.sim.models import SIM_MODELS, SimModel
-from benchmarks.sim.reader import Reading, answer_direct
-from benchmarks.sim.root import is_root_prompt, respond_as_root
 from rlm_core.tokens import count_tokens, encoding
+from sim import wire
+from sim.models import SIM_MODELS, SimModel
+from sim.reader import Reading, answer_direct
+from sim.root import is_root_prompt, respond_as_root
 
 FAULTS = (
     "context_length",

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks.sim import SIM_MODELS, SimServer
-from benchmarks.sim.server import prompt_token_count
-from benchmarks.tasks import generate
 from rlm_core.tokens import count_tokens
+from sim import SIM_MODELS, SimServer
+from sim.server import prompt_token_count
+from sim.tasks import generate
 
 pytestmark = pytest.mark.usefixtures("sim_models")
 
@@ -26,16 +26,16 @@ async def _complete(sim: SimServer, messages: list[dict[str, str]], **kw: Any) -
 
 
 def test_exported_names() -> None:
-    import benchmarks.sim
+    import sim
 
-    assert set(benchmarks.sim.__all__) == {
+    assert set(sim.__all__) == {
         "FAULTS", "FAULT_HEADER", "SIM_MODELS", "SimConfig", "SimModel", "SimServer",
         "register_sim_models",
     }  # fmt: skip
 
 
 async def test_same_request_same_answer_across_servers(sim_server: SimServer) -> None:
-    from benchmarks.sim import SimConfig
+    from sim import SimConfig
 
     task = generate("oolong", n_tokens=150_000, seed=9, kind="count")
     first = await _complete(sim_server, task.messages())
@@ -211,7 +211,7 @@ async def test_unknown_model_through_litellm(sim_server: SimServer) -> None:
 
 
 async def test_in_process_server_and_latency_model() -> None:
-    from benchmarks.sim import SimConfig
+    from sim import SimConfig
 
     async with SimServer(SimConfig(time_scale=0.05)) as sim:
         assert sim.base_url.startswith("http://127.0.0.1:")

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from benchmarks import tasks
-from benchmarks.tasks import FAMILIES, LABELS, classify_instance, generate, render_request
-from benchmarks.tasks.records import RECORD_RE, instance_pool
 from rlm_core.tokens import count_tokens
+from sim import tasks
+from sim.tasks import FAMILIES, LABELS, classify_instance, generate, render_request
+from sim.tasks.records import RECORD_RE, instance_pool
 
 
 def test_exported_names() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks.sim import FAULT_HEADER, SimServer
+from sim import FAULT_HEADER, SimServer
 
 pytestmark = pytest.mark.usefixtures("sim_models")
 

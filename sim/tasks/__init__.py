@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.tasks._aggregate import OOLONG_KINDS, oolong, oolong_pairs
-from benchmarks.tasks._chat import chat
-from benchmarks.tasks._lookup import niah, qa
-from benchmarks.tasks._task import Task, parse_pairs, render_request
-from benchmarks.tasks.records import LABELS, classify_instance
 from rlm_core.env import apply_offline_defaults
+from sim.tasks._aggregate import OOLONG_KINDS, oolong, oolong_pairs
+from sim.tasks._chat import chat
+from sim.tasks._lookup import niah, qa
+from sim.tasks._task import Task, parse_pairs, render_request
+from sim.tasks.records import LABELS, classify_instance
 
 apply_offline_defaults()
 

@@ -1,6 +1,6 @@
 """Measure the simulated models' direct accuracy per family and length (CALIBRATION.md).
 
-``python -m benchmarks.sim.calibrate [--model sim-large] [--seeds 20]`` prints a table of
+``python -m sim.calibrate [--model sim-large] [--seeds 20]`` prints a table of
 mean scores. It calls the model's reader in-process (what the server would answer, without
 HTTP), so the table is cheap to regenerate after changing a curve parameter.
 """
@@ -11,11 +11,11 @@ import argparse
 import statistics
 from collections.abc import Sequence
 
-from benchmarks.sim.models import SIM_MODELS, SimModel
-from benchmarks.sim.reader import Reading, answer_direct
-from benchmarks.sim.recall import SPARSE_LOAD_DIVISOR, recall
-from benchmarks.sim.server import prompt_token_count
-from benchmarks.tasks import OOLONG_KINDS, generate
+from sim.models import SIM_MODELS, SimModel
+from sim.reader import Reading, answer_direct
+from sim.recall import SPARSE_LOAD_DIVISOR, recall
+from sim.server import prompt_token_count
+from sim.tasks import OOLONG_KINDS, generate
 
 LENGTHS = (8_000, 32_000, 64_000, 131_000, 262_000)
 COLUMNS: tuple[tuple[str, str | None], ...] = (

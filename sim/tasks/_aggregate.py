@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 import random
 
-from benchmarks.tasks._task import Scoring, Task
-from benchmarks.tasks.records import LABELS, background, header, plant, user_ids
+from sim.tasks._task import Scoring, Task
+from sim.tasks.records import LABELS, background, header, plant, user_ids
 
 OOLONG_KINDS = ("count", "most_common", "compare")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.sim import SIM_MODELS, SimServer
-from benchmarks.sim import programs as prog
-from benchmarks.sim.reader import Reading
-from benchmarks.sim.root import is_root_prompt, respond_as_root
-from benchmarks.tasks import generate
+from sim import SIM_MODELS, SimServer
+from sim import programs as prog
+from sim.reader import Reading
+from sim.root import is_root_prompt, respond_as_root
+from sim.tasks import generate
 
 rlm_prompts = pytest.importorskip("rlm.utils.prompts")
 

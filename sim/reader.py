@@ -2,7 +2,7 @@
 
 Every relevant item in the prompt (a record of a user the question is about, a record with
 the label asked for, the needle, the fact asked for) is caught with the model's recall at
-this prompt's size (``benchmarks.sim.recall``). A relevant record that is not caught is
+this prompt's size (``sim.recall``). A relevant record that is not caught is
 either skipped or misread as another label, as a reader skimming a long prompt would. The
 answer is then computed from what was caught, so errors grow with length exactly as the
 curve says, and a short prompt (a sub-call on one chunk) is read almost perfectly.
@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from benchmarks.sim import prompts
-from benchmarks.sim.models import SimModel
-from benchmarks.sim.questions import Question, split_question, understand
-from benchmarks.sim.recall import caught, draw
-from benchmarks.tasks.records import LABELS, RECORD_RE, classify_instance
+from sim import prompts
+from sim.models import SimModel
+from sim.questions import Question, split_question, understand
+from sim.recall import caught, draw
+from sim.tasks.records import LABELS, RECORD_RE, classify_instance
 
 _NONE = "NONE"
 _WORD = re.compile(r"[a-z0-9]{4,}")

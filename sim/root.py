@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import re
 
-from benchmarks.sim import programs
-from benchmarks.sim.questions import Question, split_question, understand
-from benchmarks.sim.reader import Reading, answer_question
+from sim import programs
+from sim.questions import Question, split_question, understand
+from sim.reader import Reading, answer_question
 
 _QUERY = re.compile(r"<query>\s*\n(.*?)\n\s*</query>", re.S)
 # rlms 0.1.3: "Answer the following: {root_prompt}\n\nYour context is a str of N total ..."

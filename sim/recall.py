@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 
-from benchmarks.sim.models import SimModel
+from sim.models import SimModel
 
 SPARSE_LOAD_DIVISOR = 16.0
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.sim import SIM_MODELS, SimServer
-from benchmarks.sim import programs as prog
-from benchmarks.sim.questions import Question, understand
-from benchmarks.sim.reader import Reading
-from benchmarks.sim.root import is_root_prompt, respond_as_root
-from benchmarks.tasks import FAMILIES, generate
+from sim import SIM_MODELS, SimServer
+from sim import programs as prog
+from sim.questions import Question, understand
+from sim.reader import Reading
+from sim.root import is_root_prompt, respond_as_root
+from sim.tasks import FAMILIES, generate
 
 SYSTEM = "Write code in ```repl blocks. You can call llm_query(prompt) and llm_query_batched."
 READING = Reading(SIM_MODELS["sim-large"], 0, 2_000)

@@ -13,7 +13,7 @@ class SimModel:
     Prices are USD per token. Latency (before the global time scale): ``ttft_s`` plus
     ``input_s_per_token`` per prompt token before the first token, then ``output_s_per_token``
     per generated token. ``recall_half_load`` and ``recall_slope`` shape the recall curve
-    (see ``benchmarks.sim.recall`` and CALIBRATION.md).
+    (see ``sim.recall`` and CALIBRATION.md).
     """
 
     name: str

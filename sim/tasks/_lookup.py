@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from benchmarks.tasks._filler import haystack
-from benchmarks.tasks._task import Task
+from sim.tasks._filler import haystack
+from sim.tasks._task import Task
 
 _KEY_ADJECTIVES = (
     "silent",
