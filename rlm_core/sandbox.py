@@ -1,6 +1,6 @@
 """Host side of the sandboxed REPL: one persistent worker process per recursion node.
 
-The worker (``rlm_core/worker.py``) confines itself at start-up (network namespace, Landlock
+The worker (``rlm_core/worker``) confines itself at start-up (network namespace, Landlock
 filesystem/network/signal scoping, resource limits, unprivileged uid) and reports what held;
 missing mechanisms are logged as warnings once per process. The host enforces the wall-clock
 limit per execution: on breach it kills the worker's whole process group, starts a fresh one
@@ -20,7 +20,6 @@ import os
 import pwd
 import shutil
 import signal
-import struct
 import sys
 import tempfile
 import time
@@ -30,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from rlm_core.errors import SandboxError
+from rlm_core.worker.framing import HEADER as _HEADER
 
 logger = logging.getLogger("rlm_core.sandbox")
 
-_HEADER = struct.Struct(">I")  # same framing as worker.Channel
-_WORKER = Path(__file__).with_name("worker.py")
+_WORKER = Path(__file__).with_name("worker")  # run as a directory: see worker/__main__.py
 _MAX_FRAME = 1 << 30
 _warned: set[str] = set()
 

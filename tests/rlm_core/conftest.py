@@ -20,7 +20,7 @@ def worker_processes() -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"worker.py" in cmdline and marker in cmdline:
+        if b"rlm_core/worker" in cmdline and marker in cmdline:
             found.append(int(entry.name))
     return found
 

@@ -41,7 +41,7 @@ async def test_exceptions_come_back_as_a_traceback_of_the_model_code(sandbox: Sa
     result = await sandbox.execute("x = 1\n1 / 0")
     assert result.error is not None
     assert "ZeroDivisionError" in result.error and "<repl>" in result.error
-    assert "worker.py" not in result.error  # the worker's own frames are not shown
+    assert "rlm_core/worker" not in result.error  # the worker's own frames are not shown
     syntax = await sandbox.execute("def broken(:\n  pass")
     assert syntax.error is not None and "SyntaxError" in syntax.error
     assert (await sandbox.execute("print(x)")).stdout == "1\n"

@@ -1,0 +1,57 @@
+"""Entry point of the worker process: lock down, load the context, serve the host's requests.
+
+Run as ``python -I -S -B <rlm_core/worker> <config-json>``. Python puts this directory first
+on ``sys.path``; it is replaced by a bare ``rlm_core`` package object pointing at the parent
+directory, so the worker's modules import under their real names (the host imports
+``rlm_core.worker.framing`` too) without running ``rlm_core/__init__`` (which needs litellm).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import types
+from typing import Any
+
+if __package__ in (None, ""):  # started from its directory, not imported
+    _package = types.ModuleType("rlm_core")
+    _package.__path__ = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    sys.modules.setdefault("rlm_core", _package)
+    del sys.path[0]
+
+from rlm_core.worker.framing import Channel
+from rlm_core.worker.lockdown import lockdown
+from rlm_core.worker.repl import Repl, load_context, on_xcpu
+
+
+def main() -> None:
+    started = time.perf_counter()
+    config: dict[str, Any] = json.loads(sys.argv[1])
+    os.chdir(config["scratch"])
+    report = lockdown(config)
+    channel = Channel()
+    signal.signal(signal.SIGXCPU, on_xcpu)
+    loaded = time.perf_counter()
+    context = load_context(config["context_path"], config["context_kind"])
+    report["context_load_s"] = round(time.perf_counter() - loaded, 6)
+    report["startup_s"] = round(time.perf_counter() - started, 6)
+    repl = Repl(channel, context, config["limits"])
+    channel.send({"op": "ready", "pid": os.getpid(), "sandbox": report})
+    while True:
+        try:
+            request = channel.recv()
+        except EOFError:
+            return
+        if request["op"] == "exec":
+            channel.send(repl.execute(request["code"], int(request["cpu_s"])))
+        elif request["op"] == "get":
+            channel.send(repl.get(request["name"]))
+        else:
+            return
+
+
+if __name__ == "__main__":
+    main()
