@@ -21,6 +21,7 @@ from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected, SubCallReq
 from rlm_core.trajectory import Execution, Iteration, ModelCall, Node, Trajectory
 
 _DEFAULT_SUB_WINDOW_CHARS = 400_000
+_CHILDREN_AT_ONCE = 4  # child RLMs of one tree running at once (each has a REPL process)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class TreeRun:
         self.partial: str | None = None  # the root's best answer so far
         self.sub_calls_refused = False
         self._next_id = 0
+        self._children = asyncio.Semaphore(_CHILDREN_AT_ONCE)
 
     # --- model calls --------------------------------------------------------------------------
 
@@ -99,6 +101,11 @@ class TreeRun:
             if model in (spec.model, spec.model.split("/", 1)[-1]):
                 return spec
         allowed = sorted({self.sub.model, self.root.model})
+        if not isinstance(model, str) or len(model) > 200 or any(c.isspace() for c in model):
+            raise SubCallRejected(
+                f"model= takes a model name (one of {allowed}); pass data to a child RLM "
+                "with rlm_query(prompt, context=data)"
+            )
         raise SubCallRejected(f"model {model!r} is not available here; use one of {allowed}")
 
     async def _sub_call(self, spec: ModelSpec, prompt: str, node: Node, batched: bool) -> str:
@@ -130,22 +137,42 @@ class TreeRun:
                 f"{self.budget.max_sub_calls}. Finish with what you have."
             )
         self.ledger.usage.sub_calls += wanted
-        if request.kind == "rlm":
-            prompt = request.prompts[0]
-            if node.depth + 1 < self.budget.max_depth:
-                child_context = request.context if request.context is not None else prompt
-                outcome = await self.run_node(prompt, child_context, node.depth + 1, node.node_id)
-                if outcome.answer is None:
-                    return [f"(the child RLM stopped without an answer: {outcome.reason.value})"]
-                return [outcome.answer]
-            if request.context is not None:
-                prompt = f"{prompt}\n\nContext:\n{request.context}"
-            return [await self._sub_call(self.sub, prompt, node, batched=False)]
+        if request.kind in ("rlm", "rlm_batched"):
+            spec = self._sub_spec(request.model) if request.model is not None else None
+            if request.kind == "rlm":
+                return [await self._child(node, request.prompts[0], request.context, spec)]
+            tasks = [self._child(node, p, None, spec, batched=True) for p in request.prompts]
+            return list(await asyncio.gather(*tasks))
         spec = self._sub_spec(request.model)
         if request.kind == "query":
             return [await self._sub_call(spec, request.prompts[0], node, batched=False)]
+        if request.kind != "batched":
+            raise SubCallRejected(f"unknown sub-call kind {request.kind!r}")
         tasks = [self._sub_call(spec, p, node, batched=True) for p in request.prompts]
         return list(await asyncio.gather(*tasks))
+
+    async def _child(
+        self,
+        node: Node,
+        prompt: str,
+        context: Any,
+        spec: ModelSpec | None,
+        *,
+        batched: bool = False,
+    ) -> str:
+        """One rlm_query: a child RLM below the depth limit, a plain sub-call at it."""
+        if node.depth + 1 >= self.budget.max_depth:
+            if context is not None:
+                prompt = f"{prompt}\n\nContext:\n{context}"
+            return await self._sub_call(spec or self.sub, prompt, node, batched=batched)
+        child_context = context if context is not None else prompt
+        async with self._children:  # each child is a worker process: few at a time
+            outcome = await self.run_node(
+                prompt, child_context, node.depth + 1, node.node_id, root=spec
+            )
+        if outcome.answer is None:
+            return f"(the child RLM stopped without an answer: {outcome.reason.value})"
+        return outcome.answer
 
     # --- one node -----------------------------------------------------------------------------
 
@@ -157,13 +184,22 @@ class TreeRun:
         return node
 
     async def run_node(
-        self, query: str, context: Any, depth: int, parent: int | None
+        self,
+        query: str,
+        context: Any,
+        depth: int,
+        parent: int | None,
+        *,
+        root: ModelSpec | None = None,
     ) -> NodeOutcome:
         node = self._new_node(query, context, depth, parent)
         self.notify("on_run_start", node)
         info = protocol.ContextInfo.describe(context)
         messages = protocol.initial_messages(
-            query, info, sub_window_chars=_sub_window_chars(self.sub.model)
+            query,
+            info,
+            sub_window_chars=_sub_window_chars(self.sub.model),
+            max_turns=self.budget.max_iterations,
         )
 
         async def handler(request: SubCallRequest) -> list[str]:
@@ -175,7 +211,7 @@ class TreeRun:
         starting = asyncio.create_task(sandbox.start())
         error: BaseException | None = None
         try:
-            outcome = await self._loop(node, messages, sandbox, starting)
+            outcome = await self._loop(node, messages, sandbox, starting, root or self.root)
             node.answer, node.stopped_reason = outcome.answer, outcome.reason.value
             return outcome
         except BaseException as exc:
@@ -199,20 +235,27 @@ class TreeRun:
         messages: list[dict[str, str]],
         sandbox: Sandbox,
         starting: asyncio.Task[Any],
+        model: ModelSpec,
     ) -> NodeOutcome:
         partial: str | None = None
-        for index in range(self.budget.max_iterations):
+        variables: list[str] | None = None
+        max_turns = self.budget.max_iterations
+        for index in range(max_turns):
             spent = self.ledger.exhausted()
             if spent is not None:
                 return NodeOutcome(partial, spent)
             if self.sub_calls_refused:
-                return await self._ask_final(node, messages, StopReason.MAX_SUB_CALLS, partial)
+                return await self._ask_final(
+                    node, messages, StopReason.MAX_SUB_CALLS, partial, model
+                )
             if not self.ledger.iterations_left():
-                return await self._ask_final(node, messages, StopReason.MAX_ITERATIONS, partial)
+                return await self._ask_final(
+                    node, messages, StopReason.MAX_ITERATIONS, partial, model
+                )
             self.ledger.usage.iterations += 1
             self.notify("on_iteration_start", node, index)
             t0 = time.perf_counter()
-            reply = await self._call(self.root, messages, node, "root")
+            reply = await self._call(model, messages, node, "root")
             iteration = Iteration(
                 node.node_id, node.depth, index, reply.text,
                 input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
@@ -222,9 +265,10 @@ class TreeRun:
             if not starting.done() or node.sandbox == {}:
                 await starting
                 node.sandbox = asdict(sandbox.info)
-            final, outputs, feedback, content = await self._execute(
+            final, outputs, feedback, content, listed = await self._execute(
                 node, parsed, sandbox, iteration
             )
+            variables = listed if listed is not None else variables
             partial = content or partial
             if final is not None:
                 self._finish_iteration(node, iteration, t0)
@@ -234,18 +278,26 @@ class TreeRun:
             iteration.feedback = feedback
             self._finish_iteration(node, iteration, t0)
             messages.append({"role": "assistant", "content": reply.text})
-            messages.append(
-                {"role": "user", "content": protocol.execution_message(outputs, feedback)}
+            text = protocol.execution_message(
+                outputs, feedback, turn=index + 2, max_turns=max_turns, variables=variables
             )
-        return await self._ask_final(node, messages, StopReason.MAX_ITERATIONS, partial)
+            messages.append({"role": "user", "content": text})
+        return await self._ask_final(node, messages, StopReason.MAX_ITERATIONS, partial, model)
 
     async def _execute(
         self, node: Node, parsed: protocol.ParsedReply, sandbox: Sandbox, iteration: Iteration
-    ) -> tuple[str | None, list[str], str | None, str | None]:
-        """Run the reply's code blocks: (final answer, outputs, feedback, answer content)."""
+    ) -> tuple[str | None, list[str], str | None, str | None, list[str] | None]:
+        """Run the reply's code blocks: (final answer, outputs, feedback, answer content,
+        the REPL's variables afterwards)."""
         outputs: list[str] = []
         content: str | None = None
+        variables: list[str] | None = None
         feedback = parsed.problem
+        if parsed.python_fences:
+            feedback = (
+                "Note: your reply had no ```repl block, so its ```python block(s) were run as "
+                "REPL code. Tag code ```repl."
+            )
         for code in parsed.code_blocks:
             before = self.ledger.usage.sub_calls
             result = await sandbox.execute(code)
@@ -263,26 +315,31 @@ class TreeRun:
             iteration.repl_s += result.duration_s
             self.notify("on_repl_execution", node, execution)
             outputs.append(shown)
+            variables = result.variables if result.variables is not None else variables
             if result.answer_content:
                 content = result.answer_content
                 if node.depth == 0:
                     self.partial = content
             if result.final is not None:
-                return result.final, outputs, None, content
+                return result.final, outputs, None, content, variables
             if result.state_lost:
                 break  # later blocks would run against a fresh REPL; let the model re-plan
-        if parsed.final is None:
-            return None, outputs, feedback, content
-        if parsed.final.variable is None:
-            return parsed.final.text, outputs, None, content
-        value = await sandbox.get_variable(parsed.final.variable)
-        if value is None:
-            missing = (
-                f"FINAL_VAR({parsed.final.variable}) was ignored: there is no variable named "
-                f"{parsed.final.variable!r} in the REPL. Assign it in a ```repl block first."
-            )
-            return None, outputs, missing, content
-        return value, outputs, None, content
+        final = parsed.final
+        if final is None:
+            return None, outputs, feedback, content, variables
+        if final.variable is None:
+            return final.text, outputs, None, content, variables
+        value = await sandbox.get_variable(final.variable)
+        if value is not None:
+            return value, outputs, None, content, variables
+        if final.text is not None:  # FINAL(word): no such variable, so the word is the answer
+            return final.text, outputs, None, content, variables
+        missing = (
+            f"FINAL_VAR({final.variable}) was ignored: there is no variable named "
+            f"{final.variable!r} in the REPL. Assign it in a ```repl block first, or answer "
+            "with FINAL(your answer)."
+        )
+        return None, outputs, missing, content, variables
 
     def _finish_iteration(self, node: Node, iteration: Iteration, t0: float) -> None:
         iteration.duration_s = time.perf_counter() - t0
@@ -295,12 +352,13 @@ class TreeRun:
         messages: list[dict[str, str]],
         reason: StopReason,
         partial: str | None,
+        model: ModelSpec,
     ) -> NodeOutcome:
         """Out of iterations or sub-calls: ask the model once for its answer from its state."""
         if self.ledger.exhausted() is not None:
             return NodeOutcome(partial, reason)
         request = [*messages, {"role": "user", "content": protocol.final_request(reason.value)}]
-        reply = await self._call(self.root, request, node, "root")
+        reply = await self._call(model, request, node, "root")
         parsed = protocol.parse_reply(reply.text)
         answer = parsed.final.text if parsed.final and parsed.final.text else None
         answer = answer or partial or (reply.text.strip() or None)

@@ -1,7 +1,11 @@
 """The conversation with the root model: prompts in, ```repl blocks and final answers out.
 
 Compatible with the paper's protocol (``context``, ``llm_query``, ``llm_query_batched``,
-``rlm_query``, ``FINAL(...)`` / ``FINAL_VAR(name)``) and the newer ``answer`` dict.
+``rlm_query``, ``FINAL(...)`` / ``FINAL_VAR(name)``, as in the official engine up to 0.1.1)
+and with the official 0.1.3 REPL (``rlm_query(prompt, model=None)``, ``rlm_query_batched``,
+``SHOW_VARS()``, the ``answer`` dict, "Turn k/N" and the variable listing on every turn).
+Where we accept more than the official engine (```` ```python ```` fences, decorated FINAL
+lines, FINAL/FINAL_VAR mix-ups) the prompt or the turn feedback says so.
 """
 
 from __future__ import annotations
@@ -26,25 +30,39 @@ print(context[:2000])
 
 Available in the REPL:
 - `context`: the data ({context_type}, {context_chars:,} characters in total; {chunk_info}).
-- `llm_query(prompt, model=None) -> str`: ask a language model about a piece of text. It can \
-read roughly {sub_window_chars:,} characters per call, so pass it chunks, not the whole context.
+- `llm_query(prompt, model=None) -> str`: one sub-model call (no REPL) about a piece of text. \
+It reads up to about {sub_window_chars:,} characters per call; pass it chunks, not the whole \
+context.
 - `llm_query_batched(prompts, model=None) -> list[str]`: many independent `llm_query` calls, \
-run in parallel; much faster than a loop. Use it for map-style work over chunks.
-- `rlm_query(prompt, context=None) -> str`: hand a sub-problem to a child RLM with its own REPL \
-(its `context` is the value you pass, or the prompt itself); at the recursion limit it is a \
-plain `llm_query`.
+run in parallel, answers in the same order; much faster than a loop.
+- `rlm_query(prompt, model=None, context=None) -> str`: hand a sub-problem that needs its own \
+code and iteration to a child RLM with its own REPL (its `context` is the `context=` value you \
+pass, or the prompt itself). At the recursion limit it is a plain `llm_query`.
+- `rlm_query_batched(prompts, model=None) -> list[str]`: one child RLM per prompt, in parallel.
+- `SHOW_VARS() -> str`: a listing of the variables you have created.
 - `FINAL(text)` and `FINAL_VAR(variable_name)`: end the task with the final answer, from code.
 - `answer`: a dict; setting `answer["content"] = ...` and `answer["ready"] = True` also ends it.
 - `print(...)` to see results; the Python standard library (re, json, collections, math, ...). \
 There is no network access and no third-party packages.
 
-Only the first {output_limit:,} characters of a turn's REPL output are shown to you, so print \
-summaries, counts and short slices, not the raw context. Slicing and regular expressions are \
-cheap; sub-model calls cost time and money, so batch them and keep each chunk large.
+How to work well:
+- Only `print(...)` output is shown to you; a bare expression on the last line of a block is \
+discarded, as in the official RLM engine. Only the first {output_limit:,} characters of a \
+turn's REPL output are shown, so print summaries, counts and short slices, not the raw \
+context. Every turn tells you its number ("Turn k/N") and lists your REPL variables.
+- Slicing and regular expressions are cheap; sub-model calls cost time and money. Give each \
+sub-call a full chunk of about {chunk_chars:,} characters (for example about 10 documents), \
+not one line or one record: a batch of hundreds of tiny prompts is the mistake to avoid. Run \
+many chunks as a few `llm_query_batched` calls of up to about 20 prompts each. Above roughly \
+20 full chunks, filter with Python first or make a coarse pass before a targeted one.
+- Ask sub-models for short, structured answers you can combine in Python.
+- Execute your plan now, in a ```repl block in this reply; do not only say what you will do.
+- Code in ```python blocks is run too when a reply has no ```repl block, but write ```repl.
 
 When you are done, give the answer either from code (FINAL / FINAL_VAR / answer), or on its \
-own line outside any code block as FINAL(your answer) or FINAL_VAR(variable_name). Do not \
-answer before you have looked at the context. Do not write FINAL before your code has run.
+own line outside any code block as FINAL(your answer) or FINAL_VAR(variable_name) (the name \
+of a variable that exists in the REPL, not the answer text). Do not answer before you have \
+looked at the context. Do not write FINAL before your code has run.
 """
 
 QUERY_TEMPLATE = """\
@@ -53,12 +71,19 @@ QUERY_TEMPLATE = """\
 </query>
 
 Context: {context_type}, {context_chars:,} characters; {chunk_info}.
-Start by examining the context in the REPL; you have not seen it yet. Your next action:"""
+Turn 1/{max_turns}: start by examining the context in the REPL; you have not seen it yet. \
+Your next action:"""
 
 NEXT_TURN_NUDGE = (
     "Continue: use the REPL to make progress on the query, or give your final answer with "
     "FINAL(...) / FINAL_VAR(...) when you have it."
 )
+# The official engine's (0.1.3) per-turn line; trained RLMs are conditioned on it.
+TURN_LINE = "Turn {turn}/{max_turns}:"
+# Sub-call prompt size the guidance asks for (the official prompt's ~100K characters),
+# smaller when the sub-model's window is smaller.
+TARGET_CHUNK_CHARS = 100_000
+_MAX_LISTED_VARIABLES = 60
 
 FINAL_REQUEST = (
     "{reason} Based on everything above, reply now with your best final answer on one line "
@@ -105,8 +130,13 @@ class ContextInfo:
         return f"{len(self.chunk_lengths)} chunks of lengths [{shown}{suffix}]"
 
 
+def chunk_chars_for(sub_window_chars: int) -> int:
+    """The characters per sub-call the prompt asks for, given the sub-model's window."""
+    return max(1_000, min(TARGET_CHUNK_CHARS, sub_window_chars // 2))
+
+
 def initial_messages(
-    query: str, info: ContextInfo, *, sub_window_chars: int
+    query: str, info: ContextInfo, *, sub_window_chars: int, max_turns: int = 30
 ) -> list[dict[str, str]]:
     """The system message (the protocol) and the first user message (the query)."""
     fields = {
@@ -114,7 +144,9 @@ def initial_messages(
         "context_chars": info.total_chars,
         "chunk_info": info.chunk_text(),
         "sub_window_chars": sub_window_chars,
+        "chunk_chars": chunk_chars_for(sub_window_chars),
         "output_limit": OUTPUT_LIMIT_CHARS,
+        "max_turns": max_turns,
     }
     return [
         {"role": "system", "content": SYSTEM_PROMPT.format(**fields)},
@@ -125,14 +157,27 @@ def initial_messages(
 # --- parsing ---------------------------------------------------------------------------------
 
 _CODE_BLOCK = re.compile(r"```repl[^\S\n]*\n(.*?)```", re.DOTALL)
+# Models trained on other harnesses (and qwen3.5 in the official one) tag code ```python.
+# Neither official engine runs those; we run them when a reply has no ```repl block at all,
+# because a turn spent on "you used the wrong tag" is a turn a small model cannot spare.
+_PYTHON_BLOCK = re.compile(r"```(?:python|py|python3)[^\S\n]*\n(.*?)```", re.DOTALL)
 _ANY_FENCE = re.compile(r"```[^\n]*\n.*?```", re.DOTALL)
-_FINAL_VAR = re.compile(r"^\s*FINAL_VAR\(\s*['\"]?([A-Za-z_]\w*)['\"]?\s*\)\s*$", re.MULTILINE)
-_FINAL_START = re.compile(r"^\s*FINAL\(", re.MULTILINE)
+# A final answer starts its line, possibly behind Markdown decoration real models add
+# ("**FINAL(42)**", "> FINAL(...)", "- FINAL_VAR(x)", "`FINAL(x)`", "Final answer: FINAL(x)").
+_LEAD = r"^[^\S\n]*(?:[-*>#`]+[^\S\n]*|(?i:final answer|answer)[^\S\n]*:[^\S\n]*)*"
+_FINAL_VAR = re.compile(_LEAD + r"FINAL_VAR\(", re.MULTILINE)
+_FINAL_START = re.compile(_LEAD + r"FINAL\(", re.MULTILINE)
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
 class Final:
-    """A final answer written in the model's text: literal text or a variable name."""
+    """A final answer written in the model's text.
+
+    ``variable`` names a REPL variable whose value is the answer; ``text`` is literal text.
+    With both set (``FINAL(result)`` where ``result`` may be a variable, the FINAL/FINAL_VAR
+    confusion seen in trained models' turns) the variable wins when it exists.
+    """
 
     text: str | None = None
     variable: str | None = None
@@ -143,14 +188,25 @@ class ParsedReply:
     code_blocks: list[str]
     final: Final | None
     problem: str | None  # feedback for malformed output, None when fine
+    python_fences: bool = False  # the blocks came from ```python fences (told to the model)
 
 
 def _balanced_final(text: str, start: int) -> str | None:
-    """The argument of FINAL( starting at ``start`` (just after the paren), if balanced."""
+    """The argument of FINAL( starting at ``start`` (just after the paren), if balanced.
+
+    Parentheses inside quotes do not count, so FINAL("a (b") closes where the model meant.
+    """
     depth = 1
+    quote: str | None = None
     for index in range(start, len(text)):
         char = text[index]
-        if char == "(":
+        if quote is not None:
+            if char == quote and text[index - 1] != "\\":
+                quote = None
+            continue
+        if char in "\"'" and (index == start or text[index - 1] in "( ,"):
+            quote = char
+        elif char == "(":
             depth += 1
         elif char == ")":
             depth -= 1
@@ -159,16 +215,33 @@ def _balanced_final(text: str, start: int) -> str | None:
     return None
 
 
+def _final_var(argument: str) -> Final | None:
+    name = _unquote(argument.strip())
+    if _IDENTIFIER.fullmatch(name):
+        return Final(variable=name)
+    if name and not _IDENTIFIER.fullmatch(argument.strip()) and argument.strip()[:1] in "\"'":
+        # FINAL_VAR("the answer text"): the model put the answer where the name goes.
+        return Final(text=name)
+    return None
+
+
 def parse_reply(text: str) -> ParsedReply:
-    """Find repl code blocks and a final answer outside of code in a model reply."""
+    """Find code blocks and a final answer outside of code in a model reply."""
     blocks = [block for block in _CODE_BLOCK.findall(text) if block.strip()]
+    python_fences = False
+    if not blocks:
+        blocks = [block for block in _PYTHON_BLOCK.findall(text) if block.strip()]
+        python_fences = bool(blocks)
     prose = _ANY_FENCE.sub("", text)
     final: Final | None = None
     problem: str | None = None
     var = _FINAL_VAR.search(prose)
     start = _FINAL_START.search(prose)
     if var and (start is None or var.start() <= start.start()):
-        final = Final(variable=var.group(1))
+        argument = _balanced_final(prose, var.end())
+        final = _final_var(argument) if argument is not None else None
+        if final is None:
+            problem = "FINAL_VAR needs a plain variable name, e.g. FINAL_VAR(result)."
     elif start is not None:
         argument = _balanced_final(prose, start.end())
         if argument is None:
@@ -177,15 +250,18 @@ def parse_reply(text: str) -> ParsedReply:
                 "Write the whole answer as FINAL(answer) on one line, or use FINAL_VAR(name)."
             )
         else:
-            final = Final(text=_unquote(argument.strip()))
-    elif "FINAL_VAR(" in prose:
-        problem = "FINAL_VAR needs a plain variable name, e.g. FINAL_VAR(result)."
+            value = argument.strip()
+            unquoted = _unquote(value)
+            if _IDENTIFIER.fullmatch(value):
+                final = Final(text=value, variable=value)
+            else:
+                final = Final(text=unquoted)
     if not blocks and final is None and problem is None:
         problem = (
             "No ```repl code block and no final answer were found in your reply. Write code in "
-            "a ```repl block to work on the context, or answer with FINAL(...)."
+            "a ```repl block to work on the context now, or answer with FINAL(...)."
         )
-    return ParsedReply(code_blocks=blocks, final=final, problem=problem)
+    return ParsedReply(blocks, final, problem, python_fences)
 
 
 def _unquote(text: str) -> str:
@@ -203,8 +279,25 @@ def truncate(text: str, limit: int = OUTPUT_LIMIT_CHARS) -> str:
     return text[:limit] + f"\n... [output truncated: {len(text) - limit:,} more characters]"
 
 
-def execution_message(outputs: list[str], feedback: str | None) -> str:
-    """The user turn after an iteration: each block's output, truncated as a whole."""
+def variables_line(names: list[str] | None) -> str:
+    """The list of REPL variables shown after every turn, as the official engine shows it."""
+    if names is None:
+        return ""
+    shown = names[:_MAX_LISTED_VARIABLES]
+    more = len(names) - len(shown)
+    return f"REPL variables: {shown!r}" + (f" (+{more} more)" if more > 0 else "")
+
+
+def execution_message(
+    outputs: list[str],
+    feedback: str | None,
+    *,
+    turn: int | None = None,
+    max_turns: int | None = None,
+    variables: list[str] | None = None,
+) -> str:
+    """The user turn after an iteration: each block's output (truncated as a whole), the
+    REPL's variables, feedback on the reply, and the next turn's number."""
     if not outputs:
         body = ""
     elif len(outputs) == 1:
@@ -214,7 +307,13 @@ def execution_message(outputs: list[str], feedback: str | None) -> str:
             f"REPL output of block {i}:\n{out or '(no output)'}" for i, out in enumerate(outputs, 1)
         )
     parts = [truncate(body)] if body else []
+    listing = variables_line(variables)
+    if listing:
+        parts.append(listing)
     if feedback:
         parts.append(feedback)
-    parts.append(NEXT_TURN_NUDGE)
+    if turn is not None and max_turns is not None:
+        parts.append(f"{TURN_LINE.format(turn=turn, max_turns=max_turns)} {NEXT_TURN_NUDGE}")
+    else:
+        parts.append(NEXT_TURN_NUDGE)
     return "\n\n".join(parts)

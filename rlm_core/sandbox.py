@@ -58,7 +58,7 @@ class SandboxLimits:
 
 @dataclass(frozen=True)
 class SubCallRequest:
-    """What model code asked the host for: ``kind`` is query, batched or rlm."""
+    """What model code asked the host for: ``kind`` is query, batched, rlm or rlm_batched."""
 
     kind: str
     prompts: list[str]
@@ -82,6 +82,7 @@ class ExecutionResult:
     state_lost: bool = False
     duration_s: float = 0.0
     subcall_s: float = 0.0
+    variables: list[str] | None = None  # the REPL's user variables after the execution
 
 
 @dataclass
@@ -334,6 +335,7 @@ class SubCallRejected(Exception):
 
 def _result(frame: dict[str, Any], started: float, subcall_s: float) -> ExecutionResult:
     answer = frame.get("answer") or {}
+    variables = frame.get("variables")
     return ExecutionResult(
         stdout=str(frame.get("stdout", "")),
         error=frame.get("error"),
@@ -345,4 +347,5 @@ def _result(frame: dict[str, Any], started: float, subcall_s: float) -> Executio
         limit=frame.get("limit"),
         duration_s=time.perf_counter() - started,
         subcall_s=subcall_s,
+        variables=[str(name) for name in variables] if isinstance(variables, list) else None,
     )

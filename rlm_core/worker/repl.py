@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import linecache
@@ -15,6 +14,8 @@ import traceback
 from typing import Any
 
 from rlm_core.worker.framing import Channel
+
+_MAX_VARIABLES = 200  # names listed back to the model after each execution
 
 
 class _Capture(io.TextIOBase):
@@ -65,10 +66,12 @@ class Repl:
             "llm_query": self.llm_query,
             "llm_query_batched": self.llm_query_batched,
             "rlm_query": self.rlm_query,
+            "rlm_query_batched": self.rlm_query_batched,
             "FINAL": self.final_text,
             "FINAL_VAR": self.final_var,
             "SHOW_VARS": self.show_vars,
         }
+        self.helpers = frozenset(k for k in self.ns if k not in ("context", "answer"))
 
     # functions visible to model code
     def _host(self, kind: str, prompts: list[str], **extra: Any) -> list[str]:
@@ -87,8 +90,14 @@ class Repl:
         items = [str(p) for p in prompts]
         return self._host("batched", items, model=model) if items else []
 
-    def rlm_query(self, prompt: Any, context: Any = None) -> str:
-        return self._host("rlm", [str(prompt)], context=context)[0]
+    def rlm_query(self, prompt: Any, model: str | None = None, context: Any = None) -> str:
+        # The official signature is (prompt, model=None); ``context=`` is ours, keyword only
+        # in practice: a child's data travels beside its prompt instead of inside it.
+        return self._host("rlm", [str(prompt)], model=model, context=context)[0]
+
+    def rlm_query_batched(self, prompts: Any, model: str | None = None) -> list[str]:
+        items = [str(p) for p in prompts]
+        return self._host("rlm_batched", items, model=model) if items else []
 
     def final_text(self, text: Any) -> str:
         self.final = str(text)
@@ -96,13 +105,26 @@ class Repl:
 
     def final_var(self, name: Any) -> str:
         key = str(name).strip().strip("'\"")
-        if key not in self.ns:
-            raise NameError(f"FINAL_VAR: no variable named {key!r} in the REPL")
-        self.final = str(self.ns[key])
+        if key in self.ns:
+            self.final = str(self.ns[key])
+        elif key.isidentifier():
+            raise NameError(
+                f"FINAL_VAR: no variable named {key!r} in the REPL; assign it first "
+                f"(your variables: {self.user_variables()[:20]})"
+            )
+        else:
+            self.final = str(name)  # the answer text itself, passed where a name belongs
         return self.final
 
-    def show_vars(self) -> dict[str, str]:
-        return {k: type(v).__name__ for k, v in self.ns.items() if not k.startswith("__")}
+    def user_variables(self) -> list[str]:
+        """Names the model's code created (helpers and dunders left out)."""
+        return [k for k in self.ns if not k.startswith("_") and k not in self.helpers]
+
+    def show_vars(self) -> str:
+        listing = {k: type(self.ns[k]).__name__ for k in self.user_variables()}
+        if not listing:
+            return "No variables created yet. Use ```repl blocks to create variables."
+        return f"Available variables: {listing}"
 
     # host requests
     def execute(self, code: str, cpu_s: int) -> dict[str, Any]:
@@ -147,21 +169,14 @@ class Repl:
                 "ready": bool(self.answer.get("ready")),
             },
             "cpu_s": round(_cpu_used() - used, 4),
+            "variables": self.user_variables()[:_MAX_VARIABLES],
         }
 
     def _run(self, code: str) -> None:
+        # A trailing bare expression is discarded, as in the official engine (0.1.1 and
+        # 0.1.3 alike; its prompt says so, and so does ours): only print() output is shown.
         linecache.cache["<repl>"] = (len(code), None, code.splitlines(True), "<repl>")
-        tree = ast.parse(code, "<repl>", "exec")
-        last = tree.body[-1] if tree.body else None
-        if isinstance(last, ast.Expr):
-            # Like an interactive session: show the value of a trailing expression.
-            tree.body.pop()
-            exec(compile(tree, "<repl>", "exec"), self.ns)
-            value = eval(compile(ast.Expression(last.value), "<repl>", "eval"), self.ns)
-            if value is not None:
-                print(repr(value))
-        else:
-            exec(compile(tree, "<repl>", "exec"), self.ns)
+        exec(compile(code, "<repl>", "exec"), self.ns)
 
     def get(self, name: str) -> dict[str, Any]:
         if name not in self.ns:

@@ -30,11 +30,15 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield box
 
 
-async def test_state_persists_and_trailing_expression_is_shown(sandbox: Sandbox) -> None:
+async def test_state_persists_and_a_trailing_expression_is_discarded(sandbox: Sandbox) -> None:
     first = await sandbox.execute("n = len(context)\nprint('chars', n)")
     assert first.error is None and first.stdout == "chars 4000\n"
-    second = await sandbox.execute("n * 2")
-    assert second.stdout == "8000\n"
+    # As in the official engine (0.1.1 and 0.1.3): only print() output is shown.
+    second = await sandbox.execute("m = n * 2\nm")
+    assert second.stdout == "" and second.error is None
+    assert (await sandbox.execute("print(m)")).stdout == "8000\n"
+    assert second.variables is not None and {"n", "m", "context"} <= set(second.variables)
+    assert "llm_query" not in second.variables and "answer" in second.variables
 
 
 async def test_exceptions_come_back_as_a_traceback_of_the_model_code(sandbox: Sandbox) -> None:
@@ -49,9 +53,12 @@ async def test_exceptions_come_back_as_a_traceback_of_the_model_code(sandbox: Sa
 
 async def test_sub_calls_travel_over_the_pipe(sandbox: Sandbox) -> None:
     result = await sandbox.execute(
-        "print(llm_query('a'))\nprint(llm_query_batched(['b', 'c']))\nprint(rlm_query('d'))"
+        "print(llm_query('a'))\nprint(llm_query_batched(['b', 'c']))\nprint(rlm_query('d'))\n"
+        "print(rlm_query('e', model='m'))\nprint(rlm_query_batched(['f', 'g']))"
     )
-    assert result.stdout == "query:a\n['batched:b', 'batched:c']\nrlm:d\n"
+    assert result.stdout == (
+        "query:a\n['batched:b', 'batched:c']\nrlm:d\nrlm:e\n['rlm_batched:f', 'rlm_batched:g']\n"
+    )
     rejected = await sandbox.execute("rlm_query('reject')")
     assert rejected.error is not None and "no more sub-calls" in rejected.error
 
@@ -61,6 +68,11 @@ async def test_final_forms(sandbox: Sandbox) -> None:
     assert (await sandbox.execute("v = 42\nFINAL_VAR('v')")).final == "42"
     missing = await sandbox.execute("FINAL_VAR('nope')")
     assert missing.final is None and missing.error is not None and "nope" in missing.error
+    assert "'v'" in missing.error  # the error lists the variables that do exist
+    # The answer text passed where the name belongs (FINAL/FINAL_VAR confusion) ends the run.
+    assert (await sandbox.execute("FINAL_VAR('two apples')")).final == "two apples"
+    listing = await sandbox.execute("print(SHOW_VARS())")
+    assert listing.stdout.startswith("Available variables: {") and "'v': 'int'" in listing.stdout
     ready = await sandbox.execute("answer['content'] = 'via dict'; answer['ready'] = True")
     assert ready.final == "via dict" and ready.answer_ready
     assert await sandbox.get_variable("v") == "42"
