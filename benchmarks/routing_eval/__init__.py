@@ -1,0 +1,1 @@
+"""Held-out routing evaluation: labelled requests over real text on this machine."""
