@@ -152,11 +152,13 @@ def fit(name: str, n_tokens: int, *, offset: float = 0.0) -> str:
     """About ``n_tokens`` tokens of source ``name``, starting ``offset`` (0-1) into it,
     cut at a line break; the source is repeated when it is shorter than asked."""
     text = source(name)
-    n_chars = int(n_tokens / _tokens_per_char(name))
     start = int(offset * len(text))
     start = text.find("\n", start) + 1 if start else 0
-    out = text[start : start + n_chars]
-    while len(out) < n_chars:
-        out += "\n" + text[: n_chars - len(out)]
-    cut = out.rfind("\n", 0, len(out))
-    return out[:cut] if cut > len(out) // 2 else out
+    n_chars = int(n_tokens / _tokens_per_char(name))
+    for _ in range(2):  # the rate varies along a source: measure it on the cut, cut again
+        out = text[start : start + n_chars]
+        while len(out) < n_chars:
+            out += "\n" + text[: n_chars - len(out)]
+        n_chars = int(n_chars * n_tokens / max(1, count_tokens(out)))
+    cut = out.rfind("\n", 0, n_chars)
+    return out[:cut] if cut > n_chars // 2 else out[:n_chars]
