@@ -1,6 +1,8 @@
 """Routing policies: the YAML schema and its validation, the classifier, and decisions.
 
 Fitting (``policies.fit``, ``policies.prior``) imports scikit-learn and is never imported here.
+``policies`` never imports ``router``: features are ``policies.features.RequestFeatures``,
+computed by ``router.features``; builders that need them are given an extractor.
 """
 
 from rlm_core.env import apply_offline_defaults

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from router.features import RequestFeatures
+    from policies.features import RequestFeatures
 
 ARTIFACT_FORMAT = "rlm-router/linear-classifier"
 ARTIFACT_FORMAT_VERSION = 1

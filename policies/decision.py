@@ -11,7 +11,7 @@ from policies.classifier import LinearClassifier
 from policies.schema import Policy, Route
 
 if TYPE_CHECKING:
-    from router.features import RequestFeatures
+    from policies.features import RequestFeatures
 
 TOP_CONTRIBUTIONS = 5
 

@@ -1,11 +1,12 @@
 """The shipped prior: a synthetic data set built from published LLM-vs-RLM behaviour, and its fit.
 
-``python -m policies.prior [--out policies/default_classifier.json] [--seed 0] [--n 300]``
+``rlm-router policy prior [--out policies/default_classifier.json] [--seed 0] [--n 300]``
 
 How the data set is built (and from which figures) is documented in ``policies/PRIOR.md``.
 In short: for each task family and a log-uniform input length, a request is synthesised
 (text built here, independent of ``sim.tasks``), its features are extracted with the
-production extractor, and its label is drawn from the expected utility of each route, using
+production extractor (given by the caller: ``policies`` does not import ``router``),
+and its label is drawn from the expected utility of each route, using
 quality-vs-length curves anchored on the paper's figures and Table 1's cost ratios.
 """
 
@@ -21,9 +22,8 @@ from datetime import date
 from pathlib import Path
 
 from policies.classifier import LinearClassifier
+from policies.features import FeatureExtractor
 from policies.fit import TermSpec, fit_linear
-from router.features import extract_features
-from router.request import ChatRequest
 
 DEFAULT_OUT = Path(__file__).with_name("default_classifier.json")
 WINDOW = 272_000  # the GPT-5-like direct model the figures were measured on
@@ -221,7 +221,7 @@ def synth_request(rng: random.Random, question_kind: str, context_kind: str, n_t
 
 
 def build_dataset(
-    n_per_recipe: int, seed: int
+    n_per_recipe: int, seed: int, extract: FeatureExtractor
 ) -> tuple[list[dict[str, float]], list[int], list[str]]:
     """(feature rows, labels 1=rlm, family per row)."""
     rng = random.Random(seed)
@@ -232,7 +232,7 @@ def build_dataset(
         for _ in range(n_per_recipe):
             n_tokens = int(2 ** rng.uniform(lo, hi))
             body = synth_request(rng, question_kind, context_kind, n_tokens)
-            features = extract_features(ChatRequest.parse(body), context_window=WINDOW)
+            features = extract(body, context_window=WINDOW)
             if features.n_tokens < n_tokens:  # built shorter: scale the extensive features
                 scale = n_tokens / features.n_tokens
                 features = dataclasses.replace(
@@ -249,8 +249,12 @@ def build_dataset(
     return rows, labels, families
 
 
-def fit_prior(n_per_recipe: int = 300, seed: int = 0) -> LinearClassifier:
-    rows, labels, families = build_dataset(n_per_recipe, seed)
+def fit_prior(
+    extract: FeatureExtractor, n_per_recipe: int = 300, seed: int = 0
+) -> LinearClassifier:
+    """Build the data set with ``extract`` (e.g. ``router.features.extract_body_features``)
+    and fit the prior on it."""
+    rows, labels, families = build_dataset(n_per_recipe, seed, extract)
     classifier = fit_linear(
         rows,
         labels,
@@ -259,7 +263,7 @@ def fit_prior(n_per_recipe: int = 300, seed: int = 0) -> LinearClassifier:
         c=1.0,
         training={
             "kind": "prior",
-            "built_by": "python -m policies.prior",
+            "built_by": "rlm-router policy prior",
             "doc": "policies/PRIOR.md",
             "n_rows": len(rows),
             "seed": seed,
@@ -288,18 +292,19 @@ def _agreement(
     return round(hits / len(rows), 4)
 
 
-def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policies.prior", description=__doc__)
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    extract: FeatureExtractor,
+    out: Callable[[str], None] = print,
+) -> int:
+    parser = argparse.ArgumentParser(prog="rlm-router policy prior", description=__doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=300, help="examples per recipe")
     args = parser.parse_args(argv)
-    classifier = fit_prior(args.n, args.seed)
+    classifier = fit_prior(extract, args.n, args.seed)
     classifier.dump(args.out)
     accuracy = classifier.training["train_accuracy"]
     out(f"wrote {args.out} ({classifier.version}, train accuracy {accuracy})")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -25,10 +25,14 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from typing import Any
 
+from policies.features import FEATURE_NAMES, RequestFeatures
 from rlm_core.tokens import encoding
 from router.request import ChatRequest, TextSpan
+
+__all__ = ["FEATURE_NAMES", "RequestFeatures", "extract_body_features", "extract_features"]
 
 EXACT_MAX_CHARS = 1024
 SAMPLE_BUDGET_MIN = 768
@@ -73,42 +77,6 @@ _SEPARATORS = ("|", "\t", ", ", "; ", ": ", '":')
 _DIGITS = "0123456789"
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFeatures:
-    """What the policy sees of a request. Plain numbers only."""
-
-    n_tokens: int
-    tokens_estimated: int
-    n_chars: int
-    question_chars: int
-    context_window: int
-    window_ratio: float
-    log2_tokens: float
-    compress_ratio: float
-    record_line_frac: float
-    line_density: float
-    digit_rate: float
-    entity_rate: float
-    lexical_diversity: float
-    agg_cues: int
-    pair_cues: int
-    multihop_cues: int
-    lookup_cues: int
-    latency_budget_ms: float
-    has_latency_budget: int
-    stream: int
-    has_tools: int
-    n_turns: int
-    n_messages: int
-
-    def as_dict(self) -> dict[str, float]:
-        # Not dataclasses.asdict: it deep-copies recursively (~0.4 ms; this runs per request).
-        return {name: getattr(self, name) for name in FEATURE_NAMES}
-
-
-FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in fields(RequestFeatures))
-
-
 def extract_features(
     req: ChatRequest, *, context_window: int = DEFAULT_CONTEXT_WINDOW
 ) -> RequestFeatures:
@@ -149,6 +117,14 @@ def extract_features(
         n_turns=req.n_turns,
         n_messages=len(req.messages),
     )
+
+
+def extract_body_features(
+    body: Mapping[str, Any], *, context_window: int = DEFAULT_CONTEXT_WINDOW
+) -> RequestFeatures:
+    """``extract_features`` of a request body: the ``policies.features.FeatureExtractor``
+    that policy builders (``policies.prior``) are given, so ``policies`` never imports us."""
+    return extract_features(ChatRequest.parse(body), context_window=context_window)
 
 
 def cue_counts(question: str) -> list[int]:

@@ -177,7 +177,7 @@ def messages_attribute(messages: Sequence[Mapping[str, object]]) -> str:
 
 
 class FeaturesLike(Protocol):
-    """What telemetry needs of ``router.features.RequestFeatures``."""
+    """What telemetry needs of ``policies.features.RequestFeatures``."""
 
     def as_dict(self) -> Mapping[str, object]: ...
 

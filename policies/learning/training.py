@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from policies.classifier import LinearClassifier
+from policies.features import FEATURE_NAMES
 from policies.learning.dataset import (
     DatasetSummary,
     IntArray,
@@ -187,8 +188,6 @@ def _train(
     version: str | None,
     progress: ProgressFn | None,
 ) -> TrainingReport:
-    from router.features import FEATURE_NAMES
-
     incumbent = ArtifactPolicy(current, threshold)
     terms = learning_terms(current, FEATURE_NAMES)
     raw_names = tuple(dict.fromkeys((*incumbent.feature_names, *factor_names(terms))))

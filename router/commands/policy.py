@@ -1,4 +1,5 @@
-"""``rlm-router policy check|calibrate``: validate a policy file; tune its threshold."""
+"""``rlm-router policy check|calibrate|prior``: validate a policy file; tune its threshold;
+rebuild the shipped prior classifier."""
 
 from __future__ import annotations
 
@@ -31,6 +32,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     calibrate.add_argument("--config", help="policy YAML (default: the shipped policy)")
     calibrate.add_argument("--write", help="write the calibrated policy YAML here")
     calibrate.set_defaults(handler=run_calibrate)
+    prior = actions.add_parser(
+        "prior",
+        help="rebuild the shipped prior classifier (policies/PRIOR.md)",
+        description="Build the prior's synthetic data set, fit it and write the artifact.",
+    )
+    prior.add_argument("--out", help="artifact path (default: the shipped one)")
+    prior.add_argument("--seed", type=int, default=0)
+    prior.add_argument("--n", type=int, default=300, help="examples per recipe")
+    prior.set_defaults(handler=run_prior)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -45,6 +55,16 @@ def run_check(args: argparse.Namespace) -> int:
         return 1
     print(f"ok: {args.path} ({policy.version}/{classifier.version})")
     return 0
+
+
+def run_prior(args: argparse.Namespace) -> int:
+    from policies import prior
+    from router.features import extract_body_features
+
+    argv = ["--seed", str(args.seed), "--n", str(args.n)]
+    if args.out:
+        argv += ["--out", args.out]
+    return prior.main(argv, extract=extract_body_features)
 
 
 def _read_requests(path: str) -> list[tuple[dict[str, Any], dict[str, str] | None]]:

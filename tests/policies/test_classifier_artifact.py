@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from policies import ArtifactError, LinearClassifier
+from policies.features import FEATURE_NAMES, RequestFeatures
 from policies.fit import TermSpec, fit_linear
-from router.features import FEATURE_NAMES, RequestFeatures
+from router.features import extract_body_features
 
 SHIPPED = Path(__file__).parents[2] / "policies" / "default_classifier.json"
 FEATURES = frozenset(FEATURE_NAMES)
@@ -94,6 +95,8 @@ def test_the_prior_can_be_rebuilt(tmp_path: Path) -> None:
     from policies import prior
 
     out = tmp_path / "clf.json"
-    assert prior.main(["--out", str(out), "--n", "40"], out=lambda _: None) == 0
+    assert (
+        prior.main(["--out", str(out), "--n", "40"], extract=extract_body_features, out=print) == 0
+    )
     rebuilt = LinearClassifier.load(out, feature_names=FEATURES)
     assert rebuilt.training["n_rows"] == 40 * len(prior.RECIPES)

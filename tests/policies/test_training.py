@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 from policies import LinearClassifier, Policy, decide, parse_policy
+from policies.features import FEATURE_NAMES, RequestFeatures
 from policies.fit import TermSpec
 from policies.learning import (
     ArtifactPolicy,
@@ -35,7 +36,6 @@ from policies.learning import (
 from policies.learning.estimators import compare, policy_rewards, rewards
 from policies.learning.terms import learning_terms, term_matrix
 from router.cli import main as cli_main
-from router.features import FEATURE_NAMES, RequestFeatures
 from telemetry import OtlpJsonLinesSpanExporter, RequestRecord, Telemetry, load_request_records
 
 PRIOR = LinearClassifier.load(Path(__file__).parents[2] / "policies" / "default_classifier.json")
