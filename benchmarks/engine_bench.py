@@ -308,7 +308,7 @@ def _ours_run(base_url: str, query: str, context: Any, concurrency: int = 16) ->
 def _official_run(base_url: str, query: str, context: Any) -> dict[str, Any]:
     from rlm import RLM
 
-    from rlm_core.provider import token_cost
+    from rlm_core.litellm_api import token_cost
 
     kwargs = {"model_name": ROOT_MODEL, "base_url": base_url, "api_key": "sim"}
     sub_kwargs = {"model_name": SUB_MODEL, "base_url": base_url, "api_key": "sim"}

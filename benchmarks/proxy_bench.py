@@ -35,6 +35,8 @@ from typing import Any
 import httpx
 import yaml
 
+from rlm_core.env import offline_environ
+
 MASTER_KEY = "sk-rlm-router-bench"
 SHORT_PROMPTS = (
     "What is the capital of France?",
@@ -99,7 +101,7 @@ class ProxyProcess:
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         self.port = self.port or free_port()
         self.log_path = Path(self._dir.name) / "proxy.log"
-        env = {**os.environ, "LITELLM_MASTER_KEY": MASTER_KEY, **self.env}
+        env = {**offline_environ(os.environ), "LITELLM_MASTER_KEY": MASTER_KEY, **self.env}
         env.setdefault("LITELLM_LOG", "ERROR")
         command = [
             str(Path(sys.executable).parent / "litellm"),

@@ -5,15 +5,11 @@ Fitting (``policies.fit``, ``policies.prior``) imports scikit-learn and is never
 computed by ``router.features``; builders that need them are given an extractor.
 """
 
-from rlm_core.env import apply_offline_defaults
-
-apply_offline_defaults()
-
-from policies.calibrate import calibrate_threshold  # noqa: E402
-from policies.classifier import ArtifactError, LinearClassifier  # noqa: E402
-from policies.decision import Decision, decide, hard_rule  # noqa: E402
-from policies.loader import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy  # noqa: E402
-from policies.schema import (  # noqa: E402
+from policies.calibrate import calibrate_threshold
+from policies.classifier import ArtifactError, LinearClassifier
+from policies.decision import Decision, decide, hard_rule
+from policies.loader import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy
+from policies.schema import (
     Calibration,
     ClassifierSpec,
     Exploration,

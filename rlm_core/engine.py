@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlm_core.budget import Budget, Ledger, StopReason, Usage
-from rlm_core.errors import ProviderFailure
+from rlm_core.errors import ProviderError, ProviderFailure
 from rlm_core.loop import NodeOutcome, TreeAborted, TreeRun
 from rlm_core.observer import EngineObserver, Notifier
-from rlm_core.provider import CallFailed, Completion, ModelClient, ModelSpec, RetryPolicy
+from rlm_core.provider import Completion, ModelClient, ModelSpec, RetryPolicy
 from rlm_core.sandbox import SandboxLimits
 from rlm_core.trajectory import Trajectory
 
@@ -117,7 +117,7 @@ class RLMEngine:
                 outcome = await tree.run_node(query, context, 0, None)
         except TimeoutError:
             outcome = NodeOutcome(tree.partial, ledger.time_reason())
-        except (TreeAborted, CallFailed) as exc:
+        except (TreeAborted, ProviderError) as exc:
             failure = exc.failure if isinstance(exc, TreeAborted) else exc
             raise ProviderFailure(
                 str(failure),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -26,10 +27,23 @@ def _litellm_tokenizer_dir() -> Path | None:
     return None
 
 
-def apply_offline_defaults() -> None:
-    """Set the environment so litellm and tiktoken work without network access."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    if "TIKTOKEN_CACHE_DIR" not in os.environ:
+def offline_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``environ`` with the offline defaults added (for a child process, e.g. the
+    LiteLLM proxy, which imports litellm before any of our code runs)."""
+    env = dict(environ)
+    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if "TIKTOKEN_CACHE_DIR" not in env:
         tokenizer_dir = _litellm_tokenizer_dir()
         if tokenizer_dir is not None:
-            os.environ["TIKTOKEN_CACHE_DIR"] = str(tokenizer_dir)
+            env["TIKTOKEN_CACHE_DIR"] = str(tokenizer_dir)
+    return env
+
+
+def apply_offline_defaults() -> None:
+    """Set this process's environment so litellm and tiktoken work without network access.
+
+    Called by ``rlm_core.litellm_api`` before it imports litellm and by ``rlm_core.tokens``
+    before the first encode, not at import time of any package.
+    """
+    for key, value in offline_environ(os.environ).items():
+        os.environ.setdefault(key, value)

@@ -13,10 +13,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rlm_core import protocol
+from rlm_core import litellm_api, protocol
 from rlm_core.budget import Budget, Ledger, StopReason
+from rlm_core.errors import ContextWindowExceeded, ProviderError
 from rlm_core.observer import Notifier
-from rlm_core.provider import CallFailed, ModelClient, ModelReply, ModelSpec
+from rlm_core.provider import ModelClient, ModelReply, ModelSpec
 from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected, SubCallRequest
 from rlm_core.trajectory import Execution, Iteration, ModelCall, Node, Trajectory
 
@@ -33,7 +34,7 @@ class NodeOutcome:
 class TreeAborted(Exception):
     """A permanent provider failure somewhere in the tree (becomes ProviderFailure)."""
 
-    def __init__(self, failure: CallFailed) -> None:
+    def __init__(self, failure: ProviderError) -> None:
         super().__init__(str(failure))
         self.failure = failure
 
@@ -73,7 +74,7 @@ class TreeRun:
         started, t0 = time.time(), time.perf_counter()
         try:
             reply = await self.client.call(spec, messages)
-        except CallFailed as failure:
+        except ProviderError as failure:
             call = ModelCall(
                 node.node_id, node.depth, role, spec.model, spec.model.split("/", 1)[0],
                 0, 0, 0.0, started, time.perf_counter() - t0, error_type=failure.error_type,
@@ -112,8 +113,8 @@ class TreeRun:
         messages = [{"role": "user", "content": prompt}]
         try:
             return (await self._call(spec, messages, node, "sub")).text
-        except CallFailed as failure:
-            if not failure.context_window:
+        except ProviderError as failure:
+            if not isinstance(failure, ContextWindowExceeded):
                 raise TreeAborted(failure) from failure
             message = (
                 f"the prompt ({len(prompt):,} characters) is larger than {spec.model}'s context "
@@ -368,7 +369,7 @@ class TreeRun:
 
 
 def _stop_of(exc: BaseException, ledger: Ledger) -> str:
-    if isinstance(exc, TreeAborted | CallFailed):
+    if isinstance(exc, TreeAborted | ProviderError):
         return StopReason.PROVIDER_ERROR.value
     if isinstance(exc, asyncio.CancelledError | TimeoutError):
         return ledger.time_reason().value
@@ -376,12 +377,6 @@ def _stop_of(exc: BaseException, ledger: Ledger) -> str:
 
 
 def _sub_window_chars(model: str) -> int:
-    try:
-        import litellm
-
-        info = litellm.get_model_info(model)
-        tokens = int(info.get("max_input_tokens") or 0)
-    except Exception:
-        return _DEFAULT_SUB_WINDOW_CHARS
+    tokens = litellm_api.context_window(model)
     # ~4 characters per token, leaving a quarter of the window for instructions and output.
     return int(tokens * 3) if tokens else _DEFAULT_SUB_WINDOW_CHARS

@@ -1,24 +1,35 @@
-"""The one adapter between the engine and litellm: calls, retries, usage and cost.
+"""Model calls with bounded retries: ``ModelSpec``, ``RetryPolicy`` and the one retry loop.
 
-Nothing else in rlm_core touches litellm's response objects or exceptions; they are turned
-into ``ModelReply`` / ``CallFailed`` here.
+The engine's calls (``ModelClient``) and the router's direct calls both retry through
+``call_with_retries``; which errors are retried is ``ProviderError.retryable``, decided where
+litellm's exceptions are mapped (``rlm_core.litellm_api``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from rlm_core import litellm_api
 from rlm_core.budget import Ledger
+from rlm_core.errors import ProviderError, ProviderRejected, RLMRouterError
+from rlm_core.litellm_api import Completion
 
-Completion = Callable[..., Awaitable[Any]]
+__all__ = [
+    "Completion",
+    "ModelClient",
+    "ModelReply",
+    "ModelSpec",
+    "RetryPolicy",
+    "call_with_retries",
+]
 
-_RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,94 +74,42 @@ class ModelReply:
     attempts: int
 
 
-class CallFailed(Exception):
-    """A model call that failed permanently (or ran out of retries)."""
+async def call_with_retries(
+    attempt: Callable[[int], Awaitable[T]],
+    *,
+    retry: RetryPolicy,
+    model: str,
+    remaining_s: Callable[[], float | None] = lambda: None,
+) -> T:
+    """``await attempt(n)`` for n = 1, 2, … until it succeeds; the one retry loop.
 
-    def __init__(
-        self, message: str, *, status_code: int | None, error_type: str, context_window: bool
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_type = error_type
-        self.context_window = context_window
+    A failure is mapped to a ``ProviderError`` kind (``raise … from exc``) and retried while
+    it is retryable, attempts remain and the backoff (or the provider's retry-after) fits in
+    ``remaining_s()``. Our own errors pass through unchanged and are never retried.
+    """
+    n = 0
+    while True:
+        n += 1
+        try:
+            return await attempt(n)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = litellm_api.map_error(exc, model=model)
+            if not isinstance(error, ProviderError) or error is exc:
+                raise
+            if not error.retryable or n >= retry.max_attempts:
+                raise error from exc
+            delay = retry.backoff(n, error.retry_after_s)
+            remaining = remaining_s()
+            if remaining is not None and delay >= remaining:
+                raise error from exc
+            log.info("%s failed (%s); retry %d in %.2fs", model, error.error_type, n, delay)
+            await asyncio.sleep(delay)
 
 
 def _provider_of(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "openai"
-
-
-def _status(exc: BaseException) -> int | None:
-    code = getattr(exc, "status_code", None)
-    return code if isinstance(code, int) else None
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """The provider's requested wait, from the error's response headers (litellm keeps them in
-    ``litellm_response_headers``; its ``response`` is often a stand-in without headers)."""
-    headers = getattr(exc, "litellm_response_headers", None) or getattr(
-        getattr(exc, "response", None), "headers", None
-    )
-    if not headers:
-        return None
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return float(value) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        try:
-            return parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError | ConnectionError):
-        return True
-    status = _status(exc)
-    if status is not None:
-        return status in _RETRYABLE_STATUS
-    name = type(exc).__name__
-    return name in {"Timeout", "APIConnectionError", "APITimeoutError", "ServiceUnavailableError"}
-
-
-def _is_context_window(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return "contextwindowexceeded" in text or "context_length_exceeded" in text
-
-
-def response_cost(response: Any) -> float:
-    """USD cost of a litellm response: the provider's/litellm's own figure when it has one,
-    else computed from litellm's cost map; 0.0 for a model the map does not know."""
-    hidden = getattr(response, "_hidden_params", None) or {}
-    cost = hidden.get("response_cost")
-    if isinstance(cost, int | float) and cost > 0:
-        return float(cost)
-    try:
-        import litellm
-
-        return float(litellm.completion_cost(completion_response=response) or 0.0)
-    except Exception:
-        return 0.0
-
-
-def token_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    """USD cost of a token count on ``model`` from litellm's cost map (0.0 when unknown)."""
-    try:
-        import litellm
-
-        prompt, completion = litellm.cost_per_token(
-            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
-        return float(prompt + completion)
-    except Exception:
-        return 0.0
 
 
 def _text_and_usage(response: Any) -> tuple[str, int, int]:
@@ -166,20 +125,12 @@ class ModelClient:
     """Calls models through the injected completion callable with the tree's limits."""
 
     def __init__(self, completion: Completion | None, retry: RetryPolicy, ledger: Ledger) -> None:
-        self._completion = completion
+        self._completion = completion or litellm_api.acompletion
         self._retry = retry
         self._ledger = ledger
 
-    async def _acompletion(self) -> Completion:
-        if self._completion is None:
-            import litellm
-
-            self._completion = litellm.acompletion
-        return self._completion
-
     async def call(self, spec: ModelSpec, messages: list[dict[str, str]]) -> ModelReply:
-        """One chat completion with retries; raises CallFailed when it cannot succeed."""
-        completion = await self._acompletion()
+        """One chat completion with retries; raises ``ProviderError`` when it cannot succeed."""
         kwargs: dict[str, Any] = {"model": spec.model, "messages": messages}
         if spec.api_base:
             kwargs["api_base"] = spec.api_base
@@ -190,46 +141,34 @@ class ModelClient:
         # litellm caches provider clients (and their connection pools) keyed by the timeout,
         # among others: a fixed one keeps all calls on one client; the deadline is enforced here.
         kwargs["timeout"] = self._retry.timeout_s
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def attempt(n: int) -> ModelReply:
             wait = self._retry.timeout_s + 1.0  # litellm's own timeout fires first
             remaining = self._ledger.remaining_s()
             if remaining is not None:
                 wait = max(0.001, min(wait, remaining))
-            try:
-                # asyncio.timeout, not wait_for: wait_for (3.11) wraps every call in one more
-                # task, which slows a CPU-bound fan-out by ~15% (engine_bench fan-out rows).
-                async with self._ledger.semaphore, asyncio.timeout(wait):
-                    response = await completion(**kwargs)
-                text, prompt, completion_tokens = _text_and_usage(response)
-                return ModelReply(
-                    text=text,
-                    input_tokens=prompt,
-                    output_tokens=completion_tokens,
-                    cost_usd=response_cost(response),
-                    model=str(getattr(response, "model", None) or spec.model),
-                    provider=_provider_of(spec.model),
-                    attempts=attempt,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                retryable = _is_retryable(exc) and not _is_context_window(exc)
-                remaining = self._ledger.remaining_s()
-                if not retryable or attempt >= self._retry.max_attempts:
-                    raise CallFailed(
-                        f"{spec.model}: {type(exc).__name__}: {exc}"[:2000],
-                        status_code=_status(exc),
-                        error_type=type(exc).__name__,
-                        context_window=_is_context_window(exc),
-                    ) from exc
-                delay = self._retry.backoff(attempt, _retry_after(exc))
-                if remaining is not None and delay >= remaining:
-                    raise CallFailed(
-                        f"{spec.model}: no time left to retry after {type(exc).__name__}",
-                        status_code=_status(exc),
-                        error_type=type(exc).__name__,
-                        context_window=False,
-                    ) from exc
-                await asyncio.sleep(delay)
+            # asyncio.timeout, not wait_for: wait_for (3.11) wraps every call in one more
+            # task, which slows a CPU-bound fan-out by ~15% (engine_bench fan-out rows).
+            async with self._ledger.semaphore, asyncio.timeout(wait):
+                response = await self._completion(**kwargs)
+            text, prompt, completion_tokens = _text_and_usage(response)
+            return ModelReply(
+                text=text,
+                input_tokens=prompt,
+                output_tokens=completion_tokens,
+                cost_usd=litellm_api.response_cost(response),
+                model=str(getattr(response, "model", None) or spec.model),
+                provider=_provider_of(spec.model),
+                attempts=n,
+            )
+
+        try:
+            return await call_with_retries(
+                attempt, retry=self._retry, model=spec.model, remaining_s=self._ledger.remaining_s
+            )
+        except ProviderError:
+            raise
+        except RLMRouterError as exc:  # e.g. the router refusing a sub-call: the call failed
+            raise ProviderRejected(
+                f"{spec.model}: {type(exc).__name__}: {exc}"[:2000], error_type=type(exc).__name__
+            ) from exc

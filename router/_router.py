@@ -17,6 +17,7 @@ from policies.classifier import ArtifactError, LinearClassifier
 from policies.decision import Decision, decide
 from policies.loader import PolicyError, load_policy
 from policies.schema import ClassifierSpec, ModelTarget, Policy
+from rlm_core import litellm_api
 from router.features import DEFAULT_CONTEXT_WINDOW, FEATURE_NAMES, extract_features
 from router.request import ChatRequest
 
@@ -158,11 +159,8 @@ def context_window(target: ModelTarget) -> int:
     """The input window of ``target`` in tokens (imports litellm unless the policy sets it)."""
     if target.context_window is not None:
         return target.context_window
-    import litellm
-
-    try:
-        info = litellm.get_model_info(target.model)
-    except Exception:  # litellm raises a bare Exception for unknown models
+    window = litellm_api.context_window(target.model)
+    if window is None:
         logger.warning(
             "litellm has no model info for %s; assuming a %d-token window "
             "(set models.<role>.context_window in the policy)",
@@ -170,5 +168,4 @@ def context_window(target: ModelTarget) -> int:
             DEFAULT_CONTEXT_WINDOW,
         )
         return DEFAULT_CONTEXT_WINDOW
-    window = info.get("max_input_tokens") or info.get("max_tokens")
-    return int(window) if window else DEFAULT_CONTEXT_WINDOW
+    return window

@@ -30,7 +30,18 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rlm_core.provider import response_cost, token_cost
+from rlm_core import litellm_api
+from rlm_core.errors import (
+    ContextWindowExceeded,
+    PartialAnswerError,
+    ProviderError,
+    ProviderFailure,
+    ProviderTimeout,
+    RLMError,
+    RLMRouterError,
+)
+from rlm_core.litellm_api import response_cost, token_cost
+from rlm_core.provider import call_with_retries
 from router.dispatch_settings import DispatchSettings
 from router.outcome import DecisionLike, Outcome, RequestTelemetry, reason_of
 from router.request import ChatRequest
@@ -48,10 +59,8 @@ from router.responses import (
 )
 
 if TYPE_CHECKING:
-    from litellm.types.utils import ModelResponse, ModelResponseStream
-
     from rlm_core import RLMResult
-    from rlm_core.provider import Completion
+    from rlm_core.litellm_api import Completion, ModelResponse, ModelResponseStream
     from telemetry.tracing import RequestTrace
 
 log = logging.getLogger(__name__)
@@ -68,7 +77,7 @@ _TARGET_KEYS = ("model", "api_base", "base_url", "api_key", "custom_llm_provider
 # ── errors ────────────────────────────────────────────────────────────────────────────────
 
 
-class DispatchError(Exception):
+class DispatchError(RLMRouterError):
     """The request could not be answered on any allowed route.
 
     ``status_code`` is the HTTP status the proxy answers with.
@@ -81,7 +90,7 @@ class DispatchError(Exception):
         self.route = route
 
 
-class EscalationFailed(DispatchError):
+class EscalationFailed(DispatchError, PartialAnswerError):
     """The RLM route failed and the input does not fit the direct model's window.
 
     Carries the best partial answer the engine had, and why it stopped.
@@ -95,9 +104,10 @@ class EscalationFailed(DispatchError):
         stopped_reason: str,
         route: RouteInfo | None = None,
     ) -> None:
-        super().__init__(message, route=route)
-        self.partial_answer = partial_answer
-        self.stopped_reason = stopped_reason
+        PartialAnswerError.__init__(
+            self, message, partial_answer=partial_answer, stopped_reason=stopped_reason
+        )
+        self.route = route
 
 
 class LatencyBudgetExceeded(DispatchError):
@@ -152,27 +162,8 @@ class RoutedStream:
 
 
 def _error_type(exc: BaseException) -> str:
-    return type(exc).__name__
-
-
-def _is_context_window_error(exc: BaseException) -> bool:
-    import litellm
-
-    return isinstance(exc, litellm.ContextWindowExceededError)
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    import litellm
-
-    retryable = (
-        litellm.RateLimitError,
-        litellm.InternalServerError,
-        litellm.ServiceUnavailableError,
-        litellm.APIConnectionError,
-        litellm.Timeout,
-        litellm.BadGatewayError,
-    )
-    return isinstance(exc, retryable) and not _is_context_window_error(exc)
+    """``error.type`` of a failure: a provider error names the provider's own class."""
+    return exc.error_type if isinstance(exc, ProviderError) else type(exc).__name__
 
 
 class Dispatcher:
@@ -337,7 +328,7 @@ class Dispatcher:
         try:
             response = await self._direct(call)
         except Exception as exc:
-            if not _is_context_window_error(exc):
+            if not isinstance(exc, ContextWindowExceeded):
                 raise
             call.trace.fallback("llm_to_rlm", "context window exceeded", _error_type(exc))
             served, outcome = await self._rlm_first(call, fallback="llm_to_rlm")
@@ -392,20 +383,19 @@ class Dispatcher:
         """One direct call (retried per policy on provider errors), bounded by the deadline."""
         kwargs = self._direct_kwargs(call, stream=stream)
         retry = self.settings.retry
-        attempts = max(1, retry.max_attempts)
-        chat = call.trace.chat(kwargs["model"], call.request.messages)
+        model = str(kwargs["model"])
+        chat = call.trace.chat(model, call.request.messages)
         if chat is not None:
             with contextlib.suppress(Exception):
                 kwargs["metadata"] = {**(kwargs.get("metadata") or {}), **chat.litellm_metadata()}
-        for attempt in range(1, attempts + 1):
+
+        async def attempt(n: int) -> Any:
             remaining = call.deadline.remaining()
             if remaining is not None and remaining <= 0:
-                error = LatencyBudgetExceeded(
+                raise LatencyBudgetExceeded(
                     "latency budget exhausted before the direct call could start",
                     route=self._route(call, "llm"),
                 )
-                call.trace.chat_done(chat, error=error)
-                raise error
             # litellm caches its HTTP client per timeout value: a deadline-derived timeout
             # would build a new client and connection per request. A non-streaming call gets
             # the fixed timeout and the deadline from asyncio; a stream's reads are bounded by
@@ -413,46 +403,36 @@ class Dispatcher:
             kwargs["timeout"] = (
                 min(remaining, retry.timeout_s) if stream and remaining else retry.timeout_s
             )
-            try:
-                response = await self._call_within(None if stream else remaining, kwargs)
-            except Exception as exc:
-                delay = retry.backoff(attempt, None)
-                can_wait = remaining is None or delay < (call.deadline.remaining() or 0)
-                if attempt < attempts and _is_retryable(exc) and can_wait:
-                    log.info("direct call failed (%s); retry %d in %.2fs", exc, attempt, delay)
-                    await asyncio.sleep(delay)
-                    continue
-                call.trace.chat_done(chat, error=exc)
-                raise
-            if stream:
-                call.direct_chat = chat
-            else:
-                call.trace.chat_done(chat, response=response)
-            return response
-        raise AssertionError("unreachable")
+            return await self._call_within(None if stream else remaining, kwargs)
+
+        try:
+            response = await call_with_retries(
+                attempt, retry=retry, model=model, remaining_s=call.deadline.remaining
+            )
+        except Exception as exc:
+            call.trace.chat_done(chat, error=exc)
+            raise
+        if stream:
+            call.direct_chat = chat
+        else:
+            call.trace.chat_done(chat, response=response)
+        return response
 
     async def _call_within(self, seconds: float | None, kwargs: dict[str, Any]) -> Any:
-        """The direct call, bounded by ``seconds``; overrunning raises litellm's ``Timeout``."""
+        """The direct call, bounded by ``seconds``; overrunning raises ``ProviderTimeout``."""
         try:
             async with asyncio.timeout(seconds):
                 return await self._completion_fn()(**kwargs)
         except TimeoutError as exc:
             if seconds is None:  # not our deadline
                 raise
-            import litellm
-
-            raise litellm.Timeout(
-                message=f"rlm-router: latency budget reached after {seconds:.3f}s",
+            raise litellm_api.timeout_error(
+                f"rlm-router: latency budget reached after {seconds:.3f}s",
                 model=str(kwargs.get("model")),
-                llm_provider="rlm-router",
             ) from exc
 
     def _completion_fn(self) -> Completion:
-        if self._completion is not None:
-            return self._completion
-        import litellm
-
-        return litellm.acompletion
+        return self._completion or litellm_api.acompletion
 
     # RLM route
 
@@ -489,8 +469,6 @@ class Dispatcher:
 
     async def _rlm_first(self, call: _CallContext, *, fallback: Fallback) -> tuple[Served, Outcome]:
         """RLM, then (on failure, exhaustion or deadline) the direct route or the partial answer."""
-        from rlm_core import RLMError
-
         latency = self.settings.latency
         fits = self._fits_direct(call) and fallback != "llm_to_rlm"
         engine_deadline = call.deadline.at
@@ -505,10 +483,10 @@ class Dispatcher:
         error: BaseException | None = None
         try:
             result = await self._run_engine(call, engine_deadline)
-        except (RLMError, DispatchError) as exc:
-            # ProviderFailure (a model call failed for good), SandboxError (no REPL).
-            error, partial = exc, getattr(exc, "partial_answer", None)
-            stopped = "provider_failure" if hasattr(exc, "partial_answer") else "engine_error"
+        except PartialAnswerError as exc:  # ProviderFailure: a model call failed for good
+            error, partial, stopped = exc, exc.partial_answer, "provider_failure"
+        except (RLMError, DispatchError) as exc:  # SandboxError (no REPL), a refused sub-call
+            error, stopped = exc, "engine_error"
         except TimeoutError as exc:
             error, stopped = exc, "deadline"
         else:
@@ -533,7 +511,7 @@ class Dispatcher:
             try:
                 response = await self._direct(call)
             except Exception as exc:
-                if deadline_hit and isinstance(exc, LatencyBudgetExceeded | _timeout_types()):
+                if deadline_hit and isinstance(exc, LatencyBudgetExceeded | ProviderTimeout):
                     return self._partial(
                         call, partial, result, spent, fallback, "partial_at_deadline"
                     )
@@ -601,7 +579,7 @@ class Dispatcher:
             try:
                 upstream = await self._direct(call, stream=True)
             except Exception as exc:
-                if not _is_context_window_error(exc):
+                if not isinstance(exc, ContextWindowExceeded):
                     call.trace.finish(_failed_outcome(call, exc), exc)
                     raise
                 call.trace.fallback("llm_to_rlm", "context window exceeded", _error_type(exc))
@@ -740,19 +718,13 @@ def _result_cost(result: RLMResult | None) -> float:
 
 
 def _failure_cost(error: BaseException | None) -> float:
-    """What a failed RLM run spent before failing (from its trajectory, when it has one)."""
-    trajectory = getattr(error, "trajectory", None)
-    for holder in (trajectory, getattr(trajectory, "usage", None)):
-        cost = getattr(holder, "cost_usd", None)
-        if isinstance(cost, int | float):
-            return float(cost)
+    """What a failed RLM run spent before failing: the calls of its trajectory.
+
+    (Read before as ``trajectory.cost_usd``, which does not exist, so it was always 0.)
+    """
+    if isinstance(error, ProviderFailure) and error.trajectory is not None:
+        return sum(call.cost_usd for call in error.trajectory.calls)
     return 0.0
-
-
-def _timeout_types() -> tuple[type[BaseException], ...]:
-    import litellm
-
-    return (litellm.Timeout, TimeoutError)
 
 
 def _failed_outcome(call: _CallContext, exc: BaseException) -> Outcome:
@@ -770,5 +742,5 @@ def _failed_outcome(call: _CallContext, exc: BaseException) -> Outcome:
         route=route,
         latency_ms=(time.monotonic() - call.started) * 1000.0,
         error_type=_error_type(exc),
-        stopped_reason=getattr(exc, "stopped_reason", None),
+        stopped_reason=exc.stopped_reason if isinstance(exc, PartialAnswerError) else None,
     )

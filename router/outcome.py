@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rlm_core.provider import response_cost
+from rlm_core.litellm_api import response_cost
 from router.responses import RouteInfo
 
 if TYPE_CHECKING:

@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from rlm_core import litellm_api
+
 if TYPE_CHECKING:
-    from litellm.types.utils import GenericStreamingChunk, ModelResponse, ModelResponseStream
+    from rlm_core.litellm_api import GenericStreamingChunk, ModelResponse, ModelResponseStream
 
 Route = Literal["llm", "rlm"]
 Fallback = Literal["none", "rlm_to_llm", "llm_to_rlm"]
@@ -130,19 +132,14 @@ def model_response(
     served: Served, route: RouteInfo, *, into: ModelResponse | None = None
 ) -> ModelResponse:
     """A ``ModelResponse`` for ``served`` (filled into ``into`` when given, as a CustomLLM must)."""
-    from litellm.types.utils import ModelResponse
-    from litellm.types.utils import Usage as LiteLLMUsage
-
-    response = into if into is not None else ModelResponse()
+    response = into if into is not None else litellm_api.new_model_response()
     response.model = served.model
     choice: Any = response.choices[0]
     choice.message.content = served.text
     choice.message.role = "assistant"
     choice.finish_reason = served.finish_reason
-    response.usage = LiteLLMUsage(  # type: ignore[attr-defined]
-        prompt_tokens=served.usage.input_tokens,
-        completion_tokens=served.usage.output_tokens,
-        total_tokens=served.usage.input_tokens + served.usage.output_tokens,
+    response.usage = litellm_api.new_usage(  # type: ignore[attr-defined]
+        served.usage.input_tokens, served.usage.output_tokens
     )
     # LiteLLM reads the cost of a response from here (spend tracking, x-litellm-response-cost).
     response._hidden_params["response_cost"] = served.cost_usd
@@ -165,13 +162,12 @@ class ChunkFactory:
     def _chunk(
         self, delta: dict[str, Any], finish_reason: str | None = None
     ) -> ModelResponseStream:
-        from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices
-
-        return ModelResponseStream(
+        return litellm_api.new_stream_chunk(
             id=self.id,
             created=self.created,
             model=self.model,
-            choices=[StreamingChoices(index=0, delta=Delta(**delta), finish_reason=finish_reason)],
+            delta=delta,
+            finish_reason=finish_reason,
         )
 
     def role(self) -> ModelResponseStream:
@@ -184,14 +180,8 @@ class ChunkFactory:
         return self._chunk({"content": text})
 
     def finish(self, served: Served) -> ModelResponseStream:
-        from litellm.types.utils import Usage as LiteLLMUsage
-
         chunk: Any = self._chunk({}, finish_reason=served.finish_reason)
-        chunk.usage = LiteLLMUsage(
-            prompt_tokens=served.usage.input_tokens,
-            completion_tokens=served.usage.output_tokens,
-            total_tokens=served.usage.input_tokens + served.usage.output_tokens,
-        )
+        chunk.usage = litellm_api.new_usage(served.usage.input_tokens, served.usage.output_tokens)
         return chunk
 
 

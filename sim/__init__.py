@@ -6,11 +6,8 @@ How the simulated models read prompts and how their recall is calibrated: ``read
 ``recall`` and CALIBRATION.md; how they act as RLM root models: ``root`` and ``programs``.
 """
 
-from rlm_core.env import apply_offline_defaults
 from sim.models import SIM_MODELS, SimModel, register_sim_models
 from sim.server import FAULT_HEADER, FAULTS, SimConfig, SimServer
-
-apply_offline_defaults()
 
 __all__ = [
     "FAULTS",

@@ -120,6 +120,6 @@ def register_sim_models() -> None:
     Registered as ``openai/<name>`` so ``litellm.completion_cost(response)`` and
     ``litellm.get_model_info("openai/sim-large")`` return the declared figures.
     """
-    import litellm
+    from rlm_core import litellm_api
 
-    litellm.register_model({f"openai/{m.name}": m.litellm_info() for m in SIM_MODELS.values()})
+    litellm_api.register_models({f"openai/{m.name}": m.litellm_info() for m in SIM_MODELS.values()})

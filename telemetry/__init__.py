@@ -5,22 +5,18 @@ span tree (``RequestTrace``); ``RLMTraceObserver`` implements the RLM engine's o
 ``read_spans`` reads OTLP-JSON lines (ours or a Collector's) back as ``SpanRecord``.
 """
 
-from rlm_core.env import apply_offline_defaults
-
-apply_offline_defaults()
-
-from telemetry.exporters import TelemetryConfigError  # noqa: E402
-from telemetry.feedback import FeedbackRecord, read_feedback, record_feedback  # noqa: E402
-from telemetry.otlp_json import (  # noqa: E402
+from telemetry.exporters import TelemetryConfigError
+from telemetry.feedback import FeedbackRecord, read_feedback, record_feedback
+from telemetry.otlp_json import (
     OtlpJsonLinesSpanExporter,
     SpanEvent,
     SpanRecord,
     read_spans,
 )
-from telemetry.records import RequestRecord, load_request_records  # noqa: E402
-from telemetry.rlm_observer import RLMTraceObserver  # noqa: E402
-from telemetry.setup import Telemetry  # noqa: E402
-from telemetry.tracing import ChatCall, RequestTrace, shielded  # noqa: E402
+from telemetry.records import RequestRecord, load_request_records
+from telemetry.rlm_observer import RLMTraceObserver
+from telemetry.setup import Telemetry
+from telemetry.tracing import ChatCall, RequestTrace, shielded
 
 __all__ = [
     "ChatCall",

@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Final, Protocol, TypeAlias
 
+from rlm_core.errors import ProviderError
+
 # One attribute value as OpenTelemetry accepts it.
 AttributeValue: TypeAlias = str | bool | int | float | Sequence[str]
 Attributes: TypeAlias = dict[str, AttributeValue]
@@ -241,5 +243,11 @@ def _float_or_none(value: float | None) -> float | None:
 
 
 def error_type_of(exc: BaseException) -> str:
-    """``error.type`` for an exception: its class name, as OTel's GenAI instrumentations use."""
+    """``error.type`` for an exception: its class name, as OTel's GenAI instrumentations use.
+
+    A provider error mapped to our tree (``rlm_core.errors.ProviderError``) names the
+    provider's own class (``error_type``), so spans read the same whichever side raised it.
+    """
+    if isinstance(exc, ProviderError):
+        return exc.error_type
     return type(exc).__name__

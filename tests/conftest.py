@@ -11,7 +11,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from rlm_core.env import apply_offline_defaults
 from sim import SimConfig, SimServer
+
+# Tests import litellm directly (not only through rlm_core.litellm_api, which applies these
+# itself): without them its import fetches the cost map from the network.
+apply_offline_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -142,7 +142,7 @@ def _settings(policy: Any, base_url: str) -> DispatchSettings:
 
 
 async def _via_router(dispatcher: Dispatcher, task: Task) -> Row:
-    from rlm_core.provider import response_cost
+    from rlm_core.litellm_api import response_cost
     from router.dispatch import DispatchError
     from router.responses import route_of
 
@@ -198,14 +198,12 @@ def _baseline_row(
 
 
 async def _always_direct(settings: DispatchSettings, task: Task) -> Row:
-    import litellm
-
-    from rlm_core.provider import response_cost
+    from rlm_core.litellm_api import acompletion, response_cost
 
     spec = settings.models.direct
     started = time.monotonic()
     try:
-        response: Any = await litellm.acompletion(
+        response: Any = await acompletion(
             model=spec.model,
             api_base=spec.api_base,
             api_key=spec.api_key,
@@ -323,9 +321,6 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     tasks = [
         generate(family, n_tokens=n, seed=args.seed + i) for i, (family, n) in enumerate(workload)
     ]
-    import litellm
-
-    litellm.suppress_debug_info = True  # the always-direct baseline fails on 1M tokens
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     register_sim_models()
     async with SimServer(SimConfig(seed=args.seed, time_scale=args.time_scale)) as sim:

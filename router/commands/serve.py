@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rlm_core.env import offline_environ
 from router.plugin.config import CONFIG_ENV, ServiceConfig, ServiceConfigError
 
 
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     except ServiceConfigError as exc:
         print(f"rlm-router serve: {exc}", file=sys.stderr)
         return 2
-    env = dict(os.environ)
+    # The proxy imports litellm before our plugin loads: give it the offline defaults here.
+    env = offline_environ(os.environ)
     env[CONFIG_ENV] = str(config.path)
     print(
         f"rlm-router serve: LiteLLM proxy on http://{args.host}:{args.port} "

@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
-from litellm.integrations.custom_logger import CustomLogger
-from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
+from rlm_core import litellm_api
+from rlm_core.errors import ProviderError
+from rlm_core.litellm_api import CustomLLM, CustomLLMError, CustomLogger
 from router.dispatch import INNER_METADATA_KEY, RLM_PREFIX, Dispatcher, DispatchError
 from router.outcome import DecisionLike, Outcome, reason_of
 from router.plugin.config import ServiceConfig
@@ -64,7 +65,7 @@ from router.responses import (
 )
 
 if TYPE_CHECKING:
-    from litellm.types.utils import GenericStreamingChunk, ModelResponse
+    from rlm_core.litellm_api import GenericStreamingChunk, ModelResponse
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +195,7 @@ async def _proxy_completion(**kwargs: Any) -> Any:
 
     llm_router = proxy_server.llm_router
     if llm_router is None:
-        import litellm
-
-        return await litellm.acompletion(**kwargs)
+        return await litellm_api.acompletion(**kwargs)
     return await llm_router.acompletion(**kwargs)
 
 
@@ -430,8 +429,8 @@ class RLMProvider(CustomLLM):
                 started=pending.started,
                 trace=pending.trace,
             )
-        except DispatchError as exc:
-            raise CustomLLMError(status_code=exc.status_code, message=str(exc)) from exc
+        except (DispatchError, ProviderError) as exc:
+            raise _provider_error(exc) from exc
         return _fill(model_response, served, outcome.route)
 
     async def astreaming(  # type: ignore[override,misc]
@@ -475,8 +474,8 @@ class RLMProvider(CustomLLM):
                 yield generic_chunk(keepalive=True)
             try:
                 served, _outcome = task.result()
-            except DispatchError as exc:
-                raise CustomLLMError(status_code=exc.status_code, message=str(exc)) from exc
+            except (DispatchError, ProviderError) as exc:
+                raise _provider_error(exc) from exc
             for piece in split_text(served.text):
                 yield generic_chunk(piece)
             _price_stream(logging_obj, served)
@@ -484,6 +483,12 @@ class RLMProvider(CustomLLM):
         finally:
             if not task.done():
                 task.cancel()
+
+
+def _provider_error(exc: DispatchError | ProviderError) -> CustomLLMError:
+    """What LiteLLM answers the client with: our status, or the provider's (502 if none)."""
+    status = exc.status_code if isinstance(exc.status_code, int) else 502
+    return CustomLLMError(status_code=status, message=str(exc))
 
 
 def _price_stream(logging_obj: Any, served: Served) -> None:

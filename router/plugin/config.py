@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from rlm_core import litellm_api
+
 CONFIG_ENV = "RLM_ROUTER_CONFIG"
 SECTION = "rlm_router"
 HOOK_PATH = "router.plugin.hook"
@@ -162,13 +164,7 @@ class ServiceConfig:
                 return int(info["max_input_tokens"])
             model = (entry.get("litellm_params") or {}).get("model")
             if isinstance(model, str):
-                import litellm
-
-                try:
-                    window = litellm.get_model_info(model).get("max_input_tokens")
-                except Exception:  # litellm raises a bare Exception for unknown models
-                    return None
-                return int(window) if window else None
+                return litellm_api.context_window(model)
         return None
 
     def proxy_config(self) -> dict[str, Any]:

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rlm_core.env import apply_offline_defaults
 from sim.tasks._aggregate import OOLONG_KINDS, oolong, oolong_pairs
 from sim.tasks._chat import chat
 from sim.tasks._lookup import niah, qa
 from sim.tasks._task import Task, parse_pairs, render_request
 from sim.tasks.records import LABELS, classify_instance
-
-apply_offline_defaults()
 
 __all__ = [
     "FAMILIES",

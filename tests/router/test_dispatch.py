@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from rlm_core import Budget, RetryPolicy
+from rlm_core.errors import ProviderTimeout, ProviderUnavailable
 from router.dispatch import INNER_METADATA_KEY, Dispatcher, EscalationFailed, RoutedStream
 from router.dispatch_settings import DispatchSettings, LatencySettings
 from router.request import InvalidRequest
@@ -257,8 +258,11 @@ async def test_provider_errors_beyond_the_retry_policy_surface(router: Any, sim:
 
     task = generate("qa", seed=3)
     await schedule_fault(sim, "sim-large", "503", FAST_RETRY.max_attempts)
-    with pytest.raises(litellm.ServiceUnavailableError):
+    # Mapped to our tree at the provider boundary, with the provider's own error as the cause.
+    with pytest.raises(ProviderUnavailable) as caught:
         await make(router, sim).acompletion(model="auto", messages=task.messages())
+    assert isinstance(caught.value.__cause__, litellm.ServiceUnavailableError)
+    assert caught.value.error_type == "ServiceUnavailableError"
 
 
 # ── latency budget ──
@@ -316,13 +320,15 @@ async def test_latency_budget_bounds_the_direct_route(router: Any, sim: SimServe
 
     task = generate("qa", seed=3)
     started = time.monotonic()
-    with pytest.raises((litellm.Timeout, litellm.APIConnectionError)):
+    with pytest.raises((ProviderTimeout, ProviderUnavailable)) as caught:
         await make(router, sim).acompletion(
             model="auto",
             messages=task.messages(),
             extra_headers={"x-sim-fault": "timeout", "x-latency-budget-ms": "400"},
         )
     assert (time.monotonic() - started) * 1000 < 400 + 400
+    cause = caught.value.__cause__  # our deadline (TimeoutError) or the provider's own
+    assert isinstance(cause, litellm.Timeout | litellm.APIConnectionError | TimeoutError)
 
 
 # ── the library entry point ──
