@@ -19,6 +19,7 @@ class StopReason(enum.Enum):
     TIMEOUT = "timeout"  # the budget's own wall time
     DEADLINE = "deadline"  # the caller's deadline
     PROVIDER_ERROR = "provider_error"
+    SANDBOX_FAILURE = "sandbox_failure"  # the REPL worker kept breaking the frame protocol
 
 
 @dataclass(frozen=True, kw_only=True)

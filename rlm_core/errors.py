@@ -25,6 +25,8 @@
     ├── RLMError                   the engine could not finish
     │   ├── ProviderFailure
     │   └── SandboxError           the REPL worker could not be started or talked to
+    │       └── SandboxMisbehaving the worker kept breaking the frame protocol after
+    │                              restarts (ends its node: StopReason.SANDBOX_FAILURE)
     └── router.dispatch.DispatchError   no allowed route could answer (HTTP 502)
         ├── EscalationFailed
         └── LatencyBudgetExceeded  the latency budget ran out first (HTTP 504)
@@ -118,6 +120,10 @@ class RLMError(RLMRouterError):
 
 class SandboxError(RLMError):
     """The REPL worker could not be started or stopped responding to the protocol."""
+
+
+class SandboxMisbehaving(SandboxError):
+    """The worker kept breaking the frame protocol after restarts; its node must end."""
 
 
 class ProviderFailure(RLMError, PartialAnswerError):

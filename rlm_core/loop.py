@@ -15,10 +15,11 @@ from typing import Any
 
 from rlm_core import litellm_api, protocol
 from rlm_core.budget import Budget, Ledger, StopReason
-from rlm_core.errors import ContextWindowExceeded, ProviderError
+from rlm_core.errors import ContextWindowExceeded, ProviderError, SandboxMisbehaving
+from rlm_core.frames import SubCallRequest
 from rlm_core.observer import Notifier
 from rlm_core.provider import ModelClient, ModelReply, ModelSpec
-from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected, SubCallRequest
+from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected
 from rlm_core.trajectory import Execution, Iteration, ModelCall, Node, Trajectory
 
 _DEFAULT_SUB_WINDOW_CHARS = 400_000
@@ -238,6 +239,23 @@ class TreeRun:
         starting: asyncio.Task[Any],
         model: ModelSpec,
     ) -> NodeOutcome:
+        partial_box: list[str | None] = [None]  # the node's best answer so far, kept by _iterate
+        try:
+            return await self._iterate(node, messages, sandbox, starting, model, partial_box)
+        except SandboxMisbehaving:
+            # The worker kept breaking the protocol after restarts: end this node with what
+            # it had; the error is the node's stop reason, the tree goes on.
+            return NodeOutcome(partial_box[0], StopReason.SANDBOX_FAILURE)
+
+    async def _iterate(
+        self,
+        node: Node,
+        messages: list[dict[str, str]],
+        sandbox: Sandbox,
+        starting: asyncio.Task[Any],
+        model: ModelSpec,
+        partial_box: list[str | None],
+    ) -> NodeOutcome:
         partial: str | None = None
         variables: list[str] | None = None
         max_turns = self.budget.max_iterations
@@ -271,6 +289,7 @@ class TreeRun:
             )
             variables = listed if listed is not None else variables
             partial = content or partial
+            partial_box[0] = partial
             if final is not None:
                 self._finish_iteration(node, iteration, t0)
                 if node.depth == 0:
@@ -330,9 +349,12 @@ class TreeRun:
             return None, outputs, feedback, content, variables
         if final.variable is None:
             return final.text, outputs, None, content, variables
-        value = await sandbox.get_variable(final.variable)
-        if value is not None:
-            return value, outputs, None, content, variables
+        got = await sandbox.get_variable(final.variable)
+        if got.error:
+            retry = f"{got.error}\nNo answer was taken; fix it and answer again."
+            return None, outputs, retry, content, variables
+        if got.final is not None:
+            return got.final, outputs, None, content, variables
         if final.text is not None:  # FINAL(word): no such variable, so the word is the answer
             return final.text, outputs, None, content, variables
         missing = (

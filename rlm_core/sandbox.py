@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlm_core.errors import SandboxError
+from rlm_core import frames
+from rlm_core.errors import SandboxError, SandboxMisbehaving
+from rlm_core.frames import DoneFrame, FrameError, FrameTooLarge, SubCallRequest
 from rlm_core.worker.framing import HEADER as _HEADER
 
 logger = logging.getLogger("rlm_core.sandbox")
 
 _WORKER = Path(__file__).with_name("worker")  # run as a directory: see worker/__main__.py
-_MAX_FRAME = 1 << 30
 _warned: set[str] = set()
 
 
@@ -54,16 +55,13 @@ class SandboxLimits:
     # rules still apply); for hosts where creating namespaces is forbidden or slow.
     network_namespace: bool = True
     start_timeout_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class SubCallRequest:
-    """What model code asked the host for: ``kind`` is query, batched, rlm or rlm_batched."""
-
-    kind: str
-    prompts: list[str]
-    model: str | None = None
-    context: Any = None
+    # Frames from the worker above this size are refused before they are read; the worker
+    # refuses to send them (a sub-call request or a final answer larger than this is an error).
+    max_frame_mb: int = 64
+    # Malformed frames tolerated per execution before the worker is restarted, and
+    # restarts for misbehaviour before the node ends (SandboxMisbehaving).
+    max_bad_frames: int = 16
+    max_protocol_restarts: int = 3
 
 
 SubCallHandler = Callable[[SubCallRequest], Awaitable[list[str]]]
@@ -78,7 +76,7 @@ class ExecutionResult:
     answer_ready: bool = False
     truncated: bool = False
     stdout_chars: int = 0
-    limit: str | None = None  # cpu | memory | wall | crash
+    limit: str | None = None  # cpu | memory | wall | crash | protocol
     state_lost: bool = False
     duration_s: float = 0.0
     subcall_s: float = 0.0
@@ -129,9 +127,16 @@ class Sandbox:
         self._handler = handler
         self._proc: asyncio.subprocess.Process | None = None
         self._scratch: Path | None = None
+        # Outside scratch, closed to the worker's uid: the context file (handed over as a
+        # read-only descriptor, so model code cannot delete or rewrite it for later
+        # restarts) and the spill file that keeps output printed before a wall-time kill.
+        self._private: Path | None = None
         self._context_path: Path | None = None
+        self._spill_fd: int | None = None
         self._context_kind = "text"
         self._context_bytes = 0
+        self._reader: frames.FrameReader
+        self._protocol_restarts = 0
         self.info = SandboxInfo()
 
     async def __aenter__(self) -> Sandbox:
@@ -149,21 +154,28 @@ class Sandbox:
             if os.geteuid() == 0:
                 os.chown(self._scratch, uid, gid)
             os.chmod(self._scratch, 0o700)
-            (self._context_path, self._context_kind, self._context_bytes) = await asyncio.to_thread(
-                write_context, self._context, self._scratch
+            self._private = Path(tempfile.mkdtemp(prefix="rlm-host-"))
+            path, self._context_kind, self._context_bytes = await asyncio.to_thread(
+                write_context, self._context, self._private
             )
+            path.chmod(0o400)
+            self._context_path = path
             self._context = None  # the file is the single source from now on
+            self._spill_fd = os.open(
+                self._private / "stdout", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
         await self._spawn()
         return self.info
 
-    def _config(self) -> dict[str, Any]:
+    def _config(self, context_fd: int) -> dict[str, Any]:
         lim = self._limits
         uid, gid = _nobody()
         # The decoded context plus its mapping must fit beside the model's own memory.
         memory = (lim.memory_mb << 20) + 6 * self._context_bytes
         return {
             "scratch": str(self._scratch),
-            "context_path": str(self._context_path),
+            "context_fd": context_fd,
+            "spill_fd": self._spill_fd,
             "context_kind": self._context_kind,
             "uid": uid,
             "gid": gid,
@@ -176,30 +188,43 @@ class Sandbox:
                 "max_open_files": lim.max_open_files,
                 "cpu_total_s": lim.cpu_seconds_total,
                 "output_bytes": lim.output_bytes,
+                "max_frame_bytes": lim.max_frame_mb << 20,
             },
         }
 
     async def _spawn(self) -> None:
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", "-B", str(_WORKER), json.dumps(self._config()),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, env=env, cwd=str(self._scratch),
-            start_new_session=True, limit=1 << 20,
-        )  # fmt: skip
+        assert self._context_path is not None and self._spill_fd is not None
+        context_fd = os.open(self._context_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            ready = await asyncio.wait_for(self._recv(), self._limits.start_timeout_s)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", "-S", "-B", str(_WORKER),
+                json.dumps(self._config(context_fd)),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL, env=env, cwd=str(self._scratch),
+                start_new_session=True, limit=1 << 20, pass_fds=(context_fd, self._spill_fd),
+            )  # fmt: skip
+        finally:
+            os.close(context_fd)
+        assert self._proc.stdout is not None
+        self._reader = frames.FrameReader(self._proc.stdout, self._limits.max_frame_mb << 20)
+        try:
+            async with asyncio.timeout(self._limits.start_timeout_s):
+                ready = await self._reader.read()
+            if not isinstance(ready, frames.ReadyFrame):
+                raise FrameError(f"expected a ready frame, got {type(ready).__name__}")
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, FrameError) as exc:
             await self._kill()
             raise SandboxError(f"REPL worker failed to start: {exc!r}") from exc
-        report = ready["sandbox"]
+        report = ready.sandbox
+        warnings = report.get("warnings")
         self.info = SandboxInfo(
-            network=report.get("network", "none"),
-            filesystem=report.get("filesystem", "none"),
-            uid=int(report.get("uid", -1)),
-            warnings=list(report.get("warnings", [])),
-            startup_s=float(report.get("startup_s", 0.0)),
-            context_load_s=float(report.get("context_load_s", 0.0)),
+            network=str(report.get("network", "none")),
+            filesystem=str(report.get("filesystem", "none")),
+            uid=_number(report.get("uid"), -1),
+            warnings=[str(w) for w in warnings] if isinstance(warnings, list) else [],
+            startup_s=float(_number(report.get("startup_s"), 0)),
+            context_load_s=float(_number(report.get("context_load_s"), 0)),
         )
         for warning in self.info.warnings:
             if warning not in _warned:
@@ -212,39 +237,75 @@ class Sandbox:
         self._proc.stdin.write(_HEADER.pack(len(body)) + body)
         await self._proc.stdin.drain()
 
-    async def _recv(self) -> dict[str, Any]:
-        assert self._proc is not None and self._proc.stdout is not None
-        header = await self._proc.stdout.readexactly(_HEADER.size)
-        (size,) = _HEADER.unpack(header)
-        if size > _MAX_FRAME:
-            raise SandboxError(f"worker frame of {size} bytes exceeds the limit")
-        message: dict[str, Any] = json.loads(await self._proc.stdout.readexactly(size))
-        return message
-
     async def execute(self, code: str) -> ExecutionResult:
         """Run one code block; sub-call frames are served while it runs."""
+        return await self._converse(
+            {"op": "exec", "code": code, "cpu_s": self._limits.cpu_seconds}, DoneFrame
+        )
+
+    async def get_variable(self, name: str) -> ExecutionResult:
+        """The ``str()`` of a REPL variable, taken inside the worker under the execution
+        limits: ``final`` holds it; ``error`` says why not (no such variable, ``__str__``
+        raised, ran out of CPU or wall time)."""
+        return await self._converse(
+            {"op": "get", "name": name, "cpu_s": self._limits.cpu_seconds}, frames.ValueFrame
+        )
+
+    async def _converse(
+        self, request: dict[str, Any], ends: type[DoneFrame] | type[frames.ValueFrame]
+    ) -> ExecutionResult:
+        """Send one request and serve sub-call frames until the frame that ``ends`` it.
+
+        Every frame is validated first (``rlm_core.frames``): a malformed sub-call request is
+        answered with an error the model sees, other bad frames are counted and ignored, and
+        too many of them, an oversized frame or a stream that ends restart the worker.
+        """
         if self._proc is None or self._proc.returncode is not None:
             await self._spawn()
         started = time.perf_counter()
         remaining = self._limits.wall_seconds
         subcall_s = 0.0
+        ignored: list[str] = []
         try:
-            await self._send({"op": "exec", "code": code, "cpu_s": self._limits.cpu_seconds})
+            await self._send(request)
             while True:
                 waited = time.perf_counter()
-                async with asyncio.timeout(remaining):  # no extra task per frame, unlike wait_for
-                    frame = await self._recv()
+                try:
+                    async with asyncio.timeout(remaining):  # no extra task per frame
+                        frame = await self._reader.read()
+                except FrameTooLarge as exc:
+                    return await self._misbehaved(str(exc), started, subcall_s)
+                except FrameError as exc:
+                    remaining -= time.perf_counter() - waited
+                    ignored.append(str(exc))
+                    if exc.op == "llm":  # a request: the caller in the worker awaits a reply
+                        reply = {"op": "reply", "id": exc.request_id, "error": str(exc)}
+                        await self._send(reply)
+                    if len(ignored) > self._limits.max_bad_frames:
+                        why = f"{len(ignored)} malformed frames (first: {ignored[0]})"
+                        return await self._misbehaved(why, started, subcall_s)
+                    continue
                 remaining -= time.perf_counter() - waited
-                if frame["op"] == "done":
-                    return _result(frame, started, subcall_s)
-                if frame["op"] == "llm":
+                if isinstance(frame, ends):
+                    result = _result(frame, started, subcall_s)
+                    if ignored:
+                        note = (
+                            f"ProtocolWarning: the host ignored {len(ignored)} malformed "
+                            f"frame(s) from the REPL (first: {ignored[0]})\n"
+                        )
+                        result.error = (result.error or "") + note
+                    return result
+                if isinstance(frame, SubCallRequest):
                     t0 = time.perf_counter()
                     await self._send(await self._serve(frame))
                     subcall_s += time.perf_counter() - t0
+                else:
+                    ignored.append(f"unexpected {type(frame).__name__}")
         except TimeoutError:
+            printed = self._spilled()
             await self._restart()
             return ExecutionResult(
-                stdout="",
+                stdout=printed,
                 error=(
                     f"TimeoutError: the execution exceeded the {self._limits.wall_seconds:g} s "
                     "wall-time limit and was killed. The REPL was restarted: all variables "
@@ -255,9 +316,10 @@ class Sandbox:
             )  # fmt: skip
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
             code_ = self._proc.returncode if self._proc else None
+            printed = self._spilled()
             await self._restart()
             return ExecutionResult(
-                stdout="",
+                stdout=printed,
                 error=(
                     f"WorkerCrash: the REPL process died (exit status {code_}), probably a "
                     "resource limit. It was restarted: all variables were lost."
@@ -266,25 +328,40 @@ class Sandbox:
                 duration_s=time.perf_counter() - started, subcall_s=subcall_s,
             )  # fmt: skip
 
-    async def _serve(self, frame: dict[str, Any]) -> dict[str, Any]:
-        request = SubCallRequest(
-            kind=str(frame.get("kind")),
-            prompts=list(frame.get("prompts", [])),
-            model=frame.get("model"),
-            context=frame.get("context"),
-        )
-        try:
-            return {"op": "reply", "results": await self._handler(request)}
-        except SubCallRejected as exc:
-            return {"op": "reply", "error": str(exc)}
+    def _spilled(self) -> str:
+        """What the execution printed before it was killed (the worker writes it through)."""
+        if self._spill_fd is None:
+            return ""
+        cap = self._limits.output_bytes
+        data = os.pread(self._spill_fd, 4 * cap, 0)  # up to 4 UTF-8 bytes per kept character
+        return data.decode("utf-8", "replace")[:cap]
 
-    async def get_variable(self, name: str) -> str | None:
-        """The ``str()`` of a REPL variable, or None when it does not exist."""
-        if self._proc is None or self._proc.returncode is not None:
-            return None
-        await self._send({"op": "get", "name": name})
-        frame = await asyncio.wait_for(self._recv(), self._limits.wall_seconds)
-        return str(frame["value"]) if frame.get("found") else None
+    async def _misbehaved(self, why: str, started: float, subcall_s: float) -> ExecutionResult:
+        """Restart a worker that broke the protocol; past the allowance, end the node."""
+        self._protocol_restarts += 1
+        if self._protocol_restarts > self._limits.max_protocol_restarts:
+            await self._kill()
+            raise SandboxMisbehaving(
+                f"the REPL broke the frame protocol {self._protocol_restarts} times (last: {why})"
+            )
+        await self._restart()
+        return ExecutionResult(
+            stdout="",
+            error=(
+                f"ProtocolError: the REPL sent {why}. It was restarted: all variables were "
+                "lost. Talk to the host only through llm_query / llm_query_batched / rlm_query."
+            ),
+            final=None, limit="protocol", state_lost=True,
+            duration_s=time.perf_counter() - started, subcall_s=subcall_s,
+        )  # fmt: skip
+
+    async def _serve(self, request: SubCallRequest) -> dict[str, Any]:
+        reply: dict[str, Any] = {"op": "reply", "id": request.request_id}
+        try:
+            reply["results"] = await self._handler(request)
+        except SubCallRejected as exc:
+            reply["error"] = str(exc)
+        return reply
 
     def peak_rss_kb(self) -> int | None:
         """The worker's peak resident memory (VmHWM), read by the host from /proc."""
@@ -324,28 +401,42 @@ class Sandbox:
         try:
             await asyncio.shield(self._kill())
         finally:
-            if self._scratch is not None:
-                shutil.rmtree(self._scratch, ignore_errors=True)
-                self._scratch = None
+            if self._spill_fd is not None:
+                os.close(self._spill_fd)
+                self._spill_fd = None
+            for directory in (self._scratch, self._private):
+                if directory is not None:
+                    shutil.rmtree(directory, ignore_errors=True)
+            self._scratch = self._private = None
 
 
 class SubCallRejected(Exception):
     """Raised by a SubCallHandler to turn a request into an exception in model code."""
 
 
-def _result(frame: dict[str, Any], started: float, subcall_s: float) -> ExecutionResult:
-    answer = frame.get("answer") or {}
-    variables = frame.get("variables")
+def _number(value: object, default: int) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _result(
+    frame: DoneFrame | frames.ValueFrame, started: float, subcall_s: float
+) -> ExecutionResult:
+    duration = time.perf_counter() - started
+    if isinstance(frame, frames.ValueFrame):
+        return ExecutionResult(
+            stdout="", error=frame.error, final=frame.value if frame.found else None,
+            limit=frame.limit, duration_s=duration, subcall_s=subcall_s,
+        )  # fmt: skip
     return ExecutionResult(
-        stdout=str(frame.get("stdout", "")),
-        error=frame.get("error"),
-        final=frame.get("final"),
-        answer_content=str(answer.get("content", "")),
-        answer_ready=bool(answer.get("ready")),
-        truncated=bool(frame.get("truncated")),
-        stdout_chars=int(frame.get("stdout_chars", 0)),
-        limit=frame.get("limit"),
-        duration_s=time.perf_counter() - started,
+        stdout=frame.stdout,
+        error=frame.error,
+        final=frame.final,
+        answer_content=frame.answer_content,
+        answer_ready=frame.answer_ready,
+        truncated=frame.truncated,
+        stdout_chars=frame.stdout_chars,
+        limit=frame.limit,
+        duration_s=duration,
         subcall_s=subcall_s,
-        variables=[str(name) for name in variables] if isinstance(variables, list) else None,
+        variables=frame.variables,
     )

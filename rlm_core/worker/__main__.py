@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # started from its directory, not imported
     sys.modules.setdefault("rlm_core", _package)
     del sys.path[0]
 
-from rlm_core.worker.framing import Channel
+from rlm_core.worker.framing import Channel, FrameTooBig
 from rlm_core.worker.lockdown import lockdown
 from rlm_core.worker.repl import Repl, load_context, on_xcpu
 
@@ -32,13 +32,16 @@ def main() -> None:
     config: dict[str, Any] = json.loads(sys.argv[1])
     os.chdir(config["scratch"])
     report = lockdown(config)
-    channel = Channel()
+    limits = config["limits"]
+    channel = Channel(limits["max_frame_bytes"])
     signal.signal(signal.SIGXCPU, on_xcpu)
     loaded = time.perf_counter()
-    context = load_context(config["context_path"], config["context_kind"])
+    context = load_context(config["context_fd"], config["context_kind"])
     report["context_load_s"] = round(time.perf_counter() - loaded, 6)
     report["startup_s"] = round(time.perf_counter() - started, 6)
-    repl = Repl(channel, context, config["limits"])
+    spill_fd = config["spill_fd"]
+    os.set_inheritable(spill_fd, False)
+    repl = Repl(channel, context, limits, spill_fd)
     channel.send({"op": "ready", "pid": os.getpid(), "sandbox": report})
     while True:
         try:
@@ -46,11 +49,29 @@ def main() -> None:
         except EOFError:
             return
         if request["op"] == "exec":
-            channel.send(repl.execute(request["code"], int(request["cpu_s"])))
+            reply = repl.execute(request["code"], int(request["cpu_s"]))
         elif request["op"] == "get":
-            channel.send(repl.get(request["name"]))
+            reply = repl.get(request["name"], int(request["cpu_s"]))
+        elif request["op"] == "reply":
+            continue  # the answer to a request that model code forged on the pipe
         else:
             return
+        try:
+            channel.send(reply)
+        except FrameTooBig as exc:
+            # A final answer or value above the frame limit: say so instead of sending it.
+            channel.send(_too_big(reply, str(exc)))
+
+
+def _too_big(reply: dict[str, Any], why: str) -> dict[str, Any]:
+    error = f"ResultTooLarge: {why}; the final answer or value was dropped.\n"
+    if reply["op"] == "value":
+        return {"op": "value", "found": True, "error": error, "limit": None}
+    stdout = reply["stdout"][:100_000]
+    return {
+        **reply, "stdout": stdout, "truncated": True, "final": None, "error": error,
+        "answer": {"content": "", "ready": False},
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,10 +15,21 @@ from typing import Any
 HEADER = struct.Struct(">I")
 
 
-class Channel:
-    """Length-prefixed JSON frames over the pipe pair inherited as stdin/stdout."""
+class FrameTooBig(ValueError):
+    """A frame above the host's limit: refused here, before anything is written."""
 
-    def __init__(self) -> None:
+
+class Channel:
+    """Length-prefixed JSON frames over the pipe pair inherited as stdin/stdout.
+
+    The host treats whatever arrives as untrusted (``rlm_core.frames``): keeping this object
+    out of model code's reach would not add a guarantee, since model code can find the
+    descriptors anyway; the size check here only turns an honest oversized request into an
+    error in model code instead of a restart of the worker.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
         self._rfd = os.dup(0)
         self._wfd = os.dup(1)
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -26,6 +37,7 @@ class Channel:
             os.dup2(devnull, fd)
         os.close(devnull)
         self._lock = threading.Lock()
+        self._next_id = 0
 
     def _read_exact(self, n: int) -> bytes:
         chunks = []
@@ -44,12 +56,25 @@ class Channel:
 
     def send(self, message: dict[str, Any]) -> None:
         body = json.dumps(message, default=str).encode("utf-8", "surrogatepass")
+        if len(body) > self.max_bytes:
+            raise FrameTooBig(
+                f"the message to the host is {len(body):,} bytes, above the limit of "
+                f"{self.max_bytes:,} bytes"
+            )
         data = memoryview(HEADER.pack(len(body)) + body)
         while data:
             data = data[os.write(self._wfd, data) :]
 
     def call(self, message: dict[str, Any]) -> dict[str, Any]:
-        """One request/reply round trip; serialised so model threads cannot interleave."""
+        """One request/reply round trip; serialised so model threads cannot interleave.
+
+        Requests carry an id the host echoes: replies to frames that model code wrote to
+        the pipe itself are skipped instead of being taken for this request's answer.
+        """
         with self._lock:
-            self.send(message)
-            return self.recv()
+            self._next_id += 1
+            self.send({**message, "id": self._next_id})
+            while True:
+                reply = self.recv()
+                if reply.get("op") == "reply" and reply.get("id") == self._next_id:
+                    return reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import linecache
@@ -13,19 +14,27 @@ import sys
 import traceback
 from typing import Any
 
-from rlm_core.worker.framing import Channel
+from rlm_core.worker.framing import Channel, FrameTooBig
 
 _MAX_VARIABLES = 200  # names listed back to the model after each execution
 
 
 class _Capture(io.TextIOBase):
-    """stdout/stderr replacement that keeps at most ``cap`` bytes and counts the rest."""
+    """stdout/stderr replacement that keeps at most ``cap`` characters and counts the rest.
 
-    def __init__(self, cap: int) -> None:
+    What is kept is also written through to ``spill_fd``, a file the host opened outside
+    scratch, so output printed before a wall-time kill survives the kill.
+    """
+
+    def __init__(self, cap: int, spill_fd: int | None = None) -> None:
         self.cap = cap
         self.parts: list[str] = []
         self.kept = 0
         self.total = 0
+        self.spill_fd = spill_fd
+        if spill_fd is not None:
+            os.ftruncate(spill_fd, 0)
+            os.lseek(spill_fd, 0, os.SEEK_SET)
 
     def writable(self) -> bool:
         return True
@@ -37,10 +46,24 @@ class _Capture(io.TextIOBase):
             piece = text[: self.cap - self.kept]
             self.parts.append(piece)
             self.kept += len(piece)
+            if self.spill_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.write(self.spill_fd, piece.encode("utf-8", "replace"))
         return size
 
     def value(self) -> str:
         return "".join(self.parts)
+
+
+_RECURSION_LIMIT = sys.getrecursionlimit()
+# Python-to-Python calls do not use the C stack (3.11), so a model that raises the limit to
+# millions recurses for seconds and gigabytes before it fails; a capped limit fails fast.
+_MAX_RECURSION_LIMIT = 20_000
+_set_recursion_limit = sys.setrecursionlimit
+
+
+def _capped_recursion_limit(limit: int) -> None:
+    _set_recursion_limit(min(int(limit), _MAX_RECURSION_LIMIT))
 
 
 class CpuLimitExceeded(BaseException):
@@ -52,12 +75,16 @@ class SubCallError(RuntimeError):
 
 
 class Repl:
-    def __init__(self, channel: Channel, context: Any, limits: dict[str, int]) -> None:
+    def __init__(
+        self, channel: Channel, context: Any, limits: dict[str, int], spill_fd: int | None = None
+    ) -> None:
         self.channel = channel
         self.limits = limits
+        self.spill_fd = spill_fd
         self.main_pid = os.getpid()
         self.final: str | None = None
         self.answer: dict[str, Any] = {"content": "", "ready": False}
+        sys.setrecursionlimit = _capped_recursion_limit
         self.ns: dict[str, Any] = {
             "__name__": "__main__",
             "__builtins__": __builtins__,
@@ -77,7 +104,10 @@ class Repl:
     def _host(self, kind: str, prompts: list[str], **extra: Any) -> list[str]:
         if os.getpid() != self.main_pid:
             raise SubCallError("llm_query is only available in the main REPL process")
-        reply = self.channel.call({"op": "llm", "kind": kind, "prompts": prompts, **extra})
+        try:
+            reply = self.channel.call({"op": "llm", "kind": kind, "prompts": prompts, **extra})
+        except FrameTooBig as exc:
+            raise SubCallError(f"{exc}; send smaller prompts or fewer at a time") from None
         if reply.get("error"):
             raise SubCallError(reply["error"])
         results: list[str] = reply["results"]
@@ -127,35 +157,59 @@ class Repl:
         return f"Available variables: {listing}"
 
     # host requests
-    def execute(self, code: str, cpu_s: int) -> dict[str, Any]:
-        capture = _Capture(self.limits["output_bytes"])
-        self.final = None
-        error: str | None = None
-        limit: str | None = None
+    def _guarded(self, work: Any, cpu_s: int, capture: _Capture) -> tuple[str | None, str | None]:
+        """Run ``work()`` under the per-execution CPU limit with output captured: returns
+        (error text, limit hit). Model code may raise anything, SystemExit included."""
         used = _cpu_used()
         soft = min(math.ceil(used + cpu_s), self.limits["cpu_total_s"])
         resource.setrlimit(resource.RLIMIT_CPU, (soft, self.limits["cpu_total_s"]))
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = capture
         try:
-            self._run(code)
+            work()
         except CpuLimitExceeded:
-            limit = "cpu"
-            error = (
+            return (
                 f"CpuLimitExceeded: the execution reached its CPU-time limit ({cpu_s} s) and "
                 "was stopped; variables set before that are kept.\n"
-            )
+            ), "cpu"
         except MemoryError as exc:
-            limit = "memory"
-            error = _format_error(exc) + "(the sandbox memory limit was reached)\n"
-        except BaseException as exc:  # model code may raise anything, SystemExit included
-            error = _format_error(exc)
+            return _format_error(exc) + "(the sandbox memory limit was reached)\n", "memory"
+        except RecursionError as exc:
+            return _format_error(exc, frames=8), None
+        except BaseException as exc:
+            return _format_error(exc), None
         finally:
             sys.stdout, sys.stderr = saved
             if os.getpid() != self.main_pid:
                 os._exit(0)  # a fork made by model code must never talk on the channel
-        if self.answer.get("ready") and self.final is None:
-            self.final = str(self.answer.get("content", ""))
+            # The worker's own work (encoding the reply) must not trip the execution's limits.
+            total = self.limits["cpu_total_s"]
+            resource.setrlimit(resource.RLIMIT_CPU, (total, total))
+            _set_recursion_limit(_RECURSION_LIMIT)
+        return None, None
+
+    def execute(self, code: str, cpu_s: int) -> dict[str, Any]:
+        capture = _Capture(self.limits["output_bytes"], self.spill_fd)
+        self.final = None
+        started = _cpu_used()
+        error, limit = self._guarded(lambda: self._run(code), cpu_s, capture)
+        # The answer dict's values are model objects too (a __str__ may raise or spin), so
+        # they are read under the same limits, and a failure is the model's error to see.
+        answer: dict[str, Any] = {"content": "", "ready": False}
+
+        def extract() -> None:
+            answer["ready"] = bool(self.answer.get("ready"))
+            answer["content"] = str(self.answer.get("content", ""))
+            if answer["ready"] and self.final is None:
+                self.final = answer["content"]
+
+        if limit is None:
+            from_code = self.final  # FINAL(...) / FINAL_VAR(...) called by this execution
+            failed, limit = self._guarded(extract, cpu_s, capture)
+            if failed:
+                self.final = from_code
+                answer.update(content="", ready=False)
+                error = (error or "") + "Reading answer['content'] failed:\n" + failed
         return {
             "op": "done",
             "stdout": capture.value(),
@@ -164,11 +218,8 @@ class Repl:
             "error": error,
             "limit": limit,
             "final": self.final,
-            "answer": {
-                "content": str(self.answer.get("content", "")),
-                "ready": bool(self.answer.get("ready")),
-            },
-            "cpu_s": round(_cpu_used() - used, 4),
+            "answer": answer,
+            "cpu_s": round(_cpu_used() - started, 4),
             "variables": self.user_variables()[:_MAX_VARIABLES],
         }
 
@@ -178,18 +229,45 @@ class Repl:
         linecache.cache["<repl>"] = (len(code), None, code.splitlines(True), "<repl>")
         exec(compile(code, "<repl>", "exec"), self.ns)
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str, cpu_s: int) -> dict[str, Any]:
+        """``str()`` of a variable for FINAL_VAR, under the same limits as an execution."""
         if name not in self.ns:
-            return {"op": "value", "found": False}
-        return {"op": "value", "found": True, "value": str(self.ns[name])}
+            return {"op": "value", "found": False, "error": None, "limit": None}
+        text: list[str] = []
+        capture = _Capture(self.limits["output_bytes"])
+        error, limit = self._guarded(lambda: text.append(str(self.ns[name])), cpu_s, capture)
+        if error:
+            error = f"FINAL_VAR({name}) failed: str() of the variable raised\n{error}"
+            return {"op": "value", "found": True, "error": error, "limit": limit}
+        return {"op": "value", "found": True, "value": text[0], "error": None, "limit": None}
 
 
-def _format_error(exc: BaseException) -> str:
-    """The traceback from the model's own code on, without the worker's frames."""
+def _format_error(exc: BaseException, frames: int | None = None) -> str:
+    """The traceback from the model's own code on, without the worker's frames (only the
+    last ``frames`` entries when given: a RecursionError's thousands of frames say nothing,
+    and formatting a million of them would outlast the wall limit)."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != "<repl>":
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb))
+    try:
+        if frames is None:
+            return "".join(traceback.format_exception(type(exc), exc, tb))
+        tail: list[Any] = []
+        skipped = 0
+        while tb is not None:
+            tail.append(tb)
+            if len(tail) > frames:
+                tail.pop(0)
+                skipped += 1
+            tb = tb.tb_next
+        summary = traceback.StackSummary.extract((t.tb_frame, t.tb_lineno) for t in tail)
+        head = "Traceback (most recent call last):\n"
+        if skipped:
+            head += f"  ... {skipped:,} earlier frames ...\n"
+        body = "".join(summary.format())
+        return head + body + "".join(traceback.format_exception_only(type(exc), exc))
+    except BaseException:  # a hostile exception whose formatting fails or spins
+        return f"{type(exc).__name__} (its traceback could not be formatted)\n"
 
 
 def _cpu_used() -> float:
@@ -201,9 +279,10 @@ def on_xcpu(signum: int, frame: Any) -> None:
     raise CpuLimitExceeded
 
 
-def load_context(path: str, kind: str) -> Any:
-    """Map the context file and decode it once (no intermediate bytes copy)."""
-    with open(path, "rb") as handle:
+def load_context(fd: int, kind: str) -> Any:
+    """Map the context file (a read-only descriptor the host opened outside scratch, closed
+    here) and decode it once, with no intermediate bytes copy."""
+    with open(fd, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
             return "" if kind == "text" else json.loads("null")

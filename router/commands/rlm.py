@@ -51,7 +51,7 @@ def load_context(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlm_core import Budget, ModelSpec, ProviderFailure, RLMEngine
+    from rlm_core import Budget, ModelSpec, ProviderFailure, RLMEngine, RLMError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.context_file.is_file():
@@ -87,6 +87,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(payload) if args.json else f"error: {exc}", file=sys.stdout)
         if exc.trajectory is not None and args.trajectory:
             args.trajectory.write_text(exc.trajectory.to_jsonl())
+        return 1
+    except RLMError as exc:  # the sandbox could not be started: no answer, one clear line
+        payload = {
+            "answer": None,
+            "stopped_reason": "sandbox_failure",
+            "error": str(exc),
+            "elapsed_s": time.perf_counter() - started,
+        }
+        print(json.dumps(payload) if args.json else f"error: {exc}", file=sys.stdout)
         return 1
     if args.trajectory:
         args.trajectory.write_text(result.trajectory.to_jsonl())

@@ -75,8 +75,9 @@ async def test_final_forms(sandbox: Sandbox) -> None:
     assert listing.stdout.startswith("Available variables: {") and "'v': 'int'" in listing.stdout
     ready = await sandbox.execute("answer['content'] = 'via dict'; answer['ready'] = True")
     assert ready.final == "via dict" and ready.answer_ready
-    assert await sandbox.get_variable("v") == "42"
-    assert await sandbox.get_variable("absent") is None
+    assert (await sandbox.get_variable("v")).final == "42"
+    absent = await sandbox.get_variable("absent")
+    assert absent.final is None and absent.error is None
 
 
 async def test_network_to_a_loopback_listener_receives_nothing(sandbox: Sandbox) -> None:
