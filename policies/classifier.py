@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rlm_core.errors import ConfigError
+
 if TYPE_CHECKING:
     from policies.features import RequestFeatures
 
@@ -40,7 +42,7 @@ ARTIFACT_FORMAT = "rlm-router/linear-classifier"
 ARTIFACT_FORMAT_VERSION = 1
 
 
-class ArtifactError(ValueError):
+class ArtifactError(ConfigError):
     """A classifier artifact that is missing, unreadable or malformed."""
 
 

@@ -30,13 +30,14 @@ from policies.schema import (
     Rules,
 )
 from rlm_core import Budget, RetryPolicy
+from rlm_core.errors import ConfigError
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default.yaml")
 SCHEMA_VERSION = 1
 T = TypeVar("T")
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigError):
     """An invalid policy: ``file:line: key: what was expected``."""
 
     def __init__(self, message: str, *, file: str, line: int | None = None, key: str | None = None):

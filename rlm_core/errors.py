@@ -4,12 +4,13 @@
     ├── RequestError               the caller's input is wrong; answered with HTTP 4xx
     │   │                          (also a ValueError, which is what bad input is in Python)
     │   ├── router.InvalidRequest          a malformed chat request
-    │   ├── router.plugin.FeedbackInputError a malformed feedback body
+    │   ├── router.plugin.feedback.FeedbackInputError   a malformed feedback body
+    │   ├── policies.learning.TrainingDataError   traces that cannot support training
+    │   ├── telemetry.TraceFormatError     a trace line that is not OTLP span data
     │   └── ConfigError            a file or setting the user wrote (says file, line, key)
     │       ├── policies.PolicyError, policies.ArtifactError
-    │       ├── policies.learning.TrainingDataError
-    │       ├── router.plugin.ServiceConfigError
-    │       └── telemetry.TelemetryConfigError, telemetry.TraceFormatError
+    │       ├── router.plugin.config.ServiceConfigError
+    │       └── telemetry.TelemetryConfigError
     ├── ProviderError              a model call failed; mapped from litellm's exceptions by
     │   │                          ``rlm_core.litellm_api`` (``raise … from exc``), so
     │   │                          ``__cause__`` is the provider's own error

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple
 
+from rlm_core.errors import RequestError
+
 QUESTION_MAX_CHARS = 4000
 MIN_QUESTION_CHARS = 16
 LATENCY_HEADER = "x-latency-budget-ms"
@@ -31,7 +33,7 @@ LATENCY_HEADER = "x-latency-budget-ms"
 API_KEY_METADATA = ("user_api_key_alias", "user_api_key_hash", "user_api_key")
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(RequestError):
     """The request body cannot be routed; the message says what is wrong."""
 
 

@@ -15,6 +15,8 @@ from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from rlm_core.errors import ConfigError
+
 logger = logging.getLogger("telemetry")
 
 TRACES_FILE_ENV: Final = "RLM_ROUTER_TRACES_FILE"
@@ -26,7 +28,7 @@ DEFAULT_PROMETHEUS_PORT: Final = 9464
 FILE_EXPORTER_NAME: Final = "otlp_json_file"
 
 
-class TelemetryConfigError(ValueError):
+class TelemetryConfigError(ConfigError):
     """An ``OTEL_*`` / ``RLM_ROUTER_*`` setting has a value we cannot use."""
 
 

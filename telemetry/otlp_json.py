@@ -28,6 +28,8 @@ from typing import Any, TypeAlias
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from rlm_core.errors import RequestError
+
 logger = logging.getLogger(__name__)
 
 # A decoded OTLP AnyValue: scalars, lists (arrayValue) and dicts (kvlistValue).
@@ -246,7 +248,7 @@ class SpanRecord:
         return (self.end_time_unix_nano - self.start_time_unix_nano) / 1e6
 
 
-class TraceFormatError(ValueError):
+class TraceFormatError(RequestError):
     """A line is JSON but not OTLP trace data as we can read it."""
 
 

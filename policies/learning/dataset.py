@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policies.learning.utility import Utility
+from rlm_core.errors import RequestError
 
 if TYPE_CHECKING:
     from telemetry.records import RequestRecord
@@ -32,7 +33,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(RequestError):
     """The traces cannot support off-policy training; the message says why and what to do."""
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from rlm_core import litellm_api
+from rlm_core.errors import ConfigError
 
 CONFIG_ENV = "RLM_ROUTER_CONFIG"
 SECTION = "rlm_router"
@@ -46,7 +47,7 @@ _SECTION_KEYS = frozenset({"policy", "virtual_models", "rlm_name", "models", "li
 _ROUTE_KEYS = frozenset({"direct", "rlm_root", "rlm_sub"})
 
 
-class ServiceConfigError(ValueError):
+class ServiceConfigError(ConfigError):
     """The service config is invalid; the message names the file and the key."""
 
 

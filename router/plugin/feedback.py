@@ -25,6 +25,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from rlm_core.errors import RequestError
+
 if TYPE_CHECKING:
     from fastapi import APIRouter, FastAPI, Request
     from fastapi.responses import JSONResponse
@@ -41,7 +43,7 @@ _INSTALLED_FLAG: Final = "rlm_router_feedback_installed"
 TelemetrySource = Callable[[], "Telemetry | None"]
 
 
-class FeedbackInputError(ValueError):
+class FeedbackInputError(RequestError):
     """A feedback body that cannot be recorded; the message names the field."""
 
 
