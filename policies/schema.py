@@ -137,11 +137,19 @@ class Exploration:
 
 @dataclass(frozen=True, kw_only=True)
 class LatencySettings:
-    """``rlm_min_ms``: the fastest an RLM run realistically answers (tighter budgets go direct).
-    ``on_deadline``: when the budget runs out mid-RLM, answer directly or return the partial."""
+    """How a latency budget is met (the policy's ``latency`` section and the dispatcher's).
+
+    ``rlm_min_ms``: the fastest an RLM run realistically answers (tighter budgets go direct).
+    ``on_deadline``: when the budget runs out mid-RLM, answer directly or return the partial.
+    ``direct_reserve_ms``: time kept back for the direct fallback when ``on_deadline`` is
+    "direct" (at most half the budget). ``grace_ms``: extra time the engine gets past its
+    deadline to return its partial answer.
+    """
 
     rlm_min_ms: float = 8000.0
     on_deadline: Literal["direct", "partial"] = "direct"
+    direct_reserve_ms: float = 2000.0
+    grace_ms: float = 250.0
 
 
 @dataclass(frozen=True, kw_only=True)

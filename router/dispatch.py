@@ -30,20 +30,20 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from policies.decision import Decision
 from rlm_core import litellm_api
 from rlm_core.errors import (
-    ContextWindowExceeded,
     PartialAnswerError,
     ProviderError,
     ProviderFailure,
-    ProviderTimeout,
     RLMError,
-    RLMRouterError,
 )
 from rlm_core.litellm_api import response_cost, token_cost
 from rlm_core.provider import call_with_retries
+from router import fallback as fallback_rule
 from router.dispatch_settings import DispatchSettings
-from router.outcome import DecisionLike, Outcome, RequestTelemetry, reason_of
+from router.errors import DispatchError, EscalationFailed, LatencyBudgetExceeded
+from router.outcome import Outcome, RequestTelemetry, reason_of
 from router.request import ChatRequest
 from router.responses import (
     ChunkFactory,
@@ -51,7 +51,7 @@ from router.responses import (
     Route,
     RouteInfo,
     Served,
-    Usage,
+    TokenUsage,
     attach_route,
     model_response,
     served_from_response,
@@ -69,51 +69,9 @@ INNER_METADATA_KEY = "rlm_router_inner"
 INNER_TAG = "rlm-router:inner"
 RLM_PREFIX = "rlm/"
 # Keyword arguments of litellm.acompletion that describe the request rather than the target.
-Decide = Callable[[Mapping[str, Any], Mapping[str, str] | None], DecisionLike]
-DecideParsed = Callable[[ChatRequest], DecisionLike]
+Decide = Callable[[Mapping[str, Any], Mapping[str, str] | None], Decision]
+DecideParsed = Callable[[ChatRequest], Decision]
 _TARGET_KEYS = ("model", "api_base", "base_url", "api_key", "custom_llm_provider")
-
-
-# ── errors ────────────────────────────────────────────────────────────────────────────────
-
-
-class DispatchError(RLMRouterError):
-    """The request could not be answered on any allowed route.
-
-    ``status_code`` is the HTTP status the proxy answers with.
-    """
-
-    status_code = 502
-
-    def __init__(self, message: str, *, route: RouteInfo | None = None) -> None:
-        super().__init__(message)
-        self.route = route
-
-
-class EscalationFailed(DispatchError, PartialAnswerError):
-    """The RLM route failed and the input does not fit the direct model's window.
-
-    Carries the best partial answer the engine had, and why it stopped.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        partial_answer: str | None,
-        stopped_reason: str,
-        route: RouteInfo | None = None,
-    ) -> None:
-        PartialAnswerError.__init__(
-            self, message, partial_answer=partial_answer, stopped_reason=stopped_reason
-        )
-        self.route = route
-
-
-class LatencyBudgetExceeded(DispatchError):
-    """The latency budget ran out before any route produced an answer."""
-
-    status_code = 504
 
 
 @dataclass
@@ -236,7 +194,7 @@ class Dispatcher:
     async def serve_rlm(
         self,
         request: ChatRequest,
-        decision: DecisionLike,
+        decision: Decision,
         kwargs: Mapping[str, Any],
         *,
         started: float | None = None,
@@ -275,7 +233,7 @@ class Dispatcher:
 
     def open_trace(
         self,
-        decision: DecisionLike,
+        decision: Decision,
         *,
         decide_s: float,
         model: str | None = None,
@@ -328,7 +286,7 @@ class Dispatcher:
         try:
             response = await self._direct(call)
         except Exception as exc:
-            if not isinstance(exc, ContextWindowExceeded):
+            if fallback_rule.after_direct_error(exc) == "raise":
                 raise
             call.trace.fallback("llm_to_rlm", "context window exceeded", _error_type(exc))
             served, outcome = await self._rlm_first(call, fallback="llm_to_rlm")
@@ -491,27 +449,31 @@ class Dispatcher:
             error, stopped = exc, "deadline"
         else:
             stopped = _stop_name(result)
-            if result.ok and result.answer is not None:
-                served = self._rlm_served(call, result.answer, result, "stop")
-                route = self._route(call, "rlm", fallback=fallback)
-                return served, self._outcome(call, route, served, result)
             partial = result.answer
 
-        spent = _result_cost(result) + _failure_cost(error)
-        deadline_hit = stopped in _DEADLINE_REASONS or (
-            call.deadline.at is not None
-            and engine_deadline is not None
-            and time.monotonic() >= engine_deadline
+        hit = fallback_rule.deadline_hit(
+            stopped, engine_deadline=engine_deadline, now=time.monotonic()
         )
-        if deadline_hit and latency.on_deadline == "partial":
+        action = fallback_rule.after_rlm(
+            answered=result is not None and result.ok and result.answer is not None,
+            deadline_hit=hit,
+            fits=fits,
+            on_deadline=latency.on_deadline,
+        )
+        if action == "answer" and result is not None and result.answer is not None:
+            served = self._rlm_served(call, result.answer, result, "stop")
+            route = self._route(call, "rlm", fallback=fallback)
+            return served, self._outcome(call, route, served, result)
+        spent = _result_cost(result) + _failure_cost(error)
+        if action == "partial":
             return self._partial(call, partial, result, spent, fallback, "partial_at_deadline")
-        if fits:
+        if action == "direct":
             reason = f"RLM route ended without a final answer ({stopped})"
             call.trace.fallback("rlm_to_llm", reason, _error_type(error) if error else None)
             try:
                 response = await self._direct(call)
             except Exception as exc:
-                if deadline_hit and isinstance(exc, LatencyBudgetExceeded | ProviderTimeout):
+                if fallback_rule.after_fallback_direct_error(exc, deadline_hit=hit) == "partial":
                     return self._partial(
                         call, partial, result, spent, fallback, "partial_at_deadline"
                     )
@@ -520,18 +482,16 @@ class Dispatcher:
             served = replace(
                 direct,
                 cost_usd=direct.cost_usd + spent,
-                usage=Usage(
+                usage=TokenUsage(
                     input_tokens=direct.usage.input_tokens + _usage_int0(result, "input_tokens"),
                     output_tokens=direct.usage.output_tokens + _usage_int0(result, "output_tokens"),
                 ),
             )
-            degraded = "direct_at_deadline" if deadline_hit else None
+            degraded = "direct_at_deadline" if hit else None
             route = self._route(call, "llm", fallback="rlm_to_llm", degraded=degraded)
             outcome = self._outcome(call, route, served, result)
             outcome.stopped_reason = stopped
             return served, outcome
-        if deadline_hit:
-            return self._partial(call, partial, result, spent, fallback, "partial_at_deadline")
         route = self._route(call, "rlm", fallback=fallback)
         message = (
             f"the RLM route ended without a final answer ({stopped}) and the input does not fit "
@@ -564,7 +524,7 @@ class Dispatcher:
             text=text,
             model=f"{RLM_PREFIX}{self.settings.models.rlm_name}",
             finish_reason=finish_reason,
-            usage=Usage(
+            usage=TokenUsage(
                 input_tokens=_usage_int0(result, "input_tokens"),
                 output_tokens=_usage_int0(result, "output_tokens"),
             ),
@@ -579,7 +539,7 @@ class Dispatcher:
             try:
                 upstream = await self._direct(call, stream=True)
             except Exception as exc:
-                if not isinstance(exc, ContextWindowExceeded):
+                if fallback_rule.after_direct_error(exc) == "raise":
                     call.trace.finish(_failed_outcome(call, exc), exc)
                     raise
                 call.trace.fallback("llm_to_rlm", "context window exceeded", _error_type(exc))
@@ -678,15 +638,12 @@ def dispatcher_for(router: Any) -> Dispatcher:
 @dataclass
 class _CallContext:
     request: ChatRequest
-    decision: DecisionLike
+    decision: Decision
     kwargs: Mapping[str, Any]
     started: float
     deadline: _Deadline
     trace: RequestTelemetry
     direct_chat: Any = None
-
-
-_DEADLINE_REASONS = frozenset({"timeout", "deadline", "max_time", "wall_time"})
 
 
 async def _empty() -> AsyncIterator[Any]:

@@ -4,16 +4,18 @@ a latency budget is enforced; built from a ``policies.Policy``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from policies.schema import LatencySettings
 from rlm_core import Budget, ModelSpec, RetryPolicy, SandboxLimits
+from router.fallback import OnDeadline
+
+__all__ = ["DispatchSettings", "LatencySettings", "OnDeadline", "RouteModels"]
 
 if TYPE_CHECKING:
     from policies.schema import ModelTarget, Policy
     from rlm_core import EngineObserver, RLMEngine
     from rlm_core.provider import Completion
-
-OnDeadline = Literal["direct", "partial"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,17 +26,6 @@ class RouteModels:
     rlm_root: ModelSpec
     rlm_sub: ModelSpec | None = None
     rlm_name: str = "default"  # served as rlm/<rlm_name>
-
-
-@dataclass(frozen=True, kw_only=True)
-class LatencySettings:
-    """How a latency budget is enforced."""
-
-    on_deadline: OnDeadline = "direct"
-    # Time kept back for the direct fallback when on_deadline == "direct" (at most half the budget).
-    direct_reserve_ms: float = 2000.0
-    # Extra time the engine gets past its deadline to return its partial answer.
-    grace_ms: float = 250.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,5 +91,5 @@ class DispatchSettings:
             retry=policy.retry,
             # Budgets the RLM route cannot meet never get here: the policy's latency rule
             # (latency.rlm_min_ms) sends them direct.
-            latency=LatencySettings(on_deadline=policy.latency.on_deadline),
+            latency=policy.latency,
         )

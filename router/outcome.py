@@ -11,37 +11,19 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from rlm_core.litellm_api import response_cost
 from router.responses import RouteInfo
 
 if TYPE_CHECKING:
+    from policies.decision import Decision
     from telemetry.tracing import RequestTrace
 
 log = logging.getLogger(__name__)
 
 
-class DecisionLike(Protocol):
-    """What dispatch reads of a ``policies.Decision``."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def route(self) -> str: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def threshold(self) -> float: ...
-    @property
-    def rule(self) -> str | None: ...
-    @property
-    def exploration(self) -> bool: ...
-    @property
-    def features(self) -> Any: ...
-
-
-def reason_of(decision: DecisionLike) -> str:
+def reason_of(decision: Decision) -> str:
     """One line saying why the decision chose its route."""
     if decision.rule:
         text = f"rule {decision.rule}"
@@ -79,10 +61,10 @@ class RequestTelemetry:
         except Exception:  # telemetry must never fail a request
             log.debug("telemetry call failed", exc_info=True)
 
-    def decision(self, decision: DecisionLike, duration_s: float) -> None:
+    def decision(self, decision: Decision, duration_s: float) -> None:
         if self.trace is not None:
             with self._guard():
-                self.trace.decision(decision, duration_s=duration_s)  # type: ignore[arg-type]
+                self.trace.decision(decision, duration_s=duration_s)
 
     def fallback(self, kind: str, reason: str, error_type: str | None = None) -> None:
         if self.trace is not None:

@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from policies.schema import Route
 from rlm_core import litellm_api
 
 if TYPE_CHECKING:
     from rlm_core.litellm_api import GenericStreamingChunk, ModelResponse, ModelResponseStream
 
-Route = Literal["llm", "rlm"]
 Fallback = Literal["none", "rlm_to_llm", "llm_to_rlm"]
 
 HIDDEN_KEY = "rlm_router"
@@ -66,7 +66,9 @@ class RouteInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Usage:
+class TokenUsage:
+    """Tokens an answer cost (the engine's wider record is ``rlm_core.Usage``)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
 
@@ -78,7 +80,7 @@ class Served:
     text: str
     model: str
     finish_reason: str  # "stop", or "length" for a partial answer
-    usage: Usage
+    usage: TokenUsage
     cost_usd: float
 
 
@@ -120,7 +122,7 @@ def served_from_response(response: ModelResponse, *, cost_usd: float | None) -> 
         text=text,
         model=str(response.model or ""),
         finish_reason=str(getattr(choice, "finish_reason", None) or "stop"),
-        usage=Usage(
+        usage=TokenUsage(
             input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         ),

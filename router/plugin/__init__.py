@@ -33,6 +33,7 @@ does no work; the router and its policy load on the first request.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -44,18 +45,19 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 
+from policies.decision import Decision
+from policies.schema import Route
 from rlm_core import litellm_api
 from rlm_core.errors import ProviderError
 from rlm_core.litellm_api import CustomLLM, CustomLLMError, CustomLogger
 from router.dispatch import INNER_METADATA_KEY, RLM_PREFIX, Dispatcher, DispatchError
-from router.outcome import DecisionLike, Outcome, reason_of
+from router.outcome import Outcome, reason_of
 from router.plugin.config import ServiceConfig
 from router.request import ChatRequest, InvalidRequest
 from router.responses import (
     HEADER_DECISION_ID,
     HEADER_REASON,
     HEADER_ROUTE,
-    Route,
     RouteInfo,
     Served,
     generic_chunk,
@@ -78,22 +80,9 @@ _MAX_PENDING_DECISIONS = 4096
 class _Pending:
     """A routed request between the hook and whoever serves it."""
 
-    decision: DecisionLike
+    decision: Decision
     trace: Any  # telemetry.RequestTrace | None
     started: float  # time.monotonic() when the hook saw the request
-
-
-@dataclass(frozen=True)
-class _ForcedDecision:
-    """A decision for a request that named ``rlm/<name>`` itself (no virtual model)."""
-
-    id: str
-    route: str
-    score: float
-    threshold: float
-    rule: str | None
-    exploration: bool
-    features: Any
 
 
 class RouterService:
@@ -378,14 +367,14 @@ class RLMProvider(CustomLLM):
             # A client named rlm/<name> itself: serve it on the RLM route as asked.
             started = time.monotonic()
             decided = self.service.router.decide_parsed(request)
-            decision = _ForcedDecision(
+            # As a rule decides: the route is certain (propensity 1), never exploration.
+            decision = dataclasses.replace(
+                decided,
                 id=str(decided.id or uuid.uuid4()),
                 route="rlm",
-                score=decided.score,
-                threshold=decided.threshold,
                 rule=f"model {RLM_PREFIX}{self.service.config.rlm_name} requested",
                 exploration=False,
-                features=decided.features,
+                propensity=1.0,
             )
             trace = self.service.dispatcher.open_trace(
                 decision, decide_s=time.monotonic() - started

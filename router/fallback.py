@@ -1,0 +1,59 @@
+"""The fallback rule: what to do after a route ended, as pure functions (no provider, no I/O).
+
+::
+
+    direct call ──(context window exceeded)──► RLM                        [llm_to_rlm]
+    RLM run ─┬─ final answer ──────────────► answer
+             ├─ deadline, policy "partial" ──► the partial answer          [partial_at_deadline]
+             ├─ input fits the direct model ─► direct call                 [rlm_to_llm]
+             │     └─ that call runs out of time at the deadline ──► the partial answer
+             ├─ deadline ────────────────────► the partial answer
+             └─ otherwise ───────────────────► fail with the partial answer (EscalationFailed)
+
+``router.dispatch`` carries the actions out; tests/router/test_fallback.py walks the table.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from rlm_core.errors import ContextWindowExceeded, ProviderTimeout
+from router.errors import LatencyBudgetExceeded
+
+OnDeadline = Literal["direct", "partial"]
+AfterDirect = Literal["escalate", "raise"]
+AfterRLM = Literal["answer", "partial", "direct", "fail"]
+AfterFallbackDirect = Literal["partial", "raise"]
+DEADLINE_REASONS = frozenset({"timeout", "deadline", "max_time", "wall_time"})
+
+
+def after_direct_error(error: BaseException) -> AfterDirect:
+    """A failed direct call escalates to the RLM route only when the input did not fit."""
+    return "escalate" if isinstance(error, ContextWindowExceeded) else "raise"
+
+
+def after_rlm(
+    *, answered: bool, deadline_hit: bool, fits: bool, on_deadline: OnDeadline
+) -> AfterRLM:
+    """What follows an RLM run: ``answered`` when it produced a final answer, ``deadline_hit``
+    when the latency budget ended it, ``fits`` when the input fits the direct model's window
+    (and the request did not come from the direct route already)."""
+    if answered:
+        return "answer"
+    if deadline_hit and on_deadline == "partial":
+        return "partial"
+    if fits:
+        return "direct"
+    return "partial" if deadline_hit else "fail"
+
+
+def after_fallback_direct_error(error: BaseException, *, deadline_hit: bool) -> AfterFallbackDirect:
+    """The direct fallback of a deadline-ended RLM run failed: when it too ran out of time,
+    answer with the partial answer; any other error is the request's error."""
+    out_of_time = isinstance(error, LatencyBudgetExceeded | ProviderTimeout)
+    return "partial" if deadline_hit and out_of_time else "raise"
+
+
+def deadline_hit(stopped: str, *, engine_deadline: float | None, now: float) -> bool:
+    """Whether the latency budget ended an RLM run: it said so, or its deadline has passed."""
+    return stopped in DEADLINE_REASONS or (engine_deadline is not None and now >= engine_deadline)
