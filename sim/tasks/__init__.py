@@ -13,13 +13,15 @@ always build the same task. Families:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import typing
 
-from sim.tasks._aggregate import OOLONG_KINDS, oolong, oolong_pairs
-from sim.tasks._chat import chat
-from sim.tasks._lookup import niah, qa
+from sim.tasks import _aggregate, _chat, _lookup
+from sim.tasks._aggregate import OOLONG_KINDS
 from sim.tasks._task import Task, parse_pairs, render_request
 from sim.tasks.records import LABELS, classify_instance
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "FAMILIES",
@@ -33,11 +35,11 @@ __all__ = [
 ]
 
 _GENERATORS: dict[str, Callable[[int, int, str | None], Task]] = {
-    "chat": chat,
-    "qa": qa,
-    "niah": niah,
-    "oolong": oolong,
-    "oolong_pairs": oolong_pairs,
+    "chat": _chat.chat,
+    "qa": _lookup.qa,
+    "niah": _lookup.niah,
+    "oolong": _aggregate.oolong,
+    "oolong_pairs": _aggregate.oolong_pairs,
 }
 FAMILIES: tuple[str, ...] = tuple(_GENERATORS)
 
