@@ -2,7 +2,8 @@
 
 Endpoints: ``POST /v1/chat/completions`` (JSON or SSE streaming), ``GET /v1/models``,
 ``GET /v1/models/{id}``; and for tests and demos ``POST``/``DELETE``/``GET /sim/faults``
-(scheduled faults) and ``GET /sim/stats`` (requests, tokens and faults per model).
+(scheduled faults) and ``GET /sim/stats`` (requests, tokens and faults per model, and the
+number of distinct client connections that sent chat completions).
 """
 
 from __future__ import annotations
@@ -186,6 +187,9 @@ class SimServer:
             "completion_tokens": Counter(),
             "faults": Counter(),
         }
+        # Client connections seen by chat completions, by peer address: a client that keeps
+        # its connection pool makes few, one that is rebuilt per call makes one per call.
+        self._peers: set[object] = set()
         self._faults = _Faults()
         self._ids = itertools.count()
         self._runner: web.AppRunner | None = None
@@ -310,8 +314,15 @@ class SimServer:
     async def _list_faults(self, request: web.Request) -> web.Response:
         return web.json_response({"scheduled": self._faults.pending()})
 
+    @property
+    def connections(self) -> int:
+        """Distinct client connections that have sent a chat completion so far."""
+        return len(self._peers)
+
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response({name: dict(counter) for name, counter in self.stats.items()})
+        stats: dict[str, object] = {name: dict(c) for name, c in self.stats.items()}
+        stats["connections"] = self.connections
+        return web.json_response(stats)
 
     async def _list_models(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -327,6 +338,8 @@ class SimServer:
 
     # -- chat completions --------------------------------------------------------------
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        if request.transport is not None:
+            self._peers.add(request.transport.get_extra_info("peername"))
         try:
             req = await self._parse(request)
             fault = req.fault
