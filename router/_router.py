@@ -11,7 +11,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policies.classifier import ArtifactError, LinearClassifier
 from policies.decision import Decision, decide
@@ -20,6 +20,11 @@ from policies.schema import ClassifierSpec, ModelTarget, Policy
 from rlm_core import litellm_api
 from router.features import DEFAULT_CONTEXT_WINDOW, FEATURE_NAMES, extract_features
 from router.request import ChatRequest
+
+if TYPE_CHECKING:
+    from rlm_core.litellm_api import ModelResponse
+    from router.dispatch import Dispatcher, RoutedStream
+    from telemetry import Telemetry
 
 logger = logging.getLogger("rlm_router.router")
 _FEATURES = frozenset(FEATURE_NAMES)
@@ -39,6 +44,7 @@ class Router:
     ``policy``, ``classifier`` and ``windows`` (context window per model name) are the live
     objects; ``warning`` is set while the router serves on a fallback (a classifier artifact
     that failed to load, or a reload that failed) and is copied onto every decision.
+    ``telemetry`` (a ``telemetry.Telemetry``, optional) records what ``acompletion`` does.
     """
 
     def __init__(
@@ -49,13 +55,22 @@ class Router:
         windows: Mapping[str, int] | None = None,
         seed: int | None = None,
         warning: str | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._state = _State(policy, classifier, windows or resolve_windows(policy), warning)
+        self.telemetry = telemetry
+        self._dispatcher: tuple[Policy, Dispatcher] | None = None
         chosen_seed = seed if seed is not None else policy.exploration.seed
         self.rng = random.Random(chosen_seed)
 
     @classmethod
-    def from_config(cls, path: str | Path | None = None, *, seed: int | None = None) -> Router:
+    def from_config(
+        cls,
+        path: str | Path | None = None,
+        *,
+        seed: int | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> Router:
         """Load a policy file (``None``: the shipped default) and its classifier.
 
         An invalid policy raises ``PolicyError``. A classifier artifact that cannot be loaded
@@ -65,7 +80,7 @@ class Router:
         classifier, warning = _load_classifier_or_prior(policy.classifier)
         if warning:
             logger.warning(warning)
-        return cls(policy, classifier, seed=seed, warning=warning)
+        return cls(policy, classifier, seed=seed, warning=warning, telemetry=telemetry)
 
     @property
     def policy(self) -> Policy:
@@ -108,12 +123,29 @@ class Router:
             warning=state.warning,
         )
 
-    async def acompletion(self, **openai_kwargs: Any) -> Any:
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The ``Dispatcher`` behind ``acompletion``, built from the live policy (and rebuilt
+        after ``reload`` swapped it); it reports to ``telemetry``."""
+        from router.dispatch import Dispatcher
+        from router.dispatch_settings import DispatchSettings
+
+        cached = self._dispatcher
+        if cached is not None and cached[0] is self.policy:
+            return cached[1]
+        dispatcher = Dispatcher(
+            decide=self.decide,
+            decide_parsed=self.decide_parsed,
+            settings=DispatchSettings.from_policy(self.policy),
+            telemetry=self.telemetry,
+        )
+        self._dispatcher = (self.policy, dispatcher)
+        return dispatcher
+
+    async def acompletion(self, **openai_kwargs: object) -> ModelResponse | RoutedStream:
         """Decide and dispatch (see ``router.dispatch``): a litellm ``ModelResponse``, or with
         ``stream=True`` an async iterator of chunks; the route is in ``_hidden_params``."""
-        from router.dispatch import dispatcher_for
-
-        return await dispatcher_for(self).acompletion(**openai_kwargs)
+        return await self.dispatcher.acompletion(**openai_kwargs)
 
     def reload(self, path: str | Path | None = None) -> bool:
         """Re-read the policy (default: the current one's file). On any failure keep serving

@@ -57,11 +57,25 @@ from router.responses import (
     served_from_response,
     split_text,
 )
+from router.streaming import RoutedStream, empty, keepalives
 
 if TYPE_CHECKING:
     from rlm_core import RLMResult
     from rlm_core.litellm_api import Completion, ModelResponse, ModelResponseStream
-    from telemetry.tracing import RequestTrace
+    from telemetry import Telemetry
+    from telemetry.tracing import ChatCall, RequestTrace
+
+__all__ = [
+    "INNER_METADATA_KEY",
+    "INNER_TAG",
+    "RLM_PREFIX",
+    "DispatchError",
+    "DispatchSettings",
+    "Dispatcher",
+    "EscalationFailed",
+    "LatencyBudgetExceeded",
+    "RoutedStream",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,34 +102,6 @@ class _Deadline:
         return None if self.at is None else self.at - time.monotonic()
 
 
-# ── streams ───────────────────────────────────────────────────────────────────────────────
-
-
-class RoutedStream:
-    """An async iterator of chunks (as litellm returns for ``stream=True``) plus route info.
-
-    ``_hidden_params["rlm_router"]`` holds the route; for the RLM route it is final once the
-    stream is exhausted (a fallback is only known then). ``outcome`` is set at the end.
-    """
-
-    def __init__(self, chunks: AsyncIterator[Any], route: RouteInfo) -> None:
-        self._chunks = chunks
-        self._hidden_params: dict[str, Any] = {}
-        self.outcome: Outcome | None = None
-        attach_route(self, route)
-
-    def __aiter__(self) -> RoutedStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        return await self._chunks.__anext__()
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 # ── the dispatcher ────────────────────────────────────────────────────────────────────────
 
 
@@ -138,7 +124,7 @@ class Dispatcher:
         decide: Decide,
         settings: DispatchSettings,
         completion: Completion | None = None,
-        telemetry: Any = None,
+        telemetry: Telemetry | None = None,
         decide_parsed: DecideParsed | None = None,
     ) -> None:
         self._decide = decide
@@ -149,7 +135,7 @@ class Dispatcher:
 
     # ── public API ──
 
-    async def acompletion(self, **kwargs: Any) -> ModelResponse | RoutedStream:
+    async def acompletion(self, **kwargs: object) -> ModelResponse | RoutedStream:
         """Route an OpenAI-style request; returns a ``ModelResponse`` or, with
         ``stream=True``, a ``RoutedStream`` of chunks.
 
@@ -296,11 +282,9 @@ class Dispatcher:
         return served, self._outcome(call, route, served), response
 
     def _fits_direct(self, call: _CallContext) -> bool:
-        features = getattr(call.decision, "features", None)
-        n_tokens = getattr(features, "n_tokens", None)
-        window = getattr(features, "context_window", None)
-        if isinstance(n_tokens, int) and isinstance(window, int) and window > 0:
-            return n_tokens < window
+        features = call.decision.features
+        if features.context_window > 0:
+            return features.n_tokens < features.context_window
         return True
 
     def _outcome(
@@ -545,7 +529,7 @@ class Dispatcher:
                 call.trace.fallback("llm_to_rlm", "context window exceeded", _error_type(exc))
                 return self._rlm_stream(call, fallback="llm_to_rlm")
             route = self._route(call, "llm")
-            stream = RoutedStream(_empty(), route)
+            stream = RoutedStream(empty(), route)
             stream._chunks = self._pass_through(call, upstream, route, stream)
             return stream
         return self._rlm_stream(call, fallback="none")
@@ -583,7 +567,7 @@ class Dispatcher:
 
     def _rlm_stream(self, call: _CallContext, *, fallback: Fallback) -> RoutedStream:
         factory = ChunkFactory(model=f"{RLM_PREFIX}{self.settings.models.rlm_name}")
-        stream = RoutedStream(_empty(), self._route(call, "rlm", fallback=fallback))
+        stream = RoutedStream(empty(), self._route(call, "rlm", fallback=fallback))
         stream._chunks = self._rlm_chunks(call, factory, stream, fallback)
         return stream
 
@@ -595,10 +579,7 @@ class Dispatcher:
         yield factory.role()
         task = asyncio.ensure_future(self._rlm_first(call, fallback=fallback))
         try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self.settings.keepalive_s)
-                if done:
-                    break
+            async for _ in keepalives(task, self.settings.keepalive_s):
                 yield factory.keepalive()
             try:
                 served, outcome = task.result()
@@ -618,23 +599,6 @@ class Dispatcher:
                     await task
 
 
-def dispatcher_for(router: Any) -> Dispatcher:
-    """The ``Dispatcher`` behind ``Router.acompletion``: built from the router's policy, and
-    rebuilt when ``Router.reload`` swapped the policy."""
-    cached = getattr(router, "_dispatcher", None)
-    policy = router.policy
-    if isinstance(cached, tuple) and cached[0] is policy:
-        return cached[1]
-    dispatcher = Dispatcher(
-        decide=router.decide,
-        decide_parsed=getattr(router, "decide_parsed", None),
-        settings=DispatchSettings.from_policy(policy),
-        telemetry=getattr(router, "telemetry", None),
-    )
-    router._dispatcher = (policy, dispatcher)
-    return dispatcher
-
-
 @dataclass
 class _CallContext:
     request: ChatRequest
@@ -643,12 +607,7 @@ class _CallContext:
     started: float
     deadline: _Deadline
     trace: RequestTelemetry
-    direct_chat: Any = None
-
-
-async def _empty() -> AsyncIterator[Any]:
-    return
-    yield  # pragma: no cover
+    direct_chat: ChatCall | None = None
 
 
 def _headers_of(kwargs: Mapping[str, Any]) -> dict[str, str] | None:
@@ -685,8 +644,8 @@ def _failure_cost(error: BaseException | None) -> float:
 
 
 def _failed_outcome(call: _CallContext, exc: BaseException) -> Outcome:
-    route = getattr(exc, "route", None)
-    if not isinstance(route, RouteInfo):
+    route = exc.route if isinstance(exc, DispatchError) else None
+    if route is None:
         decided: Route = "rlm" if call.decision.route == "rlm" else "llm"
         route = RouteInfo(
             decision_id=call.decision.id,

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rlm_core.litellm_api import response_cost
 from router.responses import RouteInfo
 
 if TYPE_CHECKING:
     from policies.decision import Decision
-    from telemetry.tracing import RequestTrace
+    from telemetry.rlm_observer import RLMTraceObserver
+    from telemetry.tracing import ChatCall, RequestTrace
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,14 @@ class RequestTelemetry:
             with self._guard():
                 self.trace.fallback(kind, reason=reason, error_type=error_type)
 
-    def observer(self) -> Any:
+    def observer(self) -> RLMTraceObserver | None:
         if self.trace is None:
             return None
         with self._guard():
             return self.trace.rlm_observer()
         return None
 
-    def chat(self, model: str, messages: Any) -> Any:
+    def chat(self, model: str, messages: Sequence[Mapping[str, object]]) -> ChatCall | None:
         if self.trace is None:
             return None
         with self._guard():
@@ -87,8 +88,8 @@ class RequestTelemetry:
 
     def chat_done(
         self,
-        call: Any,
-        response: Any = None,
+        call: ChatCall | None,
+        response: object = None,
         error: BaseException | None = None,
         *,
         cost_usd: float | None = None,

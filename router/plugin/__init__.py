@@ -65,6 +65,7 @@ from router.responses import (
     route_of,
     split_text,
 )
+from router.streaming import keepalives
 
 if TYPE_CHECKING:
     from rlm_core.litellm_api import GenericStreamingChunk, ModelResponse
@@ -156,7 +157,7 @@ class RouterService:
         """The router's telemetry, else one configured from the OTEL_* environment."""
         if not self._telemetry_loaded:
             self._telemetry_loaded = True
-            self._telemetry = getattr(self.router, "telemetry", None)
+            self._telemetry = self.router.telemetry
             if self._telemetry is None:
                 try:
                     from telemetry import Telemetry
@@ -456,10 +457,7 @@ class RLMProvider(CustomLLM):
             )
         )
         try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=dispatcher.settings.keepalive_s)
-                if done:
-                    break
+            async for _ in keepalives(task, dispatcher.settings.keepalive_s):
                 yield generic_chunk(keepalive=True)
             try:
                 served, _outcome = task.result()
