@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 from opentelemetry.trace import SpanKind
 
 from telemetry import semconv as sc
-from telemetry.otlp_json import SpanRecord
+from telemetry.otlp_json import SpanLike
+from telemetry.trace_files import expand_paths, iter_lines
 
 if TYPE_CHECKING:
     from telemetry.setup import Telemetry
@@ -48,7 +49,7 @@ class FeedbackRecord:
         )
 
     @classmethod
-    def from_json(cls, line: str) -> FeedbackRecord:
+    def from_json(cls, line: str | bytes) -> FeedbackRecord:
         data = json.loads(line)
         return cls(
             decision_id=str(data["decision_id"]),
@@ -124,39 +125,46 @@ def _append(path: Path, record: FeedbackRecord) -> None:
         logger.warning("telemetry: could not append feedback to %s: %s", path, exc)
 
 
-def feedback_from_spans(spans: Iterable[SpanRecord]) -> Iterator[FeedbackRecord]:
+def feedback_from_spans(spans: Iterable[SpanLike]) -> Iterator[FeedbackRecord]:
     """Feedback reports carried by ``rlm_router.feedback`` spans."""
     for span in spans:
-        if span.name != sc.SPAN_FEEDBACK:
-            continue
-        decision_id = span.attributes.get(sc.DECISION_ID)
-        quality = span.attributes.get(sc.OUTCOME_QUALITY)
-        if not isinstance(decision_id, str) or not isinstance(quality, int | float):
-            continue
-        source = span.attributes.get(sc.FEEDBACK_SOURCE)
-        yield FeedbackRecord(
-            decision_id=decision_id,
-            quality=float(quality),
-            time_unix_nano=span.start_time_unix_nano,
-            source=source if isinstance(source, str) else "app",
-            trace_id=span.trace_id,
-        )
+        record = feedback_of(span)
+        if record is not None:
+            yield record
+
+
+def feedback_of(span: SpanLike) -> FeedbackRecord | None:
+    """The report a ``rlm_router.feedback`` span carries (None for other or broken spans)."""
+    if span.name != sc.SPAN_FEEDBACK:
+        return None
+    decision_id = span.attributes.get(sc.DECISION_ID)
+    quality = span.attributes.get(sc.OUTCOME_QUALITY)
+    if not isinstance(decision_id, str) or not isinstance(quality, int | float):
+        return None
+    source = span.attributes.get(sc.FEEDBACK_SOURCE)
+    return FeedbackRecord(
+        decision_id=decision_id,
+        quality=float(quality),
+        time_unix_nano=span.start_time_unix_nano,
+        source=source if isinstance(source, str) else "app",
+        trace_id=span.trace_id,
+    )
 
 
 def read_feedback(paths: Iterable[str | os.PathLike[str]]) -> dict[str, FeedbackRecord]:
-    """Decision id -> latest report, from feedback JSON-lines files (bad lines skipped)."""
+    """Decision id -> latest report, from feedback JSON-lines files (bad lines skipped).
+
+    A path may be a directory of rotated files; gzip is read as such.
+    """
     latest: dict[str, FeedbackRecord] = {}
-    for path in paths:
-        with Path(path).open(encoding="utf-8") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    record = FeedbackRecord.from_json(line)
-                except (ValueError, KeyError, TypeError):
-                    logger.warning("%s: skipped a line that is not a feedback record", path)
-                    continue
-                merge_feedback(latest, record)
+    for path in expand_paths(paths):
+        for line in iter_lines(path):
+            try:
+                record = FeedbackRecord.from_json(line)
+            except (ValueError, KeyError, TypeError):
+                logger.warning("%s: skipped a line that is not a feedback record", path)
+                continue
+            merge_feedback(latest, record)
     return latest
 
 

@@ -23,12 +23,13 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from rlm_core.errors import RequestError
+from telemetry.trace_files import expand_paths, iter_lines
 
 logger = logging.getLogger(__name__)
 
@@ -248,31 +249,45 @@ class SpanRecord:
         return (self.end_time_unix_nano - self.start_time_unix_nano) / 1e6
 
 
+class SpanLike(Protocol):
+    """What readers of spans use: ``SpanRecord`` and the scanner's lighter spans have it."""
+
+    @property
+    def trace_id(self) -> str: ...
+    @property
+    def span_id(self) -> str: ...
+    @property
+    def parent_span_id(self) -> str | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def start_time_unix_nano(self) -> int: ...
+    @property
+    def attributes(self) -> Mapping[str, Value]: ...
+
+
 class TraceFormatError(RequestError):
     """A line is JSON but not OTLP trace data as we can read it."""
 
 
 def read_spans(paths: Iterable[str | os.PathLike[str]]) -> Iterator[SpanRecord]:
-    """Every span in the given OTLP-JSON-lines files, in file order.
+    """Every span in the given OTLP-JSON-lines files (or directories, gzip), in file order.
 
     Lines that are not JSON (a line cut short by a crash) or not span data (metrics or logs
     written by the same Collector) are skipped, with one warning per file naming how many.
     """
-    for path in paths:
+    for path in expand_paths(paths):
         skipped = 0
-        with Path(path).open(encoding="utf-8") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    yield from parse_line(line)
-                except (json.JSONDecodeError, TraceFormatError):
-                    skipped += 1
+        for line in iter_lines(path):
+            try:
+                yield from parse_line(line)
+            except (ValueError, TraceFormatError):  # JSONDecodeError and bad UTF-8 are ValueErrors
+                skipped += 1
         if skipped:
             logger.warning("%s: skipped %d line(s) that are not OTLP-JSON spans", path, skipped)
 
 
-def parse_line(line: str) -> Iterator[SpanRecord]:
+def parse_line(line: str | bytes) -> Iterator[SpanRecord]:
     """The spans of one OTLP-JSON line (``{"resourceSpans": [...]}``)."""
     message = json.loads(line)
     if not isinstance(message, dict):
@@ -295,9 +310,9 @@ def parse_line(line: str) -> Iterator[SpanRecord]:
 def _span(span: dict[str, Any], resource: Mapping[str, Value], scope_name: str) -> SpanRecord:
     status = span.get("status", {})
     return SpanRecord(
-        trace_id=_hex_id(span["traceId"], 16),
-        span_id=_hex_id(span["spanId"], 8),
-        parent_span_id=_hex_id(span["parentSpanId"], 8) if span.get("parentSpanId") else None,
+        trace_id=hex_id(span["traceId"], 16),
+        span_id=hex_id(span["spanId"], 8),
+        parent_span_id=hex_id(span["parentSpanId"], 8) if span.get("parentSpanId") else None,
         name=span.get("name", ""),
         kind=_enum(span.get("kind", 0), _SPAN_KINDS, "SPAN_KIND_"),
         start_time_unix_nano=int(span.get("startTimeUnixNano", 0)),
@@ -318,7 +333,7 @@ def _span(span: dict[str, Any], resource: Mapping[str, Value], scope_name: str) 
     )
 
 
-def _hex_id(raw: str, n_bytes: int) -> str:
+def hex_id(raw: str, n_bytes: int) -> str:
     """An id as lowercase hex, whether written as hex (OTLP/JSON) or base64 (protobuf JSON)."""
     if len(raw) == 2 * n_bytes:
         try:
@@ -340,10 +355,11 @@ def _enum(raw: int | str, names: tuple[str, ...], prefix: str) -> str:
 
 
 def _attributes(pairs: list[dict[str, Any]]) -> dict[str, Value]:
-    return {pair["key"]: _any_value(pair.get("value", {})) for pair in pairs}
+    return {pair["key"]: any_value(pair.get("value", {})) for pair in pairs}
 
 
-def _any_value(value: Mapping[str, Any]) -> Value:
+def any_value(value: Mapping[str, Any]) -> Value:
+    """A decoded OTLP AnyValue (``{"stringValue": ...}`` and the other forms)."""
     if "stringValue" in value:
         return str(value["stringValue"])
     if "boolValue" in value:
@@ -355,7 +371,7 @@ def _any_value(value: Mapping[str, Any]) -> Value:
         # ProtoJSON writes non-finite doubles as strings; whole doubles may come as ints.
         return float(raw) if not isinstance(raw, str) else _float_string(raw)
     if "arrayValue" in value:
-        return [_any_value(v) for v in value["arrayValue"].get("values", [])]
+        return [any_value(v) for v in value["arrayValue"].get("values", [])]
     if "kvlistValue" in value:
         return _attributes(value["kvlistValue"].get("values", []))
     if "bytesValue" in value:

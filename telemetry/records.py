@@ -4,19 +4,27 @@ A request's ``rlm_router.decide`` span (decision, features) and its parent
 ``rlm_router.request`` span (outcome) are joined by span id; quality comes from feedback
 (the latest report for the decision id) or else from the outcome attribute. Everything else
 in the trace (model calls, RLM iterations, inner sub-calls) is ignored, so nothing
-downstream trains on inner calls. Reading streams: only the decide/request spans still
-waiting for their partner are held.
+downstream trains on inner calls.
+
+Reading is one pass per file (``RequestScan``): only decide, request and feedback spans are
+decoded (``telemetry.span_scan``), only the decide/request spans still waiting for their
+partner are held, and feedback spans are collected on the way. Since a report may come after
+its request in the files, the records of a scan carry the outcome's quality, and consumers
+that aggregate as they read (the report, the trainer's data set) look the latest report up
+in ``RequestScan.feedback`` once the pass is over (``reported_quality``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from telemetry import semconv as sc
-from telemetry.feedback import FeedbackRecord, feedback_from_spans, merge_feedback, read_feedback
-from telemetry.otlp_json import SpanRecord, Value, read_spans
+from telemetry.feedback import FeedbackRecord, feedback_of, merge_feedback, read_feedback
+from telemetry.otlp_json import SpanLike, Value
+from telemetry.span_scan import scan_spans
+from telemetry.trace_files import bulk_reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +65,12 @@ class RequestRecord:
 
 
 def iter_request_records(
-    spans: Iterable[SpanRecord], feedback: Mapping[str, FeedbackRecord] | None = None
+    spans: Iterable[SpanLike], feedback: Mapping[str, FeedbackRecord] | None = None
 ) -> Iterator[RequestRecord]:
     """Request records from spans in any order; requests without a decision come last."""
     # Keyed by (trace id, request span id): one trace may hold several requests.
-    decides: dict[tuple[str, str], SpanRecord] = {}
-    requests: dict[tuple[str, str], SpanRecord] = {}
+    decides: dict[tuple[str, str], SpanLike] = {}
+    requests: dict[tuple[str, str], SpanLike] = {}
     for span in spans:
         if span.name == sc.SPAN_DECIDE and span.parent_span_id is not None:
             key = (span.trace_id, span.parent_span_id)
@@ -81,6 +89,43 @@ def iter_request_records(
         yield _record(request, None, feedback)
 
 
+class RequestScan:
+    """The request records of trace files (or directories, gzip), read in one pass.
+
+    Iterating yields records in file order with the quality their outcome recorded;
+    ``feedback`` starts with the reports of ``feedback_paths`` and gains those of the
+    ``rlm_router.feedback`` spans as the pass meets them, so it is complete once the
+    iteration is over. A scan can be iterated again (it reads the files again).
+    """
+
+    def __init__(
+        self,
+        trace_paths: Iterable[str | os.PathLike[str]],
+        feedback_paths: Iterable[str | os.PathLike[str]] = (),
+    ) -> None:
+        self.trace_paths = list(trace_paths)
+        self.feedback_paths = list(feedback_paths)
+        self.feedback: dict[str, FeedbackRecord] = {}
+
+    def __iter__(self) -> Iterator[RequestRecord]:
+        self.feedback = read_feedback(self.feedback_paths)
+        with bulk_reading():
+            yield from iter_request_records(self._record_spans())
+
+    def _record_spans(self) -> Iterator[SpanLike]:
+        for span in scan_spans(self.trace_paths):
+            report = feedback_of(span)
+            if report is not None:
+                merge_feedback(self.feedback, report)
+            elif span.name != sc.SPAN_FEEDBACK:
+                yield span
+
+    def reported_quality(self, decision_id: str) -> float | None:
+        """The latest reported quality of a decision (complete once the pass is over)."""
+        report = self.feedback.get(decision_id)
+        return report.quality if report is not None else None
+
+
 def load_request_records(
     trace_paths: Iterable[str | os.PathLike[str]],
     feedback_paths: Iterable[str | os.PathLike[str]] = (),
@@ -88,20 +133,24 @@ def load_request_records(
     """All request records in OTLP-JSON-lines files, sorted by start time.
 
     Feedback comes from ``feedback_paths`` (JSON lines) and from ``rlm_router.feedback``
-    spans in the trace files; the latest report per decision wins.
+    spans in the trace files; the latest report per decision wins. This holds every record;
+    the report and the trainer aggregate a ``RequestScan`` as it streams instead.
     """
-    trace_paths = list(trace_paths)
-    feedback = read_feedback(feedback_paths)
-    for record in feedback_from_spans(read_spans(trace_paths)):
-        merge_feedback(feedback, record)
-    records = list(iter_request_records(read_spans(trace_paths), feedback))
-    records.sort(key=lambda r: r.start_time_unix_nano)
-    return records
+    scan = RequestScan(trace_paths, feedback_paths)
+    records = list(scan)
+    out = [
+        replace(r, quality=scan.feedback[r.decision_id].quality)
+        if r.decision_id is not None and r.decision_id in scan.feedback
+        else r
+        for r in records
+    ]
+    out.sort(key=lambda r: r.start_time_unix_nano)
+    return out
 
 
 def _record(
-    request: SpanRecord,
-    decide: SpanRecord | None,
+    request: SpanLike,
+    decide: SpanLike | None,
     feedback: Mapping[str, FeedbackRecord] | None,
 ) -> RequestRecord:
     out = request.attributes
@@ -110,10 +159,12 @@ def _record(
     quality = _float(out.get(sc.OUTCOME_QUALITY))
     if feedback is not None and decision_id is not None and decision_id in feedback:
         quality = feedback[decision_id].quality
+    # type() in a set, not isinstance: the same for decoded values (bool counts, as an int
+    # subclass), at a third of the cost on the ~25 attributes of every decision.
     features = {
-        key.removeprefix(sc.FEATURE_PREFIX): float(value)
+        key[_PREFIX_LEN:]: float(value)  # type: ignore[arg-type]
         for key, value in dec.items()
-        if key.startswith(sc.FEATURE_PREFIX) and isinstance(value, int | float)
+        if type(value) in _NUMBERS and key.startswith(sc.FEATURE_PREFIX)
     }
     return RequestRecord(
         trace_id=request.trace_id,
@@ -139,6 +190,10 @@ def _record(
         rlm_iterations=_int(out.get(sc.RLM_ITERATIONS)),
         rlm_sub_calls=_int(out.get(sc.RLM_SUB_CALLS)),
     )
+
+
+_PREFIX_LEN = len(sc.FEATURE_PREFIX)
+_NUMBERS = frozenset({int, float, bool})
 
 
 def _str(value: Value) -> str | None:

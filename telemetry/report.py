@@ -8,17 +8,27 @@ summary table. Missing data renders as "no data", never as an error.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import statistics
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
+import numpy as np
+
 from telemetry import semconv as sc
-from telemetry.records import RequestRecord, load_request_records
+from telemetry.records import RequestRecord, RequestScan
+from telemetry.report_data import (
+    UNKNOWN,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    ReportColumns,
+    ReportData,
+)
 from telemetry.svg_charts import PALETTE, Series, bar_chart, format_number, histogram, line_chart
 
 ROUTE_COLORS = {sc.ROUTE_LLM: PALETTE[0], sc.ROUTE_RLM: PALETTE[1]}
@@ -33,26 +43,31 @@ _TARGET_BUCKETS = 24
 
 @dataclass(frozen=True, slots=True)
 class TimeBuckets:
-    """Requests grouped into equal time buckets (x axis of the time charts)."""
+    """Requests grouped into equal time buckets (x axis of the time charts).
+
+    Bucket ``i`` holds the rows ``bounds[i]:bounds[i + 1]`` of time-ordered columns.
+    """
 
     labels: list[str]
-    members: list[list[RequestRecord]]
+    bounds: list[int]
+
+    def slices(self) -> list[slice]:
+        return [slice(lo, hi) for lo, hi in itertools.pairwise(self.bounds)]
 
 
-def bucket_by_time(records: Sequence[RequestRecord]) -> TimeBuckets:
-    """About 24 buckets of a round width covering the records' time range."""
-    if not records:
-        return TimeBuckets([], [])
-    times = [r.start_time_unix_nano / 1e9 for r in records]
-    start, end = min(times), max(times)
+def bucket_by_time(times_s: Sequence[float] | FloatArray) -> TimeBuckets:
+    """About 24 buckets of a round width covering the (sorted) times' range."""
+    times = np.asarray(times_s, dtype=np.float64)
+    if not len(times):
+        return TimeBuckets([], [0])
+    start, end = float(times[0]), float(times[-1])
     width = next((w for w in _BUCKET_WIDTHS if (end - start) / w <= _TARGET_BUCKETS), 86400 * 30)
     first = math.floor(start / width) * width
     count = int((end - first) // width) + 1
-    members: list[list[RequestRecord]] = [[] for _ in range(count)]
-    for record, t in zip(records, times, strict=True):
-        members[min(int((t - first) // width), count - 1)].append(record)
+    index = np.minimum(((times - first) // width).astype(np.int64), count - 1)
+    bounds = np.searchsorted(index, np.arange(count + 1), side="left").tolist()
     labels = [_time_label(first + i * width, width, end - start) for i in range(count)]
-    return TimeBuckets(labels, members)
+    return TimeBuckets(labels, bounds)
 
 
 def _time_label(t: float, width: float, span: float) -> str:
@@ -66,19 +81,20 @@ def _time_label(t: float, width: float, span: float) -> str:
     return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float] | FloatArray, q: float) -> float | None:
     """The q-quantile (0..1) by linear interpolation; None when there are no values."""
-    if not values:
+    if not len(values):
         return None
-    ordered = sorted(values)
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
     position = (len(ordered) - 1) * q
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    lo, hi = float(ordered[low]), float(ordered[high])
+    return lo + (hi - lo) * (position - low)
 
 
-def _routes(records: Sequence[RequestRecord]) -> list[str]:
-    seen = {r.route_served or "unknown" for r in records}
+def _routes(data: ReportData) -> list[str]:
+    seen = {data.served_names[code] for code in np.unique(data.served)}
     known = [route for route in (sc.ROUTE_LLM, sc.ROUTE_RLM) if route in seen]
     return known + sorted(seen - set(known))
 
@@ -87,27 +103,30 @@ def _color(route: str) -> str:
     return ROUTE_COLORS.get(route, PALETTE[-1])
 
 
-def _served(record: RequestRecord) -> str:
-    return record.route_served or "unknown"
+def _sum(values: FloatArray) -> float:
+    """Left-to-right float sum, as ``sum()`` over the records was (numpy's is pairwise)."""
+    return float(sum(values.tolist()))
 
 
-def _charts(records: Sequence[RequestRecord]) -> list[str]:
-    buckets = bucket_by_time(records)
-    routes = _routes(records)
+def _charts(data: ReportData) -> list[str]:
+    buckets = bucket_by_time(data.time_s)
+    slices = buckets.slices()
+    routes = _routes(data)
+    served = {route: data.served_mask(route) for route in routes}
+    cost = np.where(data.cost_set & (data.cost != 0.0), data.cost, 0.0)  # `cost_usd or 0.0`
     charts = []
     charts.append(
         bar_chart(
             "Requests per route (route served)",
             buckets.labels,
             [
-                Series(route, [sum(_served(r) == route for r in m) for m in buckets.members],
-                       _color(route))
+                Series(route, [int(served[route][b].sum()) for b in slices], _color(route))
                 for route in routes
             ],
             y_format=_integer,
             counts=True,
         )
-    )  # fmt: skip
+    )
     charts.append(
         line_chart(
             "Cost per route (USD per interval)",
@@ -116,9 +135,8 @@ def _charts(records: Sequence[RequestRecord]) -> list[str]:
                 Series(
                     route,
                     [
-                        sum(r.cost_usd or 0.0 for r in m if _served(r) == route)
-                        if any(_served(r) == route for r in m) else None
-                        for m in buckets.members
+                        _sum(cost[b][served[route][b]]) if served[route][b].any() else None
+                        for b in slices
                     ],
                     _color(route),
                 )
@@ -126,20 +144,26 @@ def _charts(records: Sequence[RequestRecord]) -> list[str]:
             ],
             y_format=_usd,
         )
-    )  # fmt: skip
+    )
     latency_series = []
     for route in routes:
+        latencies = [_latencies_s(data, served[route], b) for b in slices]
         for q, dashed in ((0.5, False), (0.95, True)):
-            values = [percentile(_latencies_s(m, route), q) for m in buckets.members]
+            values = [percentile(values, q) for values in latencies]
             latency_series.append(
                 Series(f"{route} p{round(q * 100)}", values, _color(route), dashed)
             )
     charts.append(line_chart("Latency p50 / p95 per route (s)", buckets.labels, latency_series))
+    decided = data.decided >= 0
+    escalated = data.decided_mask(sc.ROUTE_RLM)
     escalation = [
-        (sum(r.escalated for r in decided) / len(decided)) if decided else None
-        for decided in ([r for r in m if r.decided_route is not None] for m in buckets.members)
+        int(escalated[b].sum()) / int(decided[b].sum()) if decided[b].any() else None
+        for b in slices
     ]
-    exploration = [(sum(r.exploration for r in m) / len(m)) if m else None for m in buckets.members]
+    exploration = [
+        int(data.exploration[b].sum()) / (b.stop - b.start) if b.stop > b.start else None
+        for b in slices
+    ]
     charts.append(
         line_chart(
             "Escalation rate (share of decisions routed to RLM)",
@@ -152,16 +176,19 @@ def _charts(records: Sequence[RequestRecord]) -> list[str]:
             y_max=1.0,
         )
     )
-    scores: dict[str, list[float]] = {}
-    for r in records:
-        if r.score is not None and math.isfinite(r.score):
-            scores.setdefault(r.decided_route or "unknown", []).append(min(max(r.score, 0.0), 1.0))
-    thresholds = [r.threshold for r in records if r.threshold is not None]
-    threshold = statistics.median(thresholds) if thresholds else None
+    scored = data.score_set & np.isfinite(data.score)
+    clamped = np.minimum(np.maximum(data.score, 0.0), 1.0)
+    scores: dict[str, list[FloatArray]] = {}
+    for code, name in [(-1, UNKNOWN), *enumerate(data.decided_names)]:
+        rows = scored & (data.decided == code)
+        if rows.any():
+            scores.setdefault(name, []).append(clamped[rows])
+    thresholds = data.threshold[data.threshold_set]
+    threshold = _median(thresholds) if len(thresholds) else None
     charts.append(
         histogram(
             "Decision score distribution (by decided route)",
-            dict(sorted(scores.items())),
+            {name: np.concatenate(parts) for name, parts in sorted(scores.items())},
             colors=ROUTE_COLORS,
             bins=[i / 20 for i in range(21)],
             edge_format=lambda v: f"{v:.2f}",
@@ -169,32 +196,35 @@ def _charts(records: Sequence[RequestRecord]) -> list[str]:
             marker_label=f"threshold {threshold:.2f}" if threshold is not None else "",
         )
     )
+    fallback = {kind: data.fallback_mask(kind) for kind in FALLBACK_COLORS}
     charts.append(
         bar_chart(
             "Fallbacks",
             buckets.labels,
             [
-                Series(kind, [sum(r.fallback == kind for r in m) for m in buckets.members], color)
+                Series(kind, [int(fallback[kind][b].sum()) for b in slices], color)
                 for kind, color in FALLBACK_COLORS.items()
             ],
             y_format=_integer,
             counts=True,
         )
     )
-    rlm = [r for r in records if _served(r) == sc.ROUTE_RLM]
-    counts: tuple[tuple[str, list[int | None]], ...] = (
-        ("RLM iterations per escalated request", [r.rlm_iterations for r in rlm]),
-        ("RLM sub-calls per escalated request", [r.rlm_sub_calls for r in rlm]),
+    rlm = data.served_mask(sc.ROUTE_RLM)
+    counts: tuple[tuple[str, FloatArray], ...] = (
+        (
+            "RLM iterations per escalated request",
+            data.rlm_iterations[rlm & data.rlm_iterations_set],
+        ),
+        ("RLM sub-calls per escalated request", data.rlm_sub_calls[rlm & data.rlm_sub_calls_set]),
     )
-    for title, per_request in counts:
-        present = [float(v) for v in per_request if v is not None]
-        top = max(present, default=0.0)
+    for title, present in counts:
+        top = float(present.max()) if len(present) else 0.0
         step = max(1, math.ceil((top + 1) / 16))
         edges = [float(i * step) for i in range(int(top // step) + 2)]
         charts.append(
             histogram(
                 title,
-                {sc.ROUTE_RLM: present} if present else {},
+                {sc.ROUTE_RLM: present} if len(present) else {},
                 colors=ROUTE_COLORS,
                 bins=edges,
                 edge_format=_integer,
@@ -203,26 +233,40 @@ def _charts(records: Sequence[RequestRecord]) -> list[str]:
     return charts
 
 
-def _summary_table(records: Sequence[RequestRecord]) -> str:
+def _median(values: FloatArray) -> float:
+    """``statistics.median``: the middle value, or the mean of the two middle ones."""
+    ordered = np.sort(values)
+    n = len(ordered)
+    if n % 2:
+        return float(ordered[n // 2])
+    return (float(ordered[n // 2 - 1]) + float(ordered[n // 2])) / 2
+
+
+def _summary_table(data: ReportData) -> str:
     rows = []
-    total = len(records)
-    for route in _routes(records):
-        mine = [r for r in records if _served(r) == route]
-        costs = [r.cost_usd for r in mine if r.cost_usd is not None]
-        latencies = _latencies_s(mine, route)
-        qualities = [r.quality for r in mine if r.quality is not None]
+    total = len(data)
+    everything = slice(0, total)
+    for route in _routes(data):
+        mine = data.served_mask(route)
+        count = int(mine.sum())
+        costs = data.cost[mine & data.cost_set]
+        latencies = _latencies_s(data, mine, everything)
+        qualities = data.quality[mine & data.quality_set]
         p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+        cost_sum = _sum(costs)
         cells = [
             route,
-            str(len(mine)),
-            _percent(len(mine) / total),
-            _usd(sum(costs)),
-            _usd(sum(costs) / len(costs)) if costs else "–",
+            str(count),
+            _percent(count / total),
+            _usd(cost_sum),
+            _usd(cost_sum / len(costs)) if len(costs) else "–",
             f"{p50:.2f}" if p50 is not None else "–",
             f"{p95:.2f}" if p95 is not None else "–",
-            str(sum(r.error_type is not None for r in mine)),
-            str(sum(r.fallback != sc.FALLBACK_NONE for r in mine)),
-            f"{statistics.fmean(qualities):.2f} (n={len(qualities)})" if qualities else "–",
+            str(int((mine & data.error).sum())),
+            str(int((mine & ~data.fallback_mask(sc.FALLBACK_NONE)).sum())),
+            f"{statistics.fmean(qualities.tolist()):.2f} (n={len(qualities)})"
+            if len(qualities)
+            else "–",
         ]
         rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
     header = (
@@ -234,28 +278,40 @@ def _summary_table(records: Sequence[RequestRecord]) -> str:
     return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _facts(records: Sequence[RequestRecord], sources: Sequence[str]) -> str:
-    if records:
-        times = [r.start_time_unix_nano / 1e9 for r in records]
+def _most_common(codes: IntArray, names: Sequence[str], n: int) -> list[tuple[str, int]]:
+    """``Counter.most_common(n)`` of the set codes: by count, ties in first-seen order."""
+    present = codes[codes >= 0]
+    if not len(present):
+        return []
+    values, first, counts = np.unique(present, return_index=True, return_counts=True)
+    order = sorted(range(len(values)), key=lambda i: (-counts[i], first[i]))[:n]
+    return [(names[int(values[i])], int(counts[i])) for i in order]
+
+
+def _facts(data: ReportData, sources: Sequence[str]) -> str:
+    if len(data):
         window = (
-            f"{datetime.fromtimestamp(min(times), tz=UTC):%Y-%m-%d %H:%M:%S} – "
-            f"{datetime.fromtimestamp(max(times), tz=UTC):%Y-%m-%d %H:%M:%S} UTC"
+            f"{datetime.fromtimestamp(float(data.time_s.min()), tz=UTC):%Y-%m-%d %H:%M:%S} – "
+            f"{datetime.fromtimestamp(float(data.time_s.max()), tz=UTC):%Y-%m-%d %H:%M:%S} UTC"
         )
     else:
         window = "no requests found"
-    decided = [r for r in records if r.decided_route is not None]
-    rate = _percent(sum(r.escalated for r in decided) / len(decided)) if decided else "–"
-    policies = Counter(r.policy_version for r in records if r.policy_version)
-    rules = Counter(r.rule for r in decided if r.rule)
+    decided = data.decided >= 0
+    n_decided = int(decided.sum())
+    escalated = int(data.decided_mask(sc.ROUTE_RLM).sum())
+    rate = _percent(escalated / n_decided) if n_decided else "–"
+    policies = _most_common(data.policy, data.policy_names, 4)
+    rules = _most_common(data.rule[decided], data.rule_names, 4)
+    cost = np.where(data.cost_set & (data.cost != 0.0), data.cost, 0.0)
     facts = [
-        ("Requests", str(len(records))),
+        ("Requests", str(len(data))),
         ("Window", window),
         ("Escalation rate", rate),
-        ("Explorations", str(sum(r.exploration for r in records))),
-        ("Total cost", _usd(sum(r.cost_usd or 0.0 for r in records))),
-        ("Errors", str(sum(r.error_type is not None for r in records))),
-        ("Policy versions", ", ".join(f"{p} ({n})" for p, n in policies.most_common(4)) or "–"),
-        ("Top rules", ", ".join(f"{p} ({n})" for p, n in rules.most_common(4)) or "–"),
+        ("Explorations", str(int(data.exploration.sum()))),
+        ("Total cost", _usd(_sum(cost))),
+        ("Errors", str(int(data.error.sum()))),
+        ("Policy versions", ", ".join(f"{p} ({n})" for p, n in policies) or "–"),
+        ("Top rules", ", ".join(f"{p} ({n})" for p, n in rules) or "–"),
         ("Sources", ", ".join(sources) or "–"),
     ]
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
@@ -293,23 +349,37 @@ _CSS = "".join(
 
 
 def render_report(
-    records: Sequence[RequestRecord],
+    records: Sequence[RequestRecord] | ReportData,
     *,
     title: str = "rlm-router report",
     sources: Sequence[str] = (),
 ) -> str:
     """The report page for ``records`` as one self-contained HTML string."""
-    charts = "".join(_charts(records))
+    data = records if isinstance(records, ReportData) else ReportData.from_records(records)
+    charts = "".join(_charts(data))
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<style>{_CSS}</style></head><body>"
-        f"<h1>{escape(title)}</h1>{_facts(records, sources)}"
-        f"<h2>Summary by route</h2>{_summary_table(records)}"
+        f"<h1>{escape(title)}</h1>{_facts(data, sources)}"
+        f"<h2>Summary by route</h2>{_summary_table(data)}"
         f'<h2>Over time and distributions</h2><div class="grid">{charts}</div>'
         "</body></html>\n"
     )
+
+
+def read_report_data(
+    trace_paths: Iterable[str | os.PathLike[str]],
+    feedback_paths: Iterable[str | os.PathLike[str]] = (),
+) -> ReportData:
+    """The report's columns from trace files (or directories, gzip), in one pass."""
+    scan = RequestScan(trace_paths, feedback_paths)
+    columns = ReportColumns()
+    for record in scan:
+        columns.add(record)
+
+    return columns.finish(scan.reported_quality if scan.feedback else None)
 
 
 def write_report(
@@ -321,17 +391,16 @@ def write_report(
 ) -> int:
     """Read traces (and feedback), write the report to ``output``; returns the request count."""
     trace_paths = list(trace_paths)
-    records = load_request_records(trace_paths, feedback_paths)
-    html = render_report(records, title=title, sources=[os.path.basename(p) for p in trace_paths])
+    data = read_report_data(trace_paths, feedback_paths)
+    html = render_report(data, title=title, sources=[os.path.basename(p) for p in trace_paths])
     with open(output, "w", encoding="utf-8") as handle:
         handle.write(html)
-    return len(records)
+    return len(data)
 
 
-def _latencies_s(records: Iterable[RequestRecord], route: str) -> list[float]:
-    return [
-        r.latency_ms / 1000 for r in records if _served(r) == route and r.latency_ms is not None
-    ]
+def _latencies_s(data: ReportData, rows: BoolArray, within: slice) -> FloatArray:
+    chosen = rows[within] & data.latency_set[within]
+    return np.asarray(data.latency_ms[within][chosen] / 1000, dtype=np.float64)
 
 
 def _usd(value: float) -> str:

@@ -12,6 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+import numpy as np
+import numpy.typing as npt
+
 WIDTH = 560
 HEIGHT = 240
 _LEFT, _RIGHT, _TOP, _BOTTOM = 58, 12, 12, 34
@@ -222,7 +225,7 @@ def bar_chart(
 
 def histogram(
     title: str,
-    groups: Mapping[str, Sequence[float]],
+    groups: Mapping[str, Sequence[float] | npt.NDArray[np.float64]],
     *,
     colors: Mapping[str, str],
     bins: Sequence[float],
@@ -234,9 +237,12 @@ def histogram(
     labels = [edge_format(low) for low in bins[:-1]]
     layers = []
     for name, values in groups.items():
-        counts = [0.0] * (len(bins) - 1)
-        for value in values:
-            counts[_bin_index(value, bins)] += 1
+        # _bin_index for all values at once: the first bin whose upper edge is above the
+        # value, the last bin for values beyond it (and NaN).
+        upper = np.asarray(bins[1:], dtype=np.float64)
+        slots = np.searchsorted(upper, np.asarray(values, dtype=np.float64), side="right")
+        slots = np.minimum(slots, len(bins) - 2)
+        counts = np.bincount(slots, minlength=len(bins) - 1).astype(np.float64).tolist()
         layers.append(Series(name, counts, colors.get(name, PALETTE[-1])))
     marker_x = None
     if marker is not None and len(bins) > 1:

@@ -10,8 +10,9 @@ spans with their ``rlm_router.request`` parent, and a row needs a decision.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,9 @@ class LoggedData:
     forced: BoolArray  # a hard rule chose the route: no other route was possible
     exploration: BoolArray
     decision_ids: tuple[str, ...]
+    # How many logged requests each row stands for when the rows are a sample
+    # (``sampling.sample_rows``); None: every row is itself (weight 1).
+    weight: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.action)
@@ -65,6 +69,7 @@ class LoggedData:
             forced=self.forced[index],
             exploration=self.exploration[index],
             decision_ids=tuple(str(i) for i in ids),
+            weight=None if self.weight is None else self.weight[index],
         )
 
 
@@ -94,55 +99,131 @@ def build_dataset(
     records: Iterable[RequestRecord],
     utility: Utility,
     feature_names: Sequence[str],
+    *,
+    reported: Callable[[str], float | None] | None = None,
 ) -> tuple[LoggedData, DatasetSummary]:
-    """Rows for off-policy learning from request records.
+    """Rows for off-policy learning from request records, in start-time order.
+
+    ``reported(decision_id)`` is the quality reported for a decision, when it may arrive
+    after the records (a ``telemetry.RequestScan`` streaming traces): it is consulted once
+    the records are consumed and overrides a record's own quality. Records are reduced to
+    columns as they come, so a stream of millions is never held as objects.
 
     Raises ``TrainingDataError`` when no row is usable, when no request carries a propensity,
     or when exploration never happened (then only the logging policy's own routes were
     observed and no counterfactual estimate is possible).
     """
     names = tuple(feature_names)
-    summary = DatasetSummary()
-    rows: list[list[float]] = []
-    actions: list[int] = []
-    propensities: list[float] = []
-    utilities: list[float] = []
-    forced: list[bool] = []
-    explored: list[bool] = []
-    ids: list[str] = []
+    rows = _Rows(len(names))
     for record in records:
-        summary.requests += 1
         reason = _exclusion(record, names)
-        value = utility.of(record) if reason is None else None
-        if reason is None and value is None:
-            reason = "no quality: no feedback and no error"
-        if reason is not None or value is None:
-            summary.excluded[reason or "no utility"] += 1
+        if reason is not None:
+            rows.exclude(record.start_time_unix_nano, reason)
             continue
         assert record.propensity is not None and record.decided_route is not None
-        rows.append([float(record.features[name]) for name in names])
-        actions.append(RLM if record.decided_route == "rlm" else LLM)
-        propensities.append(record.propensity)
-        utilities.append(value)
-        forced.append(record.rule is not None)
-        explored.append(record.exploration)
-        ids.append(record.decision_id or record.trace_id)
-        summary.by_route[record.decided_route] += 1
-    summary.usable = len(rows)
-    summary.explored = sum(explored)
-    summary.forced = sum(forced)
-    _check(summary)
-    data = LoggedData(
-        feature_names=names,
-        features=np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names)),
-        action=np.asarray(actions, dtype=np.int64),
-        propensity=np.asarray(propensities, dtype=np.float64),
-        utility=np.asarray(utilities, dtype=np.float64),
-        forced=np.asarray(forced, dtype=np.bool_),
-        exploration=np.asarray(explored, dtype=np.bool_),
-        decision_ids=tuple(ids),
-    )
-    return data, summary
+        rows.add(record, [float(record.features[name]) for name in names])
+    return rows.finish(utility, names, reported)
+
+
+class _Rows:
+    """The candidate rows' columns while records stream (see ``build_dataset``)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.start = array("q")  # every record's start time
+        self.reason = array("i")  # -1: a candidate row, else a code into reasons
+        self.reasons: dict[str, int] = {}
+        self.features = array("d")
+        self.action = array("q")
+        self.propensity = array("d")
+        self.forced = array("b")
+        self.explored = array("b")
+        self.quality = array("d")
+        self.quality_set = array("b")
+        self.failed = array("b")
+        self.cost: list[float | None] = []
+        self.latency: list[float | None] = []
+        self.ids: list[str] = []
+        self.decision_ids: list[str | None] = []
+
+    def exclude(self, start: int, reason: str) -> None:
+        self.start.append(start)
+        self.reason.append(self.reasons.setdefault(reason, len(self.reasons)))
+
+    def add(self, record: RequestRecord, features: list[float]) -> None:
+        assert record.propensity is not None
+        self.start.append(record.start_time_unix_nano)
+        self.reason.append(-1)
+        self.features.extend(features)
+        self.action.append(RLM if record.decided_route == "rlm" else LLM)
+        self.propensity.append(record.propensity)
+        self.forced.append(record.rule is not None)
+        self.explored.append(record.exploration)
+        self.quality.append(record.quality if record.quality is not None else 0.0)
+        self.quality_set.append(record.quality is not None)
+        self.failed.append(record.error_type is not None)
+        self.cost.append(record.cost_usd)
+        self.latency.append(record.latency_ms)
+        self.ids.append(record.decision_id or record.trace_id)
+        self.decision_ids.append(record.decision_id)
+
+    def finish(
+        self,
+        utility: Utility,
+        names: tuple[str, ...],
+        reported: Callable[[str], float | None] | None,
+    ) -> tuple[LoggedData, DatasetSummary]:
+        no_quality = self.reasons.setdefault(_NO_QUALITY, len(self.reasons))
+        candidate = np.flatnonzero(np.asarray(self.reason, dtype=np.int64) < 0)
+        reason = np.asarray(self.reason, dtype=np.int64)
+        values = np.zeros(len(self.ids), dtype=np.float64)
+        for row, decision_id in enumerate(self.decision_ids):
+            late = reported(decision_id) if reported is not None and decision_id else None
+            quality = (
+                late if late is not None else (self.quality[row] if self.quality_set[row] else None)
+            )
+            value = utility.of_outcome(
+                quality,
+                failed=bool(self.failed[row]),
+                cost_usd=self.cost[row],
+                latency_ms=self.latency[row],
+            )
+            if value is None:
+                reason[candidate[row]] = no_quality
+            else:
+                values[row] = value
+        # Rows in start-time order (stable: as sorting the records by start time did).
+        order = np.argsort(np.asarray(self.start, dtype=np.int64), kind="stable")
+        by_code = {code: text for text, code in self.reasons.items()}
+        summary = DatasetSummary(requests=len(order))
+        ordered_reasons = reason[order]
+        for code in ordered_reasons[ordered_reasons >= 0].tolist():
+            summary.excluded[by_code[code]] += 1
+        row_of = np.full(len(reason), -1, dtype=np.int64)
+        row_of[candidate] = np.arange(len(candidate))
+        keep = row_of[order[ordered_reasons < 0]]  # usable rows, in time order
+        features = np.asarray(self.features, dtype=np.float64).reshape(len(self.ids), self.width)
+        action = np.asarray(self.action, dtype=np.int64)[keep]
+        data = LoggedData(
+            feature_names=names,
+            features=features[keep].reshape(len(keep), len(names)),
+            action=action,
+            propensity=np.asarray(self.propensity, dtype=np.float64)[keep],
+            utility=values[keep],
+            forced=np.asarray(self.forced, dtype=np.bool_)[keep],
+            exploration=np.asarray(self.explored, dtype=np.bool_)[keep],
+            decision_ids=tuple(self.ids[i] for i in keep.tolist()),
+        )
+        for route in action.tolist():
+            summary.by_route[ROUTES[route]] += 1
+        summary.usable = len(keep)
+        summary.explored = int(data.exploration.sum())
+        summary.forced = int(data.forced.sum())
+        _check(summary)
+        return data, summary
+
+
+_NO_QUALITY = "no quality: no feedback and no error"
 
 
 def _exclusion(record: RequestRecord, names: tuple[str, ...]) -> str | None:

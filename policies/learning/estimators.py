@@ -54,6 +54,8 @@ class OutcomeModel:
             # Weighted by 1/p so the fit covers the whole feature space, not only where the
             # logging policy preferred this route.
             weight = np.minimum(1.0 / data.propensity[rows], FIT_WEIGHT_CAP)
+            if data.weight is not None:
+                weight = weight * data.weight[rows]
             self._means[route] = float(np.average(data.utility[rows], weights=weight))
             if rows.sum() < MIN_ROWS_FOR_REGRESSOR:
                 continue
@@ -163,11 +165,21 @@ def compare(
     confidence: float = 0.95,
     resamples: int = 2000,
     seed: int = 0,
+    weights: FloatArray | None = None,
 ) -> Comparison:
-    """Paired comparison of two policies' per-row rewards (``policy_rewards``)."""
+    """Paired comparison of two policies' per-row rewards (``policy_rewards``).
+
+    ``weights``: how many requests each row stands for, when the rows are a sample; the
+    values are then weighted means, and the bootstrap resamples rows with their weights.
+    """
     n = len(new_rewards)
     if n == 0:
         raise ValueError("no rows to compare on")
+    if weights is not None:
+        return _compare_weighted(
+            new_rewards, current_rewards, weights, estimator=estimator,
+            disagreements=disagreements, confidence=confidence, resamples=resamples, seed=seed,
+        )  # fmt: skip
     diff = new_rewards - current_rewards
     rng = np.random.default_rng(seed)
     alpha = (1.0 - confidence) / 2.0
@@ -187,6 +199,54 @@ def compare(
     z = _normal_quantile(1.0 - alpha)
     se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
     mean = float(diff.mean())
+    return Comparison(
+        estimator=estimator,
+        rows=n,
+        disagreements=disagreements,
+        new_value=interval(0),
+        current_value=interval(1),
+        improvement=interval(2),
+        improvement_normal=Interval(mean, mean - z * se, mean + z * se),
+        confidence=confidence,
+    )
+
+
+def _compare_weighted(
+    new_rewards: FloatArray,
+    current_rewards: FloatArray,
+    weights: FloatArray,
+    *,
+    estimator: Estimator,
+    disagreements: int,
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> Comparison:
+    """``compare`` with weighted means (ratio estimates over a weighted sample of rows)."""
+    n = len(new_rewards)
+    diff = new_rewards - current_rewards
+    rng = np.random.default_rng(seed)
+    alpha = (1.0 - confidence) / 2.0
+    stacked = np.stack([new_rewards, current_rewards, diff]) * weights  # (3, n)
+    means = np.empty((3, resamples))
+    block = max(1, 2_000_000 // n)
+    for start in range(0, resamples, block):
+        stop = min(resamples, start + block)
+        index = rng.integers(0, n, size=(stop - start, n))
+        means[:, start:stop] = stacked[:, index].sum(axis=2) / weights[index].sum(axis=1)
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha], axis=1)
+    total = float(weights.sum())
+    point = stacked.sum(axis=1) / total
+
+    def interval(k: int) -> Interval:
+        return Interval(float(point[k]), float(lo[k]), float(hi[k]))
+
+    z = _normal_quantile(1.0 - alpha)
+    mean = float(point[2])
+    # Linearised standard error of a ratio mean, sqrt(sum w^2 (d - mean)^2) / sum w, with
+    # the n / (n - 1) correction that makes it the plain one's at unit weights.
+    spread = np.sum((weights * (diff - mean)) ** 2) * n / (n - 1) if n > 1 else 0.0
+    se = float(np.sqrt(spread) / total)
     return Comparison(
         estimator=estimator,
         rows=n,

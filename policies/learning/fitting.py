@@ -78,6 +78,9 @@ def fit_classifier(
         raise ValueError("no classifier-decided rows to fit on")
     labels = (g[:, RLM] > g[:, 1 - RLM]).astype(np.int64)
     weights = np.abs(g[:, RLM] - g[:, 1 - RLM])
+    sampled = None if data.weight is None else data.weight[free]
+    if sampled is not None:
+        weights = weights * sampled
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-12] = 1.0  # constant features get zero weight anyway
@@ -99,7 +102,7 @@ def fit_classifier(
                 step += 1
                 if progress is not None:
                     progress("classifier", step, steps)
-            cv_values[c], shifts[c] = _best_cut(out_of_fold, g)
+            cv_values[c], shifts[c] = _best_cut(out_of_fold, g, sampled)
         best = max(grid, key=lambda c: (cv_values[c], -c))
     else:
         best = grid[len(grid) // 2] if grid else 1.0
@@ -118,19 +121,24 @@ def fit_classifier(
     return FitResult(scorer=scorer, c=best, cv_values=cv_values, rows=len(x))
 
 
-def _best_cut(logits: FloatArray, gamma: FloatArray) -> tuple[float, float]:
+def _best_cut(
+    logits: FloatArray, gamma: FloatArray, weights: FloatArray | None = None
+) -> tuple[float, float]:
     """(mean value, cut): route RLM where ``logits >= cut``, the cut maximising the value.
 
     Candidate cuts lie midway between consecutive distinct logits (plus "all" and "none");
     among equal values the cut nearest 0 wins (the fitted surrogate's own boundary).
+    ``weights`` (rows of a sample) make the value a weighted mean.
     """
     n = len(logits)
     order = np.argsort(logits)
     sorted_logits = logits[order]
+    if weights is not None:
+        gamma = gamma * weights[:, None]
     # value(j) = rows order[:j] direct, order[j:] RLM
     direct = np.concatenate([[0.0], np.cumsum(gamma[order, 1 - RLM])])
     rlm = np.concatenate([np.cumsum(gamma[order[::-1], RLM])[::-1], [0.0]])
-    values = (direct + rlm) / n
+    values = (direct + rlm) / (n if weights is None else float(weights.sum()))
     cuts = np.concatenate(
         [
             [sorted_logits[0] - 1.0],

@@ -14,6 +14,9 @@ Steps (each reported):
    logged features. Rows a hard rule decided keep their logged route under both policies
    (rules come before the classifier and are not retrained): they add zero to the difference.
 3. **Compare**: mean paired difference of the DR (or IPS) rewards with a bootstrap interval.
+   Above ``max_rows`` usable rows, steps 2-3 run on a weighted sample that keeps every
+   explored row (``sampling.sample_rows``); all means are weighted, so they estimate the
+   full log's values.
 4. **Promote** only if (a) the interval's lower bound is above zero and (b) at least
    ``min_support`` rows where the policies disagree actually took the candidate's route (the
    rows that observe what the change does; with fewer, the interval is not trustworthy).
@@ -25,7 +28,7 @@ Steps (each reported):
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +55,7 @@ from policies.learning.estimators import (
     rewards,
 )
 from policies.learning.fitting import C_GRID, FitResult, LinearScorer, fit_classifier
+from policies.learning.sampling import DEFAULT_MAX_ROWS, SampleSummary, sample_rows
 from policies.learning.terms import (
     ArtifactPolicy,
     TermSpec,
@@ -78,6 +82,8 @@ class TrainingConfig:
     c_grid: tuple[float, ...] = C_GRID
     min_rows: int = 40
     min_support: int = 10
+    # Above this many usable rows, fit and evaluate on a weighted sample (``sampling``).
+    max_rows: int = DEFAULT_MAX_ROWS
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -85,6 +91,10 @@ class TrainingConfig:
             raise ValueError(f"confidence must be in (0.5, 1), got {self.confidence!r}")
         if not 2 <= self.folds <= 20:
             raise ValueError(f"folds must be in [2, 20], got {self.folds!r}")
+        if self.max_rows < 2 * self.min_rows:
+            raise ValueError(
+                f"max_rows must be at least {2 * self.min_rows}, got {self.max_rows!r}"
+            )
         if self.estimator not in ("dr", "ips"):
             raise ValueError(f"estimator must be 'dr' or 'ips', got {self.estimator!r}")
 
@@ -103,6 +113,7 @@ class TrainingReport:
     reason: str
     artifact: LinearClassifier
     current_version: str
+    sample: SampleSummary | None = None  # set when the rows were a sample of the usable ones
 
     @property
     def scorer(self) -> LinearScorer:
@@ -115,6 +126,7 @@ class TrainingReport:
         lines = [
             f"utility: {self.config.utility.describe()}",
             *self.summary.lines(),
+            *([self.sample.line()] if self.sample is not None else []),
             f"classifier: logistic regression on {len(self.terms)} terms, C={self.fit.c:g}"
             + (f" (held-out DR value per C: {cv})" if cv else ""),
             f"offline estimate ({c.estimator.upper()}, cross-fitted over "
@@ -151,6 +163,7 @@ class TrainingReport:
             "improvement": interval(c.improvement),
             "improvement_normal": interval(c.improvement_normal),
             "c": self.fit.c,
+            **({"sampled_rows": self.sample.kept} if self.sample is not None else {}),
         }
 
 
@@ -162,11 +175,13 @@ def train(
     config: TrainingConfig | None = None,
     version: str | None = None,
     progress: ProgressFn | None = None,
+    reported: Callable[[str], float | None] | None = None,
 ) -> TrainingReport:
     """Fit a new classifier on ``records`` and decide whether it beats ``current``.
 
     ``threshold`` is the policy's (the new artifact decides at it as the scorer does);
-    ``version`` names the new artifact (default: ``learned-<UTC time>``). Raises
+    ``version`` names the new artifact (default: ``learned-<UTC time>``); ``reported`` gives
+    feedback that arrives after the records stream (``build_dataset``). Raises
     ``TrainingDataError`` when the records cannot support an unbiased estimate.
     """
     # Loaded first: threadpoolctl limits only the thread pools already loaded.
@@ -177,7 +192,9 @@ def train(
     # One thread per fit: with scikit-learn's OpenMP pools on a small shared machine a
     # gradient-boosting fit of a few hundred rows took 5 s instead of 0.06 s.
     with threadpool_limits(limits=1):
-        return _train(records, current, threshold, config or TrainingConfig(), version, progress)
+        return _train(
+            records, current, threshold, config or TrainingConfig(), version, progress, reported
+        )
 
 
 def _train(
@@ -187,16 +204,18 @@ def _train(
     config: TrainingConfig,
     version: str | None,
     progress: ProgressFn | None,
+    reported: Callable[[str], float | None] | None,
 ) -> TrainingReport:
     incumbent = ArtifactPolicy(current, threshold)
     terms = learning_terms(current, FEATURE_NAMES)
     raw_names = tuple(dict.fromkeys((*incumbent.feature_names, *factor_names(terms))))
-    raw, summary = build_dataset(records, config.utility, raw_names)
+    raw, summary = build_dataset(records, config.utility, raw_names, reported=reported)
     if len(raw) < config.min_rows:
         raise TrainingDataError(
             f"only {len(raw)} usable requests, at least {config.min_rows} are needed; "
             + " ".join(summary.lines())
         )
+    raw, sample = sample_rows(raw, config.max_rows, seed=config.seed)
     data = _design(raw, terms, raw_names)
 
     # Cross-fitted evaluation: each fold is routed and scored by models fitted without it.
@@ -226,6 +245,7 @@ def _train(
         confidence=config.confidence,
         resamples=config.resamples,
         seed=config.seed,
+        weights=data.weight,
     )
     support = int((disagree & (data.action == new_actions)).sum())
     promoted, reason = _promotion(comparison, support, config.min_support)
@@ -249,6 +269,7 @@ def _train(
                 "failure_quality": config.utility.failure_quality,
             },
             "rows": n,
+            **({"sampled_from": sample.rows} if sample is not None else {}),
             "offline_improvement": {
                 "estimate": comparison.improvement.estimate,
                 "lower": comparison.improvement.lower,
@@ -271,6 +292,7 @@ def _train(
         reason=reason,
         artifact=artifact,
         current_version=current.version,
+        sample=sample,
     )
 
 

@@ -50,16 +50,27 @@ class Utility:
 
     def of(self, record: RequestRecord) -> float | None:
         """The utility of a logged request, or None when its quality is unknown."""
-        quality = record.quality
+        return self.of_outcome(
+            record.quality,
+            failed=record.error_type is not None,
+            cost_usd=record.cost_usd,
+            latency_ms=record.latency_ms,
+        )
+
+    def of_outcome(
+        self,
+        quality: float | None,
+        *,
+        failed: bool,
+        cost_usd: float | None,
+        latency_ms: float | None,
+    ) -> float | None:
+        """``of`` on an outcome's fields (None when the quality is unknown)."""
         if quality is None:
-            if record.error_type is None:
+            if not failed:
                 return None
             quality = self.failure_quality
-        return self.value(
-            quality,
-            record.cost_usd or 0.0,
-            (record.latency_ms or 0.0) / 1000.0,
-        )
+        return self.value(quality, cost_usd or 0.0, (latency_ms or 0.0) / 1000.0)
 
     def describe(self) -> str:
         return (

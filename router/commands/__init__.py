@@ -14,7 +14,8 @@ def add_trace_inputs(parser: argparse.ArgumentParser) -> None:
         required=True,
         type=Path,
         metavar="PATH",
-        help="OTLP-JSON-lines trace files (ours or an OpenTelemetry Collector's)",
+        help="OTLP-JSON-lines trace files (ours or an OpenTelemetry Collector's), or "
+        "directories of rotated files; gzip is read as such",
     )
     parser.add_argument(
         "--feedback",
@@ -22,5 +23,5 @@ def add_trace_inputs(parser: argparse.ArgumentParser) -> None:
         default=[],
         type=Path,
         metavar="PATH",
-        help="feedback JSON-lines files (quality reports by decision id)",
+        help="feedback JSON-lines files or directories (quality reports by decision id)",
     )

@@ -28,10 +28,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from telemetry.report import write_report
+    from telemetry.trace_files import expand_paths, missing_paths
 
-    missing = [str(p) for p in [*args.traces, *args.feedback] if not p.is_file()]
+    missing = missing_paths([*args.traces, *args.feedback])
     if missing:
-        print(f"rlm-router dashboard: no such file: {', '.join(missing)}", file=sys.stderr)
+        print(
+            f"rlm-router dashboard: no such file or directory: {', '.join(missing)}",
+            file=sys.stderr,
+        )
         return 2
     try:
         count = write_report(
@@ -40,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"rlm-router dashboard: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.output}: {count} requests from {len(args.traces)} trace file(s)")
+    print(f"{args.output}: {count} requests from {len(expand_paths(args.traces))} trace file(s)")
     return 0

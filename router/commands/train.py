@@ -12,10 +12,14 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from router.commands import add_trace_inputs
+
+if TYPE_CHECKING:
+    from telemetry.records import RequestRecord
 
 EXIT_PROMOTED = 0
 EXIT_KEPT = 1
@@ -23,6 +27,7 @@ EXIT_CANNOT_TRAIN = 2
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from policies.learning.sampling import DEFAULT_MAX_ROWS
     from policies.learning.utility import DEFAULT_COST_WEIGHT, DEFAULT_LATENCY_WEIGHT
 
     parser = subparsers.add_parser(
@@ -89,6 +94,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=0.95,
         help="confidence level of the bootstrap interval (default %(default)s)",
     )
+    parser.add_argument(
+        "--max-rows",
+        type=int,
+        default=DEFAULT_MAX_ROWS,
+        help="above this many usable requests, fit and evaluate on a weighted sample that "
+        "keeps every explored request (default %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds and the bootstrap")
     parser.add_argument(
         "--version",
@@ -109,11 +121,12 @@ def run(args: argparse.Namespace) -> int:
     from policies import ArtifactError, LinearClassifier, PolicyError, load_policy
     from policies.learning import TrainingConfig, TrainingDataError, Utility, train
     from router.features import FEATURE_NAMES
-    from telemetry import load_request_records
+    from telemetry.records import RequestScan
+    from telemetry.trace_files import missing_paths
 
-    missing = [str(p) for p in [*args.traces, *args.feedback] if not p.is_file()]
+    missing = missing_paths([*args.traces, *args.feedback])
     if missing:
-        return _fail(f"no such file: {', '.join(missing)}")
+        return _fail(f"no such file or directory: {', '.join(missing)}")
     progress = ProgressBar(sys.stderr)
     try:
         utility = Utility(
@@ -126,22 +139,24 @@ def run(args: argparse.Namespace) -> int:
             estimator=args.estimator,
             folds=args.folds,
             confidence=args.confidence,
+            max_rows=args.max_rows,
             seed=args.seed,
         )
         policy = load_policy(args.config)
         current = LinearClassifier.load(
             policy.classifier.artifact_path(), feature_names=frozenset(FEATURE_NAMES)
         )
-        progress("reading traces", 0, 1)
-        records = load_request_records(args.traces, args.feedback)
-        progress("reading traces", 1, 1)
+        # One pass over the traces while the data set's columns fill; feedback spans met on
+        # the way are applied once it is over.
+        scan = RequestScan(args.traces, args.feedback)
         report = train(
-            records,
+            _reading(scan, progress),
             current,
             threshold=policy.classifier.threshold,
             config=config,
             version=args.version,
             progress=progress,
+            reported=scan.reported_quality,
         )
     except (ValueError, PolicyError, ArtifactError, TrainingDataError, OSError) as exc:
         progress.close()
@@ -161,6 +176,12 @@ def run(args: argparse.Namespace) -> int:
         f"`classifier: {{artifact: {args.out}}}` in the policy and reload"
     )
     return EXIT_PROMOTED
+
+
+def _reading(records: Iterable[RequestRecord], progress: ProgressBar) -> Iterator[RequestRecord]:
+    progress("reading traces", 0, 1)
+    yield from records
+    progress("reading traces", 1, 1)
 
 
 def _fail(message: str) -> int:

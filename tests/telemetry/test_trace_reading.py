@@ -1,0 +1,210 @@
+"""The streaming trace reader: same records, report and training as before, from any layout.
+
+``golden_*`` in ``data/`` were written by the code before the streaming reader (two passes,
+every span decoded, records held and sorted) on the deterministic traces of
+``golden_traces``; the reader, the columnar report and the columnar data set must give the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from policies.learning import Utility, build_dataset
+from policies.learning.estimators import compare
+from policies.learning.sampling import sample_rows
+from router.cli import main
+from router.features import FEATURE_NAMES
+from telemetry.feedback import feedback_from_spans, merge_feedback, read_feedback
+from telemetry.otlp_json import read_spans
+from telemetry.records import RequestRecord, RequestScan, iter_request_records
+from telemetry.records import load_request_records as load
+from telemetry.report import write_report
+from tests.policies.test_training import long_aggregation_needs_rlm, write_traffic
+from tests.telemetry.golden_traces import golden_outputs, write_golden_traces
+
+DATA = Path(__file__).parent / "data"
+
+
+def two_pass_records(traces: list[Path], feedback: list[Path]) -> list[RequestRecord]:
+    """The reader before: feedback from a first pass over every span, records from a second."""
+    reports = read_feedback(feedback)
+    for report in feedback_from_spans(read_spans(traces)):
+        merge_feedback(reports, report)
+    records = list(iter_request_records(read_spans(traces), reports))
+    records.sort(key=lambda r: r.start_time_unix_nano)
+    return records
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("golden")
+    golden_outputs(out)
+    return out
+
+
+def test_report_is_byte_for_byte_what_the_reader_before_wrote(golden: Path) -> None:
+    assert (golden / "report.html").read_text() == (DATA / "golden_report.html").read_text()
+
+
+def test_training_is_byte_for_byte_what_it_was_before(golden: Path) -> None:
+    assert (golden / "train.txt").read_text() == (DATA / "golden_train.txt").read_text()
+    artifact = json.loads((golden / "learning" / "artifact.json").read_text())
+    assert artifact == json.loads((DATA / "golden_artifact.json").read_text())
+
+
+def test_one_pass_gives_the_records_of_two_passes(tmp_path: Path) -> None:
+    traces, feedback = write_golden_traces(tmp_path)
+    records = load([traces], [feedback])
+    assert records == two_pass_records([traces], [feedback])
+    assert sum(r.quality is not None for r in records) > 50  # feedback was joined
+
+
+def _collector_style(source: Path, target: Path) -> None:
+    """The same spans as another encoder writes them: base64 ids, int64 and enums as JSON
+    numbers/names, doubles that are whole as ints (our schema does not fit: general reader)."""
+    out = []
+    for line in source.read_text().splitlines():
+        message = json.loads(line)
+        for resource in message["resourceSpans"]:
+            for scope in resource["scopeSpans"]:
+                for span in scope["spans"]:
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in span:
+                            span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+                    span["kind"] = "SPAN_KIND_INTERNAL"
+                    for attribute in span.get("attributes", []):
+                        value = attribute["value"]
+                        if "intValue" in value:
+                            value["intValue"] = int(value["intValue"])
+        out.append(json.dumps(message, indent=None, separators=(", ", ": ")))
+    target.write_text("\n".join(out) + "\n")
+
+
+def test_lines_of_other_encoders_read_the_same(tmp_path: Path) -> None:
+    traces, feedback = write_golden_traces(tmp_path)
+    other = tmp_path / "collector.jsonl"
+    _collector_style(traces, other)
+    assert load([other], [feedback]) == load([traces], [feedback])
+
+
+def test_a_directory_of_rotated_and_gzipped_files_reads_as_one_file(tmp_path: Path) -> None:
+    traces, feedback = write_golden_traces(tmp_path)
+    lines = traces.read_bytes().splitlines(keepends=True)
+    rotated = tmp_path / "rotated"
+    rotated.mkdir()
+    thirds = [lines[: len(lines) // 3], lines[len(lines) // 3 : 2 * len(lines) // 3]]
+    thirds.append(lines[2 * len(lines) // 3 :])
+    (rotated / "traces-0.jsonl.gz").write_bytes(gzip.compress(b"".join(thirds[0])))
+    (rotated / "traces-1.jsonl").write_bytes(b"".join(thirds[1]))
+    (rotated / "traces-2").write_bytes(gzip.compress(b"".join(thirds[2])))  # named anyhow
+    feedback_dir = tmp_path / "feedback"
+    feedback_dir.mkdir()
+    (feedback_dir / "feedback.jsonl.gz").write_bytes(gzip.compress(feedback.read_bytes()))
+    assert load([rotated], [feedback_dir]) == load([traces], [feedback])
+    one, many = tmp_path / "one.html", tmp_path / "many.html"
+    assert write_report([traces], one, feedback_paths=[feedback], title="t") == 240
+    assert write_report([rotated], many, feedback_paths=[feedback_dir], title="t") == 240
+    assert one.read_text().replace("traces.jsonl", "rotated") == many.read_text()
+
+
+def test_broken_lines_are_skipped_and_counted_once_per_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    traces, feedback = write_golden_traces(tmp_path)
+    good = traces.read_bytes()
+    cut = good[: good.index(b"\n") // 2]  # a line cut short by a crash
+    broken = tmp_path / "broken.jsonl"
+    metrics = b'{"resourceMetrics": [{"scopeMetrics": []}]}\n'
+    broken.write_bytes(metrics + cut + b"\n" + b"[1, 2]\n\n" + good)
+    with caplog.at_level(logging.WARNING):
+        records = load([broken], [feedback])
+    assert records == load([traces], [feedback])
+    warnings = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert warnings == [f"{broken}: skipped 2 line(s) that are not OTLP-JSON spans"]
+
+
+def test_the_cli_reads_directories_and_names_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    traces, _ = write_golden_traces(tmp_path)
+    rotated = tmp_path / "rotated"
+    rotated.mkdir()
+    traces.rename(rotated / "traces.jsonl.1")
+    assert main(["dashboard", "--traces", str(rotated), "-o", str(tmp_path / "r.html")]) == 0
+    assert "240 requests from 1 trace file(s)" in capsys.readouterr().out
+    assert main(["dashboard", "--traces", str(tmp_path / "nope")]) == 2
+    assert f"no such file or directory: {tmp_path / 'nope'}" in capsys.readouterr().err
+
+
+# ── sampling the rows of a large log ──
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return write_traffic(
+        tmp_path_factory.mktemp("log"), n=1500, exploration=0.1, truth=long_aggregation_needs_rlm
+    )
+
+
+def test_a_sample_keeps_every_explored_row_and_stands_for_the_whole_log(
+    logged: tuple[Path, Path],
+) -> None:
+    scan = RequestScan([logged[0]], [logged[1]])
+    data, _ = build_dataset(scan, Utility(), FEATURE_NAMES, reported=scan.reported_quality)
+    sample, summary = sample_rows(data, 400, seed=1)
+    assert summary is not None and summary.kept == len(sample) <= 401
+    assert summary.explored_kept == summary.explored == int(data.exploration.sum()) > 100
+    assert sample.weight is not None
+    assert np.all(sample.weight[sample.exploration] == 1.0)
+    # Each stratum's weights add up to its count in the log, so weighted means estimate it.
+    for action in (0, 1):
+        mine = (sample.action == action) & ~sample.exploration
+        full = (data.action == action) & ~data.exploration
+        assert sample.weight[mine].sum() == pytest.approx(full.sum())
+    # Rows stay in time order (a subsequence of the log's).
+    positions = [data.decision_ids.index(i) for i in sample.decision_ids]
+    assert positions == sorted(positions)
+    assert np.average(sample.utility, weights=sample.weight) == pytest.approx(
+        data.utility.mean(), abs=0.02
+    )
+    small, none = sample_rows(data, len(data), seed=1)
+    assert none is None and small is data
+
+
+def test_weighted_comparison_with_unit_weights_is_the_plain_one() -> None:
+    rng = np.random.default_rng(0)
+    new, current = rng.normal(0.6, 0.2, 500), rng.normal(0.5, 0.2, 500)
+    plain = compare(new, current, estimator="dr", disagreements=10, resamples=300, seed=2)
+    weighted = compare(
+        new, current, estimator="dr", disagreements=10, resamples=300, seed=2,
+        weights=np.ones(500),
+    )  # fmt: skip
+    for field in ("new_value", "current_value", "improvement", "improvement_normal"):
+        a, b = getattr(plain, field), getattr(weighted, field)
+        assert dataclasses.astuple(a) == pytest.approx(dataclasses.astuple(b), abs=1e-9)
+
+
+def test_train_on_a_sample_reaches_the_full_logs_decision(
+    logged: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    traces, feedback = logged
+    policy = traces.parent / "policy.yaml"
+    outcomes = []
+    for max_rows in (100_000, 600):
+        code = main(["train", "--traces", str(traces), "--feedback", str(feedback), "--config",
+                     str(policy), "--out", str(tmp_path / f"{max_rows}.json"), "--max-rows",
+                     str(max_rows), "--version", "v"])  # fmt: skip
+        outcomes.append((code, capsys.readouterr().out))
+    (full_code, full), (sampled_code, sampled) = outcomes
+    assert "sampled" not in full
+    assert "sampled 60" in sampled and "of 1500 usable rows" in sampled
+    assert full_code == sampled_code == 0  # both promote the classifier the truth favours
