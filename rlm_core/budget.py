@@ -33,9 +33,12 @@ class Budget:
     max_tokens: int | None = None  # input + output, all calls
     max_cost_usd: float | None = None
     max_wall_s: float | None = 600.0
+    # Each sub-call is sent with this max_tokens, so its worst-case cost is known before it
+    # is sent (pre-flight reservation against max_tokens / max_cost_usd).
+    max_sub_call_output_tokens: int = 4096
 
     def __post_init__(self) -> None:
-        for name in ("max_iterations", "max_depth"):
+        for name in ("max_iterations", "max_depth", "max_sub_call_output_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Budget.{name} must be >= 1")
         for name in (
@@ -57,12 +60,29 @@ class Usage:
     iterations: int = 0
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """Worst-case spending set aside for calls in flight: tokens and USD."""
+
+    tokens: int
+    cost_usd: float
+
+
+class BudgetRefused(Exception):
+    """A reservation that does not fit what is left; the message has the numbers."""
+
+    def __init__(self, message: str, reason: StopReason) -> None:
+        super().__init__(message)
+        self.reason = reason  # the budget that would be broken
+
+
 class Ledger:
     """Shared spending and limits of one tree: budget, caller deadline, call concurrency."""
 
     def __init__(self, budget: Budget, *, concurrency: int, deadline: float | None) -> None:
         self.budget = budget
         self.usage = Usage()
+        self.reserved = Reservation(0, 0.0)  # held by calls in flight
         self.started = time.monotonic()
         self.semaphore = asyncio.Semaphore(concurrency)
         ends = [deadline] if deadline is not None else []
@@ -83,6 +103,40 @@ class Ledger:
         self.usage.input_tokens += input_tokens
         self.usage.output_tokens += output_tokens
         self.usage.cost_usd += cost_usd
+
+    def reserve(self, tokens: int, cost_usd: float, what: str) -> Reservation:
+        """Set aside a worst case against the tree's token and USD budgets, or raise
+        BudgetRefused saying what ``what`` needs and what is left."""
+        b, u, held = self.budget, self.usage, self.reserved
+        if b.max_tokens is not None:
+            left = b.max_tokens - u.input_tokens - u.output_tokens - held.tokens
+            if tokens > left:
+                raise BudgetRefused(
+                    f"{what} needs up to {tokens:,} tokens and the run has {max(left, 0):,} "
+                    f"left of its {b.max_tokens:,}-token budget",
+                    StopReason.MAX_TOKENS,
+                )
+        if b.max_cost_usd is not None:
+            left_usd = b.max_cost_usd - u.cost_usd - held.cost_usd
+            if cost_usd > left_usd:
+                raise BudgetRefused(
+                    f"{what} costs up to ${cost_usd:.6f} and the run has "
+                    f"${max(left_usd, 0.0):.6f} left of its ${b.max_cost_usd:g} budget",
+                    StopReason.MAX_COST,
+                )
+        self.reserved = Reservation(held.tokens + tokens, held.cost_usd + cost_usd)
+        return Reservation(tokens, cost_usd)
+
+    def release(self, reservation: Reservation) -> None:
+        """Give back a reservation (the call's real spending is recorded by ``spend``)."""
+        held = self.reserved
+        self.reserved = Reservation(
+            held.tokens - reservation.tokens, max(0.0, held.cost_usd - reservation.cost_usd)
+        )
+
+    def budgeted(self) -> bool:
+        """Whether a token or USD budget is set (reservations are needed only then)."""
+        return self.budget.max_tokens is not None or self.budget.max_cost_usd is not None
 
     def exhausted(self) -> StopReason | None:
         """The first spending limit that is used up (checked between steps)."""

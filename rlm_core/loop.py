@@ -14,15 +14,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rlm_core import litellm_api, protocol
-from rlm_core.budget import Budget, Ledger, StopReason
+from rlm_core.budget import Budget, BudgetRefused, Ledger, Reservation, StopReason
 from rlm_core.errors import ContextWindowExceeded, ProviderError, SandboxMisbehaving
 from rlm_core.frames import SubCallRequest
 from rlm_core.observer import Notifier
+from rlm_core.preflight import Plan, Preflight
 from rlm_core.provider import ModelClient, ModelReply, ModelSpec
 from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected
 from rlm_core.trajectory import Execution, Iteration, ModelCall, Node, Trajectory
 
 _DEFAULT_SUB_WINDOW_CHARS = 400_000
+_FREE = Reservation(0, 0.0)  # checked, nothing to reserve (no token or USD budget)
 _CHILDREN_AT_ONCE = 4  # child RLMs of one tree running at once (each has a REPL process)
 
 
@@ -66,15 +68,22 @@ class TreeRun:
         self.sub_calls_refused = False
         self._next_id = 0
         self._children = asyncio.Semaphore(_CHILDREN_AT_ONCE)
+        self.preflight = Preflight(ledger, max_output_tokens=budget.max_sub_call_output_tokens)
 
     # --- model calls --------------------------------------------------------------------------
 
     async def _call(
-        self, spec: ModelSpec, messages: list[dict[str, str]], node: Node, role: str
+        self,
+        spec: ModelSpec,
+        messages: list[dict[str, str]],
+        node: Node,
+        role: str,
+        *,
+        max_tokens: int | None = None,
     ) -> ModelReply:
         started, t0 = time.time(), time.perf_counter()
         try:
-            reply = await self.client.call(spec, messages)
+            reply = await self.client.call(spec, messages, max_tokens=max_tokens)
         except ProviderError as failure:
             call = ModelCall(
                 node.node_id, node.depth, role, spec.model, spec.model.split("/", 1)[0],
@@ -110,10 +119,27 @@ class TreeRun:
             )
         raise SubCallRejected(f"model {model!r} is not available here; use one of {allowed}")
 
-    async def _sub_call(self, spec: ModelSpec, prompt: str, node: Node, batched: bool) -> str:
+    async def _sub_call(
+        self,
+        spec: ModelSpec,
+        prompt: str,
+        node: Node,
+        batched: bool,
+        share: Reservation | None = None,
+    ) -> str:
+        """One plain sub-call; ``share`` is its part of a batch already checked and reserved
+        (None: the prompt is checked and reserved here)."""
+        if share is None:
+            plan = self._plan(spec, [prompt], "this llm_query")
+            if plan.refused:
+                if batched:
+                    return f"Error: {plan.refused[0]}"
+                raise SubCallRejected(plan.refused[0])
+            share = plan.shares.get(0)
         messages = [{"role": "user", "content": prompt}]
+        out = self.budget.max_sub_call_output_tokens
         try:
-            return (await self._call(spec, messages, node, "sub")).text
+            return (await self._call(spec, messages, node, "sub", max_tokens=out)).text
         except ProviderError as failure:
             if not isinstance(failure, ContextWindowExceeded):
                 raise TreeAborted(failure) from failure
@@ -124,6 +150,19 @@ class TreeRun:
             if batched:
                 return f"Error: {message}"
             raise SubCallRejected(message) from failure
+        finally:
+            if share is not None:
+                self.ledger.release(share)
+
+    def _plan(self, spec: ModelSpec, prompts: list[str], what: str) -> Plan:
+        """Pre-flight of sub-calls; a batch over budget is refused whole, with the numbers."""
+        try:
+            return self.preflight.plan(spec.model, prompts, what)
+        except BudgetRefused as refused:
+            raise SubCallRejected(
+                f"refused before sending: {refused}. Nothing was sent or spent; send fewer or "
+                "shorter prompts, or finish with what you have."
+            ) from None
 
     async def serve(self, node: Node, request: SubCallRequest) -> list[str]:
         """Serve one llm_query / llm_query_batched / rlm_query frame from a node's worker."""
@@ -133,12 +172,22 @@ class TreeRun:
         wanted = len(request.prompts)
         left = self.ledger.sub_calls_left()
         if left is not None and wanted > left:
-            self.sub_calls_refused = True
+            # Only a budget with nothing left ends the run; a batch larger than what is left
+            # is refused and the model can send a smaller one.
+            self.sub_calls_refused = left == 0
             raise SubCallRejected(
-                f"sub-call budget exhausted: {wanted} requested, {left} left of "
-                f"{self.budget.max_sub_calls}. Finish with what you have."
+                f"sub-call budget: {wanted} requested, {left} left of "
+                f"{self.budget.max_sub_calls}. "
+                + ("Finish with what you have." if left == 0 else "Send fewer at a time.")
             )
         self.ledger.usage.sub_calls += wanted
+        try:
+            return await self._dispatch(node, request)
+        except SubCallRejected:
+            self.ledger.usage.sub_calls -= wanted  # refused before anything was sent
+            raise
+
+    async def _dispatch(self, node: Node, request: SubCallRequest) -> list[str]:
         if request.kind in ("rlm", "rlm_batched"):
             spec = self._sub_spec(request.model) if request.model is not None else None
             if request.kind == "rlm":
@@ -150,8 +199,18 @@ class TreeRun:
             return [await self._sub_call(spec, request.prompts[0], node, batched=False)]
         if request.kind != "batched":
             raise SubCallRejected(f"unknown sub-call kind {request.kind!r}")
-        tasks = [self._sub_call(spec, p, node, batched=True) for p in request.prompts]
+        plan = self._plan(spec, request.prompts, "this llm_query_batched")
+        tasks = [
+            self._refused(plan.refused[i])
+            if i in plan.refused
+            else self._sub_call(spec, p, node, batched=True, share=plan.shares.get(i, _FREE))
+            for i, p in enumerate(request.prompts)
+        ]
         return list(await asyncio.gather(*tasks))
+
+    @staticmethod
+    async def _refused(message: str) -> str:
+        return f"Error: {message}"
 
     async def _child(
         self,
@@ -274,7 +333,15 @@ class TreeRun:
             self.ledger.usage.iterations += 1
             self.notify("on_iteration_start", node, index)
             t0 = time.perf_counter()
-            reply = await self._call(model, messages, node, "root")
+            try:
+                turn = self.preflight.reserve_turn(model.model, messages)
+            except BudgetRefused as refused:
+                self.ledger.usage.iterations -= 1
+                return NodeOutcome(partial, refused.reason)
+            try:
+                reply = await self._call(model, messages, node, "root")
+            finally:
+                self.ledger.release(turn or _FREE)
             iteration = Iteration(
                 node.node_id, node.depth, index, reply.text,
                 input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
@@ -381,7 +448,14 @@ class TreeRun:
         if self.ledger.exhausted() is not None:
             return NodeOutcome(partial, reason)
         request = [*messages, {"role": "user", "content": protocol.final_request(reason.value)}]
-        reply = await self._call(model, request, node, "root")
+        try:
+            turn = self.preflight.reserve_turn(model.model, request)
+        except BudgetRefused as refused:
+            return NodeOutcome(partial, refused.reason)
+        try:
+            reply = await self._call(model, request, node, "root")
+        finally:
+            self.ledger.release(turn or _FREE)
         parsed = protocol.parse_reply(reply.text)
         answer = parsed.final.text if parsed.final and parsed.final.text else None
         answer = answer or partial or (reply.text.strip() or None)

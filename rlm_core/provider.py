@@ -129,9 +129,13 @@ class ModelClient:
         self._retry = retry
         self._ledger = ledger
 
-    async def call(self, spec: ModelSpec, messages: list[dict[str, str]]) -> ModelReply:
+    async def call(
+        self, spec: ModelSpec, messages: list[dict[str, str]], *, max_tokens: int | None = None
+    ) -> ModelReply:
         """One chat completion with retries; raises ``ProviderError`` when it cannot succeed."""
         kwargs: dict[str, Any] = {"model": spec.model, "messages": messages}
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
         if spec.api_base:
             kwargs["api_base"] = spec.api_base
         if spec.api_key:

@@ -29,16 +29,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from policies.features import FEATURE_NAMES, RequestFeatures
-from rlm_core.tokens import encoding
+from rlm_core.tokens import EXACT_MAX_CHARS as EXACT_MAX_CHARS  # used by its tests
+from rlm_core.tokens import count_span_tokens, even_slices
 from router.request import ChatRequest, TextSpan
 
 __all__ = ["FEATURE_NAMES", "RequestFeatures", "extract_body_features", "extract_features"]
 
-EXACT_MAX_CHARS = 1024
-SAMPLE_BUDGET_MIN = 768
-SAMPLE_BUDGET_MAX = 32_768
-SAMPLE_COUNT = 32
-SAMPLE_MIN_WIDTH = 128
 DENSITY_CHARS = 768
 DENSITY_SLICES = 4
 # OpenAI chat formatting: a few tokens per message plus the reply primer.
@@ -142,62 +138,13 @@ def cue_counts(question: str) -> list[int]:
     return counts
 
 
-def count_span_tokens(spans: tuple[TextSpan, ...], n_chars: int | None = None) -> tuple[int, bool]:
-    """(token count of the spans' text, whether it was estimated from samples)."""
-    total = sum(len(span) for span in spans) if n_chars is None else n_chars
-    encode = encoding().encode_ordinary
-    if total <= EXACT_MAX_CHARS:
-        return sum(len(encode(span.materialize())) for span in spans), False
-    budget = min(SAMPLE_BUDGET_MAX, max(SAMPLE_BUDGET_MIN, total // 16))
-    count = min(SAMPLE_COUNT, max(1, budget // SAMPLE_MIN_WIDTH))
-    samples = _even_slices(spans, total, count, budget // count, align=True)
-    sampled_chars = sum(len(s) for s in samples)
-    if sampled_chars == 0:
-        return 0, True
-    sampled_tokens = sum(len(encode(s)) for s in samples)
-    return round(sampled_tokens * total / sampled_chars), True
-
-
-def _even_slices(
-    spans: tuple[TextSpan, ...], total: int, count: int, width: int, *, align: bool
-) -> list[str]:
-    """``count`` slices of about ``width`` characters, evenly spaced over the spans' text.
-
-    With ``align`` each slice starts at and ends before whitespace, so no word is cut in two
-    (a cut word encodes to more tokens than it does in place, biasing the estimate upward).
-    """
-    if total <= count * width:
-        return [span.materialize() for span in spans]
-    out: list[str] = []
-    stride = total / count
-    span_index = 0
-    span_base = 0  # virtual offset of spans[span_index]
-    for k in range(count):
-        target = int(k * stride + (stride - width) / 2)
-        while span_index < len(spans) - 1 and target >= span_base + len(spans[span_index]):
-            span_base += len(spans[span_index])
-            span_index += 1
-        text, start, end = spans[span_index]
-        lo = max(start, start + target - span_base)
-        hi = min(end, lo + width)
-        if align and hi - lo > 64:
-            space = text.find(" ", lo, lo + 32)
-            if space >= 0:
-                lo = space  # keep the space: tiktoken joins it to the word
-            space = text.rfind(" ", hi - 32, hi)
-            if space >= lo:
-                hi = space
-        out.append(text[lo:hi])
-    return out
-
-
 def _density(spans: tuple[TextSpan, ...]) -> tuple[float, float, float, float, float, float]:
     """Density features of the spans (in RequestFeatures order), on evenly spaced slices."""
     total = sum(len(span) for span in spans)
     if total == 0:
         return (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     sample = "\n".join(
-        _even_slices(spans, total, DENSITY_SLICES, DENSITY_CHARS // DENSITY_SLICES, align=False)
+        even_slices(spans, total, DENSITY_SLICES, DENSITY_CHARS // DENSITY_SLICES, align=False)
     )
     raw = sample.encode("utf-8", "replace")
     compress_ratio = len(zlib.compress(raw, 1)) / max(1, len(raw))

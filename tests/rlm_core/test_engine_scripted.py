@@ -166,23 +166,28 @@ async def test_iteration_budget_is_shared_across_the_tree() -> None:
 
 
 async def test_sub_call_budget_is_shared_and_refusal_reported() -> None:
+    # A batch larger than what is left is refused and the run goes on (nothing was spent on
+    # it); only a budget with nothing left ends the run as max_sub_calls.
     steps = [
         code("r = llm_query_batched(['a'] * 3)\nprint(len(r))"),
         code("llm_query_batched(['b'] * 5)"),
+        code("print(llm_query('c'))"),
+        code("print(llm_query('d'))"),
     ]
 
     def root(messages: list[dict[str, str]]) -> str:
         if "sub-call budget is used up" in last_user(messages):
             return "FINAL(partial)"
-        return steps[min(turn(messages), 1)]
+        return steps[min(turn(messages), len(steps) - 1)]
 
     model = ScriptedModel(root)
-    budget = Budget(max_sub_calls=4, max_iterations=5)
+    budget = Budget(max_sub_calls=4, max_iterations=6)
     result = await engine(model, budget=budget).acompletion("q", "ctx")
     assert result.stopped_reason is StopReason.MAX_SUB_CALLS
-    assert result.sub_calls == 3 and result.answer == "partial"
-    refusal = last_user(model.calls[-1][:-1])  # the REPL output before the final request
-    assert "sub-call budget exhausted: 5 requested, 1 left" in refusal
+    assert result.sub_calls == 4 and result.answer == "partial"
+    shown = [m["content"] for m in model.calls[-1] if m["role"] == "user"]
+    assert any("sub-call budget: 5 requested, 1 left of 4. Send fewer" in t for t in shown)
+    assert any("sub-call budget: 1 requested, 0 left of 4. Finish" in t for t in shown)
 
 
 async def test_token_and_cost_budgets_stop_the_run() -> None:
@@ -190,7 +195,8 @@ async def test_token_and_cost_budgets_stop_the_run() -> None:
     by_tokens = await engine(model, budget=Budget(max_tokens=50)).acompletion("q", "ctx")
     assert by_tokens.stopped_reason is StopReason.MAX_TOKENS
     by_cost = await engine(model, budget=Budget(max_cost_usd=1e-9)).acompletion("q", "ctx")
-    assert by_cost.stopped_reason is StopReason.MAX_COST and by_cost.cost_usd > 0
+    # Pre-flight: the first root turn alone costs more than the budget, so it is not sent.
+    assert by_cost.stopped_reason is StopReason.MAX_COST and by_cost.cost_usd == 0
 
 
 async def test_deadline_returns_the_partial_answer_without_hanging() -> None:
