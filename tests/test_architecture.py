@@ -120,6 +120,7 @@ def _product_modules() -> list[types.ModuleType]:
 # Control flow inside a module, never raised to a caller (each is caught where it is raised).
 INTERNAL_EXCEPTIONS = {
     "policies.loader._Invalid",
+    "rlm_core.budget.BudgetRefused",  # the loop turns it into a refusal or a stop reason
     "rlm_core.frames.FrameError",  # the sandbox turns it into SandboxError or REPL output
     "rlm_core.frames.FrameTooLarge",
     "rlm_core.loop.TreeAborted",
