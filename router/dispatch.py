@@ -18,6 +18,11 @@ its telemetry trace; telemetry errors never fail a request.
 
 The same machinery serves the library (``Dispatcher.acompletion``) and the proxy plugin
 (``Dispatcher.serve_rlm``, called by the ``CustomLLM`` that serves ``rlm/*``).
+
+This module orchestrates; each concept has its own module: ``router.fallback`` (the rule, pure),
+``router.direct`` (the direct call with retries), ``router.rlm_run`` (the engine run and its
+inner sub-calls), ``router.streaming`` (routed streams, keep-alives), ``router.call`` (one
+request's parts, deadline and route), ``router.errors``.
 """
 
 from __future__ import annotations
@@ -27,23 +32,18 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from policies.decision import Decision
-from rlm_core import litellm_api
-from rlm_core.errors import (
-    PartialAnswerError,
-    ProviderError,
-    ProviderFailure,
-    RLMError,
-)
+from rlm_core.errors import PartialAnswerError, RLMError
 from rlm_core.litellm_api import response_cost, token_cost
-from rlm_core.provider import call_with_retries
 from router import fallback as fallback_rule
+from router.call import Deadline, RequestCall, error_type, failed_outcome, headers_of
+from router.direct import call_direct
 from router.dispatch_settings import DispatchSettings
 from router.errors import DispatchError, EscalationFailed, LatencyBudgetExceeded
-from router.outcome import Outcome, RequestTelemetry, reason_of
+from router.outcome import Outcome, RequestTelemetry
 from router.request import ChatRequest
 from router.responses import (
     ChunkFactory,
@@ -57,13 +57,25 @@ from router.responses import (
     served_from_response,
     split_text,
 )
+from router.rlm_run import (
+    INNER_METADATA_KEY,
+    INNER_TAG,
+    RLM_PREFIX,
+    failure_cost,
+    result_cost,
+    rlm_served,
+    run_engine,
+    stop_name,
+    usage_int,
+    usage_int0,
+)
 from router.streaming import RoutedStream, empty, keepalives
 
 if TYPE_CHECKING:
     from rlm_core import RLMResult
     from rlm_core.litellm_api import Completion, ModelResponse, ModelResponseStream
     from telemetry import Telemetry
-    from telemetry.tracing import ChatCall, RequestTrace
+    from telemetry.tracing import RequestTrace
 
 __all__ = [
     "INNER_METADATA_KEY",
@@ -79,35 +91,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-INNER_METADATA_KEY = "rlm_router_inner"
-INNER_TAG = "rlm-router:inner"
-RLM_PREFIX = "rlm/"
-# Keyword arguments of litellm.acompletion that describe the request rather than the target.
 Decide = Callable[[Mapping[str, Any], Mapping[str, str] | None], Decision]
 DecideParsed = Callable[[ChatRequest], Decision]
-_TARGET_KEYS = ("model", "api_base", "base_url", "api_key", "custom_llm_provider")
-
-
-@dataclass
-class _Deadline:
-    """A monotonic deadline; ``None`` means no latency budget."""
-
-    at: float | None
-
-    @classmethod
-    def from_budget(cls, started: float, budget_ms: float | None) -> _Deadline:
-        return cls(None if budget_ms is None else started + budget_ms / 1000.0)
-
-    def remaining(self) -> float | None:
-        return None if self.at is None else self.at - time.monotonic()
 
 
 # ── the dispatcher ────────────────────────────────────────────────────────────────────────
-
-
-def _error_type(exc: BaseException) -> str:
-    """``error.type`` of a failure: a provider error names the provider's own class."""
-    return exc.error_type if isinstance(exc, ProviderError) else type(exc).__name__
 
 
 class Dispatcher:
@@ -143,7 +131,7 @@ class Dispatcher:
         ``DispatchError`` when no allowed route could answer.
         """
         started = time.monotonic()
-        headers = _headers_of(kwargs)
+        headers = headers_of(kwargs)
         request = ChatRequest.parse(kwargs, headers)
         trace = self._start_trace(request.model, request.stream)
         try:
@@ -157,12 +145,12 @@ class Dispatcher:
         except BaseException as exc:
             trace.finish(None, exc)
             raise
-        call = _CallContext(
+        call = RequestCall(
             request=request,
             decision=decision,
             kwargs=kwargs,
             started=started,
-            deadline=_Deadline.from_budget(started, request.latency_budget_ms),
+            deadline=Deadline.from_budget(started, request.latency_budget_ms),
             trace=trace,
         )
         if request.stream:
@@ -170,7 +158,7 @@ class Dispatcher:
         try:
             served, outcome, raw = await self._serve(call)
         except BaseException as exc:
-            trace.finish(_failed_outcome(call, exc), exc)
+            trace.finish(failed_outcome(call, exc), exc)
             raise
         trace.finish(outcome)
         response = raw if raw is not None else model_response(served, outcome.route)
@@ -194,12 +182,12 @@ class Dispatcher:
         ``open_trace`` (the decision already recorded); ``started`` its monotonic start.
         """
         started = time.monotonic() if started is None else started
-        call = _CallContext(
+        call = RequestCall(
             request=request,
             decision=decision,
             kwargs=dict(kwargs),
             started=started,
-            deadline=_Deadline.from_budget(started, request.latency_budget_ms),
+            deadline=Deadline.from_budget(started, request.latency_budget_ms),
             trace=RequestTelemetry(trace)
             if trace is not None
             else self._start_trace(request.model),
@@ -212,7 +200,7 @@ class Dispatcher:
         try:
             served, outcome = await self._rlm_first(call, fallback=fallback)
         except BaseException as exc:
-            call.trace.finish(_failed_outcome(call, exc), exc)
+            call.trace.finish(failed_outcome(call, exc), exc)
             raise
         call.trace.finish(outcome)
         return served, outcome
@@ -253,43 +241,26 @@ class Dispatcher:
             log.debug("telemetry request_span failed", exc_info=True)
             return RequestTelemetry(None)
 
-    def _route(self, call: _CallContext, served: Route, **changes: Any) -> RouteInfo:
-        decision = call.decision
-        info = RouteInfo(
-            decision_id=decision.id,
-            route=served,
-            decided="rlm" if decision.route == "rlm" else "llm",
-            reason=reason_of(decision),
-            score=decision.score,
-        )
-        return replace(info, **changes) if changes else info
-
-    async def _serve(self, call: _CallContext) -> tuple[Served, Outcome, ModelResponse | None]:
+    async def _serve(self, call: RequestCall) -> tuple[Served, Outcome, ModelResponse | None]:
         """Non-streaming: (served, outcome, the direct ModelResponse when it answered)."""
         if call.decision.route == "rlm":
             served, outcome = await self._rlm_first(call, fallback="none")
             return served, outcome, None
         try:
-            response = await self._direct(call)
+            response = await call_direct(self.settings, self._completion, call)
         except Exception as exc:
             if fallback_rule.after_direct_error(exc) == "raise":
                 raise
-            call.trace.fallback("llm_to_rlm", "context window exceeded", _error_type(exc))
+            call.trace.fallback("llm_to_rlm", "context window exceeded", error_type(exc))
             served, outcome = await self._rlm_first(call, fallback="llm_to_rlm")
             return served, outcome, None
         served = served_from_response(response, cost_usd=response_cost(response))
-        route = self._route(call, "llm")
+        route = call.route("llm")
         return served, self._outcome(call, route, served), response
-
-    def _fits_direct(self, call: _CallContext) -> bool:
-        features = call.decision.features
-        if features.context_window > 0:
-            return features.n_tokens < features.context_window
-        return True
 
     def _outcome(
         self,
-        call: _CallContext,
+        call: RequestCall,
         route: RouteInfo,
         served: Served,
         result: RLMResult | None = None,
@@ -300,119 +271,17 @@ class Dispatcher:
             input_tokens=served.usage.input_tokens,
             output_tokens=served.usage.output_tokens,
             latency_ms=(time.monotonic() - call.started) * 1000.0,
-            stopped_reason=_stop_name(result) if result is not None else None,
-            rlm_iterations=_usage_int(result, "iterations"),
-            rlm_sub_calls=_usage_int(result, "sub_calls"),
+            stopped_reason=stop_name(result) if result is not None else None,
+            rlm_iterations=usage_int(result, "iterations"),
+            rlm_sub_calls=usage_int(result, "sub_calls"),
         )
-
-    # direct route
-
-    def _direct_kwargs(self, call: _CallContext, *, stream: bool) -> dict[str, Any]:
-        spec = self.settings.models.direct
-        kwargs = {k: v for k, v in call.kwargs.items() if k not in _TARGET_KEYS}
-        kwargs["model"] = spec.model
-        if spec.api_base is not None:
-            kwargs["api_base"] = spec.api_base
-        if spec.api_key is not None:
-            kwargs["api_key"] = spec.api_key
-        kwargs["stream"] = stream
-        # Retries are ours (RetryPolicy, bounded by the deadline), not the SDK's.
-        kwargs.setdefault("num_retries", 0)
-        kwargs.setdefault("max_retries", 0)
-        return kwargs
-
-    async def _direct(self, call: _CallContext, *, stream: bool = False) -> Any:
-        """One direct call (retried per policy on provider errors), bounded by the deadline."""
-        kwargs = self._direct_kwargs(call, stream=stream)
-        retry = self.settings.retry
-        model = str(kwargs["model"])
-        chat = call.trace.chat(model, call.request.messages)
-        if chat is not None:
-            with contextlib.suppress(Exception):
-                kwargs["metadata"] = {**(kwargs.get("metadata") or {}), **chat.litellm_metadata()}
-
-        async def attempt(n: int) -> Any:
-            remaining = call.deadline.remaining()
-            if remaining is not None and remaining <= 0:
-                raise LatencyBudgetExceeded(
-                    "latency budget exhausted before the direct call could start",
-                    route=self._route(call, "llm"),
-                )
-            # litellm caches its HTTP client per timeout value: a deadline-derived timeout
-            # would build a new client and connection per request. A non-streaming call gets
-            # the fixed timeout and the deadline from asyncio; a stream's reads are bounded by
-            # the client timeout itself, so it keeps the deadline there.
-            kwargs["timeout"] = (
-                min(remaining, retry.timeout_s) if stream and remaining else retry.timeout_s
-            )
-            return await self._call_within(None if stream else remaining, kwargs)
-
-        try:
-            response = await call_with_retries(
-                attempt, retry=retry, model=model, remaining_s=call.deadline.remaining
-            )
-        except Exception as exc:
-            call.trace.chat_done(chat, error=exc)
-            raise
-        if stream:
-            call.direct_chat = chat
-        else:
-            call.trace.chat_done(chat, response=response)
-        return response
-
-    async def _call_within(self, seconds: float | None, kwargs: dict[str, Any]) -> Any:
-        """The direct call, bounded by ``seconds``; overrunning raises ``ProviderTimeout``."""
-        try:
-            async with asyncio.timeout(seconds):
-                return await self._completion_fn()(**kwargs)
-        except TimeoutError as exc:
-            if seconds is None:  # not our deadline
-                raise
-            raise litellm_api.timeout_error(
-                f"rlm-router: latency budget reached after {seconds:.3f}s",
-                model=str(kwargs.get("model")),
-            ) from exc
-
-    def _completion_fn(self) -> Completion:
-        return self._completion or litellm_api.acompletion
 
     # RLM route
 
-    def _inner_completion(self, decision_id: str) -> Completion:
-        """The engine's model calls: marked as inner, never routed back into ``rlm/*``."""
-        completion = self._completion_fn()
-
-        async def inner(**kwargs: Any) -> Any:
-            model = str(kwargs.get("model", ""))
-            if model.startswith(RLM_PREFIX):
-                raise DispatchError(f"an RLM sub-call may not target {model!r} (would recurse)")
-            metadata = dict(kwargs.get("metadata") or {})
-            metadata[INNER_METADATA_KEY] = True
-            metadata["rlm_router_decision_id"] = decision_id
-            # For LiteLLM loggers that filter on tags (Langfuse, spend-by-tag reports).
-            metadata["tags"] = [*metadata.get("tags", ()), INNER_TAG]
-            kwargs["metadata"] = metadata
-            return await completion(**kwargs)
-
-        return inner
-
-    async def _run_engine(self, call: _CallContext, deadline: float | None) -> RLMResult:
-        engine = self.settings.engine(
-            observer=call.trace.observer(),
-            completion=self._inner_completion(call.decision.id),
-        )
-        run = engine.acompletion(
-            call.request.question, call.request.context_text, deadline=deadline
-        )
-        if deadline is None:
-            return await run
-        grace = self.settings.latency.grace_ms / 1000.0
-        return await asyncio.wait_for(run, timeout=max(0.0, deadline - time.monotonic()) + grace)
-
-    async def _rlm_first(self, call: _CallContext, *, fallback: Fallback) -> tuple[Served, Outcome]:
+    async def _rlm_first(self, call: RequestCall, *, fallback: Fallback) -> tuple[Served, Outcome]:
         """RLM, then (on failure, exhaustion or deadline) the direct route or the partial answer."""
         latency = self.settings.latency
-        fits = self._fits_direct(call) and fallback != "llm_to_rlm"
+        fits = call.fits_direct() and fallback != "llm_to_rlm"
         engine_deadline = call.deadline.at
         if engine_deadline is not None and latency.on_deadline == "direct" and fits:
             budget_s = (engine_deadline - call.started) if call.started else 0.0
@@ -424,7 +293,7 @@ class Dispatcher:
         stopped = "error"
         error: BaseException | None = None
         try:
-            result = await self._run_engine(call, engine_deadline)
+            result = await run_engine(self.settings, self._completion, call, engine_deadline)
         except PartialAnswerError as exc:  # ProviderFailure: a model call failed for good
             error, partial, stopped = exc, exc.partial_answer, "provider_failure"
         except (RLMError, DispatchError) as exc:  # SandboxError (no REPL), a refused sub-call
@@ -432,7 +301,7 @@ class Dispatcher:
         except TimeoutError as exc:
             error, stopped = exc, "deadline"
         else:
-            stopped = _stop_name(result)
+            stopped = stop_name(result)
             partial = result.answer
 
         hit = fallback_rule.deadline_hit(
@@ -445,17 +314,17 @@ class Dispatcher:
             on_deadline=latency.on_deadline,
         )
         if action == "answer" and result is not None and result.answer is not None:
-            served = self._rlm_served(call, result.answer, result, "stop")
-            route = self._route(call, "rlm", fallback=fallback)
+            served = rlm_served(self.settings, result.answer, result, "stop")
+            route = call.route("rlm", fallback=fallback)
             return served, self._outcome(call, route, served, result)
-        spent = _result_cost(result) + _failure_cost(error)
+        spent = result_cost(result) + failure_cost(error)
         if action == "partial":
             return self._partial(call, partial, result, spent, fallback, "partial_at_deadline")
         if action == "direct":
             reason = f"RLM route ended without a final answer ({stopped})"
-            call.trace.fallback("rlm_to_llm", reason, _error_type(error) if error else None)
+            call.trace.fallback("rlm_to_llm", reason, error_type(error) if error else None)
             try:
-                response = await self._direct(call)
+                response = await call_direct(self.settings, self._completion, call)
             except Exception as exc:
                 if fallback_rule.after_fallback_direct_error(exc, deadline_hit=hit) == "partial":
                     return self._partial(
@@ -467,16 +336,16 @@ class Dispatcher:
                 direct,
                 cost_usd=direct.cost_usd + spent,
                 usage=TokenUsage(
-                    input_tokens=direct.usage.input_tokens + _usage_int0(result, "input_tokens"),
-                    output_tokens=direct.usage.output_tokens + _usage_int0(result, "output_tokens"),
+                    input_tokens=direct.usage.input_tokens + usage_int0(result, "input_tokens"),
+                    output_tokens=direct.usage.output_tokens + usage_int0(result, "output_tokens"),
                 ),
             )
             degraded = "direct_at_deadline" if hit else None
-            route = self._route(call, "llm", fallback="rlm_to_llm", degraded=degraded)
+            route = call.route("llm", fallback="rlm_to_llm", degraded=degraded)
             outcome = self._outcome(call, route, served, result)
             outcome.stopped_reason = stopped
             return served, outcome
-        route = self._route(call, "rlm", fallback=fallback)
+        route = call.route("rlm", fallback=fallback)
         message = (
             f"the RLM route ended without a final answer ({stopped}) and the input does not fit "
             "the direct model's context window, so there is no fallback"
@@ -487,55 +356,41 @@ class Dispatcher:
 
     def _partial(
         self,
-        call: _CallContext,
+        call: RequestCall,
         partial: str | None,
         result: RLMResult | None,
         spent: float,
         fallback: Fallback,
         degraded: str,
     ) -> tuple[Served, Outcome]:
-        served = self._rlm_served(call, partial or "", result, "length")
+        served = rlm_served(self.settings, partial or "", result, "length")
         served = replace(served, cost_usd=spent)
-        route = self._route(call, "rlm", fallback=fallback, degraded=degraded)
+        route = call.route("rlm", fallback=fallback, degraded=degraded)
         outcome = self._outcome(call, route, served, result)
         outcome.stopped_reason = "deadline"
         return served, outcome
 
-    def _rlm_served(
-        self, call: _CallContext, text: str, result: RLMResult | None, finish_reason: str
-    ) -> Served:
-        return Served(
-            text=text,
-            model=f"{RLM_PREFIX}{self.settings.models.rlm_name}",
-            finish_reason=finish_reason,
-            usage=TokenUsage(
-                input_tokens=_usage_int0(result, "input_tokens"),
-                output_tokens=_usage_int0(result, "output_tokens"),
-            ),
-            cost_usd=_result_cost(result),
-        )
-
     # streaming
 
-    async def _stream(self, call: _CallContext) -> RoutedStream:
+    async def _stream(self, call: RequestCall) -> RoutedStream:
         """Direct streams pass through; the RLM route streams its answer when it has one."""
         if call.decision.route != "rlm":
             try:
-                upstream = await self._direct(call, stream=True)
+                upstream = await call_direct(self.settings, self._completion, call, stream=True)
             except Exception as exc:
                 if fallback_rule.after_direct_error(exc) == "raise":
-                    call.trace.finish(_failed_outcome(call, exc), exc)
+                    call.trace.finish(failed_outcome(call, exc), exc)
                     raise
-                call.trace.fallback("llm_to_rlm", "context window exceeded", _error_type(exc))
+                call.trace.fallback("llm_to_rlm", "context window exceeded", error_type(exc))
                 return self._rlm_stream(call, fallback="llm_to_rlm")
-            route = self._route(call, "llm")
+            route = call.route("llm")
             stream = RoutedStream(empty(), route)
             stream._chunks = self._pass_through(call, upstream, route, stream)
             return stream
         return self._rlm_stream(call, fallback="none")
 
     async def _pass_through(
-        self, call: _CallContext, upstream: Any, route: RouteInfo, stream: RoutedStream
+        self, call: RequestCall, upstream: Any, route: RouteInfo, stream: RoutedStream
     ) -> AsyncIterator[Any]:
         output_chars = 0
         usage: Any = None
@@ -556,7 +411,7 @@ class Dispatcher:
                 input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                 output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
                 latency_ms=(time.monotonic() - call.started) * 1000.0,
-                error_type=_error_type(error) if error is not None else None,
+                error_type=error_type(error) if error is not None else None,
             )
             outcome.cost_usd = token_cost(
                 self.settings.models.direct.model, outcome.input_tokens, outcome.output_tokens
@@ -565,14 +420,14 @@ class Dispatcher:
             call.trace.chat_done(call.direct_chat, error=error)
             call.trace.finish(outcome, error)
 
-    def _rlm_stream(self, call: _CallContext, *, fallback: Fallback) -> RoutedStream:
+    def _rlm_stream(self, call: RequestCall, *, fallback: Fallback) -> RoutedStream:
         factory = ChunkFactory(model=f"{RLM_PREFIX}{self.settings.models.rlm_name}")
-        stream = RoutedStream(empty(), self._route(call, "rlm", fallback=fallback))
+        stream = RoutedStream(empty(), call.route("rlm", fallback=fallback))
         stream._chunks = self._rlm_chunks(call, factory, stream, fallback)
         return stream
 
     async def _rlm_chunks(
-        self, call: _CallContext, factory: ChunkFactory, stream: RoutedStream, fallback: Fallback
+        self, call: RequestCall, factory: ChunkFactory, stream: RoutedStream, fallback: Fallback
     ) -> AsyncIterator[ModelResponseStream]:
         # The role chunk goes out at once so clients and intermediaries see a live response;
         # keep-alive chunks follow while the engine works.
@@ -584,7 +439,7 @@ class Dispatcher:
             try:
                 served, outcome = task.result()
             except BaseException as exc:
-                call.trace.finish(_failed_outcome(call, exc), exc)
+                call.trace.finish(failed_outcome(call, exc), exc)
                 raise
             attach_route(stream, outcome.route)
             stream.outcome = outcome
@@ -597,66 +452,3 @@ class Dispatcher:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-
-
-@dataclass
-class _CallContext:
-    request: ChatRequest
-    decision: Decision
-    kwargs: Mapping[str, Any]
-    started: float
-    deadline: _Deadline
-    trace: RequestTelemetry
-    direct_chat: ChatCall | None = None
-
-
-def _headers_of(kwargs: Mapping[str, Any]) -> dict[str, str] | None:
-    headers = kwargs.get("extra_headers") or kwargs.get("headers")
-    if isinstance(headers, Mapping):
-        return {str(k): str(v) for k, v in headers.items()}
-    return None
-
-
-def _stop_name(result: RLMResult | None) -> str:
-    return "error" if result is None else result.stopped_reason.value.lower()
-
-
-def _usage_int(result: RLMResult | None, name: str) -> int | None:
-    return None if result is None else int(getattr(result.usage, name))
-
-
-def _usage_int0(result: RLMResult | None, name: str) -> int:
-    return _usage_int(result, name) or 0
-
-
-def _result_cost(result: RLMResult | None) -> float:
-    return 0.0 if result is None else result.usage.cost_usd
-
-
-def _failure_cost(error: BaseException | None) -> float:
-    """What a failed RLM run spent before failing: the calls of its trajectory.
-
-    (Read before as ``trajectory.cost_usd``, which does not exist, so it was always 0.)
-    """
-    if isinstance(error, ProviderFailure) and error.trajectory is not None:
-        return sum(call.cost_usd for call in error.trajectory.calls)
-    return 0.0
-
-
-def _failed_outcome(call: _CallContext, exc: BaseException) -> Outcome:
-    route = exc.route if isinstance(exc, DispatchError) else None
-    if route is None:
-        decided: Route = "rlm" if call.decision.route == "rlm" else "llm"
-        route = RouteInfo(
-            decision_id=call.decision.id,
-            route=decided,
-            decided=decided,
-            reason=reason_of(call.decision),
-            score=call.decision.score,
-        )
-    return Outcome(
-        route=route,
-        latency_ms=(time.monotonic() - call.started) * 1000.0,
-        error_type=_error_type(exc),
-        stopped_reason=exc.stopped_reason if isinstance(exc, PartialAnswerError) else None,
-    )
