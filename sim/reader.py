@@ -23,7 +23,10 @@ from sim.tasks.records import LABELS, RECORD_RE, classify_instance
 
 _NONE = "NONE"
 _WORD = re.compile(r"[a-z0-9]{4,}")
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]")
+# A run of non-terminators and the terminator after it, if any. The terminator is optional so
+# that each scan step consumes the whole run: with a required terminator, a run that has none
+# (unpunctuated text) is rescanned from every one of its characters, O(n^2) per run.
+_SENTENCE_RUN = re.compile(r"[^.!?\n]+[.!?]?")
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,10 @@ def _extract(text: str, question: str) -> str | None:
     if needed == 0:
         return None
     best, best_score = None, needed - 1
-    for sentence in _SENTENCE.findall(text):
+    for run in _SENTENCE_RUN.finditer(text):
+        sentence = run.group()
+        if sentence[-1] not in ".!?":
+            continue
         score = len(wanted & _stems(sentence))
         if score > best_score:
             best, best_score = sentence.strip(), score
