@@ -18,10 +18,12 @@ from yaml.constructor import SafeConstructor
 
 from policies.schema import (
     ROUTES,
+    AdmissionSettings,
     Calibration,
     ClassifierSpec,
     Exploration,
     LatencySettings,
+    Limits,
     Models,
     ModelTarget,
     Override,
@@ -99,6 +101,8 @@ def parse_policy(text: str, *, source: Path | None = None) -> Policy:
         budgets=_budgets(top.section("budgets")),
         latency=_latency(top.section("latency")),
         retry=_retry(top.section("retry")),
+        limits=_limits(top.section("limits")),
+        admission=_admission(top.section("admission")),
         source=source,
     )
     top.finish()
@@ -209,6 +213,37 @@ def _retry(section: _Section) -> RetryPolicy:
     )
     section.finish()
     return retry
+
+
+def _limits(section: _Section) -> Limits:
+    d = Limits()
+    limits = Limits(
+        max_request_bytes=section.get("max_request_bytes", _optional(_int(1)), d.max_request_bytes),
+        max_messages=section.get("max_messages", _optional(_int(1)), d.max_messages),
+        max_input_tokens=section.get("max_input_tokens", _optional(_int(1)), d.max_input_tokens),
+    )
+    section.finish()
+    return limits
+
+
+def _admission(section: _Section) -> AdmissionSettings:
+    d = AdmissionSettings()
+    when_full: str = section.get("when_full", _choice(("direct", "reject")), "direct")
+    admission = AdmissionSettings(
+        max_concurrent_rlm=section.get(
+            "max_concurrent_rlm", _optional(_int(1)), d.max_concurrent_rlm
+        ),
+        max_concurrent_rlm_per_key=section.get(
+            "max_concurrent_rlm_per_key", _optional(_int(1)), d.max_concurrent_rlm_per_key
+        ),
+        max_concurrent_rlm_per_team=section.get(
+            "max_concurrent_rlm_per_team", _optional(_int(1)), d.max_concurrent_rlm_per_team
+        ),
+        queue_ms=section.get("queue_ms", _float(0.0, math.inf), d.queue_ms),
+        when_full=cast(Literal["direct", "reject"], when_full),
+    )
+    section.finish()
+    return admission
 
 
 # --- node reading -----------------------------------------------------------------------

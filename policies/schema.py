@@ -42,6 +42,17 @@ YAML shape (every key optional except ``models``; unknown keys are errors)::
       jitter: 0.1
       timeout_s: 120                # per attempt
       max_retry_after_s: 30
+    limits:                         # checked before any routing work; null = no limit
+      max_request_bytes: 33554432   # request body bytes (32 MiB): larger is answered 413
+      max_messages: 4096            # more messages is answered 400
+      max_input_tokens: 8000000     # estimated input tokens: more is answered 400
+    admission:                      # RLM runs admitted at once, per proxy instance
+      max_concurrent_rlm: 4         # null = unbounded
+      max_concurrent_rlm_per_key: null   # per API key (LiteLLM's key hash or alias)
+      max_concurrent_rlm_per_team: null  # per LiteLLM team
+      queue_ms: 2000                # how long an escalation waits for a slot (never past its
+                                    # latency budget)
+      when_full: direct             # direct (when the input fits its window) | reject (429)
 """
 
 from __future__ import annotations
@@ -153,6 +164,36 @@ class LatencySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Input size limits, checked before any routing work (None = no limit).
+
+    A body over ``max_request_bytes`` is answered 413; more than ``max_messages`` messages or
+    more than ``max_input_tokens`` (the features' estimate) is answered 400.
+    """
+
+    max_request_bytes: int | None = 32 * 1024 * 1024
+    max_messages: int | None = 4096
+    max_input_tokens: int | None = 8_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdmissionSettings:
+    """How many RLM runs may be in flight at once, and what happens to the next one.
+
+    An escalation waits up to ``queue_ms`` (never past its latency budget) for a slot under
+    every limit that applies to it (instance, key, team). Then ``when_full``: ``direct``
+    serves it on the direct route when its input fits that window (recorded as degraded),
+    otherwise, and with ``reject``, it is answered 429.
+    """
+
+    max_concurrent_rlm: int | None = 4
+    max_concurrent_rlm_per_key: int | None = None
+    max_concurrent_rlm_per_team: int | None = None
+    queue_ms: float = 2000.0
+    when_full: Literal["direct", "reject"] = "direct"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Policy:
     """A validated routing policy. ``version`` identifies its exact content (name@hash)."""
 
@@ -166,6 +207,8 @@ class Policy:
     budgets: Budget = field(default_factory=Budget)
     latency: LatencySettings = field(default_factory=LatencySettings)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: Limits = field(default_factory=Limits)
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
     source: Path | None = None
 
     def describe(self) -> dict[str, Any]:

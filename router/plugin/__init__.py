@@ -33,6 +33,7 @@ does no work; the router and its policy load on the first request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -52,10 +53,12 @@ from rlm_core.errors import ProviderError
 from rlm_core.litellm_api import CustomLLM, CustomLLMError, CustomLogger
 from router.dispatch import INNER_METADATA_KEY, RLM_PREFIX, Dispatcher, DispatchError
 from router.outcome import Outcome, reason_of
+from router.plugin.admission import Admission, Caller, LocalAdmission, Slot
 from router.plugin.config import ServiceConfig
 from router.request import ChatRequest, InvalidRequest
 from router.responses import (
     HEADER_DECISION_ID,
+    HEADER_DEGRADED,
     HEADER_REASON,
     HEADER_ROUTE,
     RouteInfo,
@@ -68,6 +71,7 @@ from router.responses import (
 from router.streaming import keepalives
 
 if TYPE_CHECKING:
+    from policies.schema import Limits
     from rlm_core.litellm_api import GenericStreamingChunk, ModelResponse
 
 log = logging.getLogger(__name__)
@@ -84,13 +88,17 @@ class _Pending:
     decision: Decision
     trace: Any  # telemetry.RequestTrace | None
     started: float  # time.monotonic() when the hook saw the request
+    slot: Slot | None = None  # the admitted RLM run's slot, released when the run ends
 
 
 class RouterService:
     """Process-wide plugin state: config, router and dispatcher, built on first use."""
 
-    def __init__(self, config: ServiceConfig | None = None) -> None:
+    def __init__(
+        self, config: ServiceConfig | None = None, *, admission: Admission | None = None
+    ) -> None:
         self._config = config
+        self._admission = admission
         self._lock = threading.Lock()
         self._router: Any = None
         self._dispatcher: Dispatcher | None = None
@@ -167,10 +175,18 @@ class RouterService:
                     log.warning("rlm-router: telemetry disabled", exc_info=True)
         return self._telemetry
 
+    @property
+    def admission(self) -> Admission:
+        """Bounds concurrent RLM runs (``LocalAdmission`` from the policy unless given one)."""
+        if self._admission is None:
+            self._admission = LocalAdmission(self.router.policy.admission)
+        return self._admission
+
     def remember(self, pending: _Pending) -> None:
         self._pending[pending.decision.id] = pending
         while len(self._pending) > _MAX_PENDING_DECISIONS:
             _, dropped = self._pending.popitem(last=False)
+            _release_soon(dropped)
             self.dispatcher.close_trace(dropped.trace, None)
 
     def recall(self, decision_id: object) -> _Pending | None:
@@ -195,8 +211,69 @@ def _request_headers(data: Mapping[str, Any]) -> dict[str, str]:
     return dict(headers) if isinstance(headers, Mapping) else {}
 
 
-def _bad_request(message: str) -> HTTPException:
-    return HTTPException(status_code=400, detail={"error": f"rlm-router: {message}"})
+def _bad_request(message: str, status_code: int = 400) -> HTTPException:
+    return HTTPException(status_code=status_code, detail={"error": f"rlm-router: {message}"})
+
+
+def _release_soon(pending: _Pending) -> None:
+    """Release a pending request's admission slot from a synchronous path."""
+    slot, pending.slot = pending.slot, None
+    if slot is not None:
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing to hand back to
+            asyncio.get_running_loop().create_task(slot.release())
+
+
+async def _release(pending: _Pending) -> None:
+    slot, pending.slot = pending.slot, None
+    if slot is not None:
+        await slot.release()
+
+
+def _request_bytes(data: Mapping[str, Any], headers: Mapping[str, str]) -> int | None:
+    """The body's size from its Content-Length (None when the proxy did not pass it)."""
+    for key, value in headers.items():
+        if key.lower() == "content-length":
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _check_size(data: Mapping[str, Any], headers: Mapping[str, str], limits: Limits) -> None:
+    """413/400 for a request over the policy's size limits, before any parsing work."""
+    size, most = _request_bytes(data, headers), limits.max_request_bytes
+    if most is not None and size is not None and size > most:
+        raise _bad_request(
+            f"request body is {size} bytes, over this router's limit of {most} bytes "
+            "(policy limits.max_request_bytes)",
+            status_code=413,
+        )
+    messages = data.get("messages")
+    limit = limits.max_messages
+    if limit is not None and isinstance(messages, list) and len(messages) > limit:
+        raise _bad_request(
+            f"'messages' has {len(messages)} entries, over this router's limit of {limit} "
+            "(policy limits.max_messages)"
+        )
+
+
+def _routed_metadata(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The hook's routing record in a finished call's LiteLLM kwargs ({} if none)."""
+    params = kwargs.get("litellm_params") or {}
+    metadata = params.get("metadata") if isinstance(params, Mapping) else None
+    routed = metadata.get(METADATA_KEY) if isinstance(metadata, Mapping) else None
+    return routed if isinstance(routed, Mapping) else {}
+
+
+def _caller(user_api_key_dict: Any) -> Caller:
+    """The key and team LiteLLM's auth resolved for this request (for per-key admission)."""
+
+    def text(name: str) -> str | None:
+        value = getattr(user_api_key_dict, name, None)
+        return value if isinstance(value, str) and value else None
+
+    return Caller(key=text("token") or text("key_alias"), team=text("team_id"))
 
 
 class RouterHook(CustomLogger):
@@ -220,22 +297,36 @@ class RouterHook(CustomLogger):
         if INNER_METADATA_KEY in (data.get("metadata") or {}):
             raise _bad_request("inner calls may not target a virtual model")
         headers = _request_headers(data)
+        router = self.service.router
+        limits = router.policy.limits
+        _check_size(data, headers, limits)
         try:
             request = ChatRequest.parse(data, headers)
             started = time.perf_counter()
-            decision = self.service.router.decide_parsed(request)
+            decision = router.decide_parsed(request)
             decide_s = time.perf_counter() - started
         except InvalidRequest as exc:
             raise _bad_request(str(exc)) from exc
+        n_tokens = getattr(decision.features, "n_tokens", 0)
+        if limits.max_input_tokens is not None and n_tokens > limits.max_input_tokens:
+            raise _bad_request(
+                f"the input is ~{n_tokens} tokens, over this router's limit of "
+                f"{limits.max_input_tokens} (policy limits.max_input_tokens)"
+            )
         dispatcher = self.service.dispatcher
         pending = _Pending(decision, None, time.monotonic() - decide_s)
+        route = "rlm" if decision.route == "rlm" else "llm"
+        degraded = None
+        if route == "rlm":
+            pending.slot = await self._admit(pending, request, user_api_key_dict)
+            if pending.slot is None:
+                route, degraded = "llm", "admission_full"
         self.service.remember(pending)
         # Spans cost ~0.5 ms of CPU: start them on the next loop turn, while the request
         # waits on the provider, not before it is sent.
         asyncio.get_running_loop().call_soon(
             self._open_trace, pending, decide_s, str(model), request.stream
         )
-        route = "rlm" if decision.route == "rlm" else "llm"
         direct = dispatcher.settings.models.direct.model
         metadata = data.get("metadata")
         if not isinstance(metadata, dict):
@@ -247,6 +338,7 @@ class RouterHook(CustomLogger):
             "score": decision.score,
             "latency_budget_ms": request.latency_budget_ms,
             "decide_ms": decide_s * 1000.0,
+            "degraded": degraded,
         }
         if route == "rlm":
             data["model"] = config.rlm_model
@@ -258,6 +350,28 @@ class RouterHook(CustomLogger):
             # Provider errors on the direct route are retried as the policy says.
             data.setdefault("num_retries", max(0, dispatcher.settings.retry.max_attempts - 1))
         return data
+
+    async def _admit(
+        self, pending: _Pending, request: ChatRequest, user_api_key_dict: Any
+    ) -> Slot | None:
+        """A slot for this escalation; None = degrade to direct; 429 when that is not allowed."""
+        settings = self.service.router.policy.admission
+        wait = settings.queue_ms / 1000.0
+        if request.latency_budget_ms is not None:
+            wait = min(wait, request.latency_budget_ms / 1000.0)
+        slot = await self.service.admission.acquire(_caller(user_api_key_dict), wait_s=wait)
+        if slot is not None:
+            return slot
+        features = pending.decision.features
+        fits = getattr(features, "n_tokens", 0) < getattr(features, "context_window", 0)
+        if settings.when_full == "direct" and fits:
+            log.info("rlm-router: RLM runs at their limit; %s served directly", pending.decision.id)
+            return None
+        raise _bad_request(
+            f"too many RLM runs in flight (policy 'admission' limits; waited {wait:.1f}s for a "
+            "slot); retry later",
+            status_code=429,
+        )
 
     def _open_trace(self, pending: _Pending, decide_s: float, model: str, stream: bool) -> None:
         pending.trace = self.service.dispatcher.open_trace(
@@ -272,13 +386,16 @@ class RouterHook(CustomLogger):
             return
         usage = getattr(response_obj, "usage", None)
         decision = pending.decision
+        routed = _routed_metadata(kwargs)
+        degraded = routed.get("degraded")
         outcome = Outcome(
             route=RouteInfo(
                 decision_id=decision.id,
                 route="llm",
-                decided="llm",
+                decided="rlm" if degraded else "llm",
                 reason=reason_of(decision),
                 score=decision.score,
+                degraded=degraded if isinstance(degraded, str) else None,
             ),
             cost_usd=float(kwargs.get("response_cost") or 0.0),
             input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
@@ -301,6 +418,7 @@ class RouterHook(CustomLogger):
         if isinstance(routed, Mapping):
             pending = self.service.recall(routed.get("decision_id"))
             if pending is not None:
+                await _release(pending)
                 self.service.dispatcher.close_trace(pending.trace, None, original_exception)
         return None
 
@@ -333,13 +451,16 @@ class RouterHook(CustomLogger):
         routed = (data.get("metadata") or {}).get(METADATA_KEY)
         if not isinstance(routed, Mapping):
             return None
-        return {
+        headers = {
             HEADER_ROUTE: str(routed.get("route")),
             HEADER_DECISION_ID: str(routed.get("decision_id")),
             HEADER_REASON: RouteInfo(
                 decision_id="", route="llm", decided="llm", reason=str(routed.get("reason"))
             ).headers()[HEADER_REASON],
         }
+        if routed.get("degraded"):
+            headers[HEADER_DEGRADED] = str(routed["degraded"])
+        return headers
 
 
 class RLMProvider(CustomLLM):
@@ -411,6 +532,7 @@ class RLMProvider(CustomLLM):
     ) -> ModelResponse:
         request, pending, decided, kwargs = self._prepare(messages, optional_params, litellm_params)
         try:
+            await self._hold_slot(pending, request)
             served, outcome = await self.service.dispatcher.serve_rlm(
                 request,
                 pending.decision,
@@ -421,7 +543,26 @@ class RLMProvider(CustomLLM):
             )
         except (DispatchError, ProviderError) as exc:
             raise _provider_error(exc) from exc
+        finally:
+            await _release(pending)
         return _fill(model_response, served, outcome.route)
+
+    async def _hold_slot(self, pending: _Pending, request: ChatRequest) -> None:
+        """An admission slot for a run the hook did not admit (a fallback, or rlm/* named)."""
+        if pending.slot is not None:
+            return
+        settings = self.service.router.policy.admission
+        wait = settings.queue_ms / 1000.0
+        if request.latency_budget_ms is not None:
+            wait = min(wait, request.latency_budget_ms / 1000.0)
+        pending.slot = await self.service.admission.acquire(Caller(), wait_s=wait)
+        if pending.slot is None:
+            self.service.dispatcher.close_trace(pending.trace, None)
+            raise CustomLLMError(
+                status_code=429,
+                message="rlm-router: too many RLM runs in flight (policy admission limits); "
+                "retry later",
+            )
 
     async def astreaming(  # type: ignore[override,misc]
         self,
@@ -444,8 +585,17 @@ class RLMProvider(CustomLLM):
     ) -> AsyncIterator[GenericStreamingChunk]:
         request, pending, decided, kwargs = self._prepare(messages, optional_params, litellm_params)
         dispatcher = self.service.dispatcher
+        try:
+            await self._hold_slot(pending, request)
+        except BaseException:
+            await _release(pending)
+            raise
         # An early chunk makes LiteLLM open the response at once; keep-alives follow.
-        yield generic_chunk(keepalive=True)
+        try:
+            yield generic_chunk(keepalive=True)
+        except BaseException:
+            await _release(pending)
+            raise
         task = asyncio.ensure_future(
             dispatcher.serve_rlm(
                 request,
@@ -470,6 +620,10 @@ class RLMProvider(CustomLLM):
         finally:
             if not task.done():
                 task.cancel()
+                # The run's workers and sub-calls stop before the slot is handed on.
+                with contextlib.suppress(BaseException):
+                    await task
+            await _release(pending)
 
 
 def _provider_error(exc: DispatchError | ProviderError) -> CustomLLMError:
@@ -530,7 +684,10 @@ def __getattr__(name: str) -> Any:
             raise RuntimeError(f"rlm-router plugin cannot start: {exc}") from exc
         _INSTANCES[name] = instance
         if name == "hook":  # the proxy loads the hook at startup: add POST /rlm-router/feedback
+            from router.plugin import disconnect
             from router.plugin.feedback import install_on_running_proxy
 
             install_on_running_proxy(lambda: _SERVICE.telemetry)
+            # A client that goes away cancels its RLM run, its sub-calls and its workers.
+            disconnect.install_on_running_proxy()
     return _INSTANCES[name]

@@ -35,6 +35,9 @@ def test_the_shipped_default_loads() -> None:
     assert isinstance(policy.budgets, Budget) and policy.budgets.max_depth == 2
     assert isinstance(policy.retry, RetryPolicy)
     assert policy.latency.on_deadline == "direct"
+    assert policy.limits.max_request_bytes == 32 * 1024 * 1024
+    assert policy.admission.max_concurrent_rlm == 4
+    assert policy.admission.when_full == "direct"
     assert policy.version.startswith("default@")
     assert policy.classifier.artifact_path().name == "default_classifier.json"
 
@@ -82,6 +85,11 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
         ),
         ("retry:\n  max_attempts: true\n", "retry.max_attempts", "expected an integer"),
         ("budgets: [1, 2]\n", "budgets", "expected a mapping"),
+        ("limits:\n  max_request_bytes: 0\n", "limits.max_request_bytes", "integer in [1"),
+        ("limits:\n  max_messages: many\n", "limits.max_messages", "expected an integer"),
+        ("admission:\n  max_concurrent_rlm: -1\n", "admission.max_concurrent_rlm", "[1"),
+        ("admission:\n  when_full: drop\n", "admission.when_full", "direct, reject"),
+        ("admission:\n  queue_s: 3\n", "admission.queue_s", "unknown key"),
     ],
 )
 def test_wrong_types_and_ranges(tmp_path: Path, extra: str, key: str, expected: str) -> None:

@@ -12,7 +12,7 @@ import json
 
 import httpx
 
-from benchmarks.sim import SimServer
+from sim import SimServer
 
 _UNPUNCTUATED = "lorem ipsum dolor sit amet "
 

@@ -1,0 +1,101 @@
+"""A client that goes away cancels its request's work (ASGI middleware for the proxy).
+
+Uvicorn does not cancel a request handler when its client disconnects; LiteLLM watches for it
+only while streaming. A non-streamed RLM run would keep its sandbox workers and sub-calls
+going for minutes after the caller gave up. This middleware owns the connection's ``receive``:
+it relays the body to the app, keeps listening, and when ``http.disconnect`` arrives before
+the response has started it cancels the app's task, so the cancellation reaches the RLM run
+(whose cleanup kills its workers) and every sub-call in flight. Once a response has started
+(a stream), Starlette and LiteLLM handle the disconnect themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+_INSTALLED_FLAG = "rlm_router_cancel_on_disconnect"
+_PATH_SUFFIX = "/chat/completions"
+
+
+class CancelOnDisconnect:
+    """Wraps an ASGI app; see the module docstring. Other paths pass straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http" or not str(scope.get("path", "")).endswith(_PATH_SUFFIX):
+            await self.app(scope, receive, send)
+            return
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        started = disconnected = False
+
+        async def relay_send(message: Message) -> None:
+            nonlocal started
+            if message.get("type") == "http.response.start":
+                started = True
+            await send(message)
+
+        app_task = asyncio.ensure_future(self.app(scope, inbox.get, relay_send))
+
+        async def listen() -> None:
+            nonlocal disconnected
+            while True:
+                message = await receive()
+                await inbox.put(message)
+                if message.get("type") == "http.disconnect":
+                    if not started and not app_task.done():
+                        disconnected = True
+                        log.info("rlm-router: client disconnected; cancelling its request")
+                        app_task.cancel()
+                    return
+
+        listener = asyncio.ensure_future(listen())
+        try:
+            await app_task
+        except asyncio.CancelledError:
+            if not disconnected:
+                raise  # this middleware's own caller was cancelled
+            # The client is gone: nobody to answer.
+        finally:
+            listener.cancel()
+            with contextlib.suppress(BaseException):
+                await listener
+
+
+def install(app: Any) -> bool:
+    """Wrap ``app`` (a Starlette app) once; returns whether it was wrapped now."""
+    state = getattr(app, "state", None)
+    if state is None or getattr(state, _INSTALLED_FLAG, False):
+        return False
+    if getattr(app, "middleware_stack", None) is None:
+        app.add_middleware(CancelOnDisconnect)
+    else:  # already serving (the plugin loads during the proxy's startup)
+        app.middleware_stack = CancelOnDisconnect(app.middleware_stack)
+    setattr(state, _INSTALLED_FLAG, True)
+    return True
+
+
+def install_on_running_proxy() -> bool:
+    """Install on the LiteLLM proxy's app if this process is the proxy (else do nothing)."""
+    module: Any = sys.modules.get("litellm.proxy.proxy_server")
+    app = getattr(module, "app", None)
+    if app is None:
+        return False
+    try:
+        return install(app)
+    except Exception:  # the proxy must serve even without it
+        log.warning("rlm-router: could not install cancel-on-disconnect", exc_info=True)
+        return False
