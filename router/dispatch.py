@@ -44,6 +44,7 @@ from router.direct import call_direct
 from router.dispatch_settings import DispatchSettings
 from router.errors import DispatchError, EscalationFailed, LatencyBudgetExceeded
 from router.outcome import Outcome, RequestTelemetry
+from router.params import check_params
 from router.request import ChatRequest
 from router.responses import (
     ChunkFactory,
@@ -132,6 +133,7 @@ class Dispatcher:
         """
         started = time.monotonic()
         headers = headers_of(kwargs)
+        check_params(kwargs)
         request = ChatRequest.parse(kwargs, headers)
         trace = self._start_trace(request.model, request.stream)
         try:

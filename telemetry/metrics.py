@@ -27,6 +27,7 @@ FALLBACKS: Final = "rlm_router.fallbacks"
 RLM_ITERATIONS_METRIC: Final = "rlm_router.rlm.iterations"
 RLM_SUB_CALLS_METRIC: Final = "rlm_router.rlm.sub_calls"
 FEEDBACK_QUALITY: Final = "rlm_router.feedback.quality"
+POLICY_RELOADS: Final = "rlm_router.policy.reloads"
 
 # Series names as Prometheus exposes them (histograms add _bucket/_sum/_count).
 PROMETHEUS_NAMES: Final = {
@@ -129,6 +130,11 @@ class RouterMetrics:
             description="RLM sub-calls per escalated request.",
             explicit_bucket_boundaries_advisory=_COUNT_BUCKETS,
         )
+        self._policy_reloads = meter.create_counter(
+            POLICY_RELOADS,
+            unit="{reload}",
+            description="Policy reloads in a running proxy by outcome (ok, failed) and trigger.",
+        )
         self._feedback_quality = meter.create_histogram(
             FEEDBACK_QUALITY,
             unit="1",
@@ -195,6 +201,10 @@ class RouterMetrics:
                 self._rlm_iterations.record(rlm_iterations, {sc.ROUTE_SERVED: route_served})
             if rlm_sub_calls is not None:
                 self._rlm_sub_calls.record(rlm_sub_calls, {sc.ROUTE_SERVED: route_served})
+
+    def policy_reload(self, *, ok: bool, trigger: str) -> None:
+        """Count one policy reload attempt (the last good policy serves on after a failure)."""
+        self._policy_reloads.add(1, {"outcome": "ok" if ok else "failed", "trigger": trigger})
 
     def feedback(self, quality: float) -> None:
         """Record a quality score reported for a decision."""

@@ -35,13 +35,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
@@ -53,8 +55,10 @@ from rlm_core.errors import ProviderError
 from rlm_core.litellm_api import CustomLLM, CustomLLMError, CustomLogger
 from router.dispatch import INNER_METADATA_KEY, RLM_PREFIX, Dispatcher, DispatchError
 from router.outcome import Outcome, reason_of
+from router.params import check_params
 from router.plugin.admission import Admission, Caller, LocalAdmission, Slot
 from router.plugin.config import ServiceConfig
+from router.plugin.reload import PolicyReloader, ReloadResult
 from router.request import ChatRequest, InvalidRequest
 from router.responses import (
     HEADER_DECISION_ID,
@@ -99,6 +103,7 @@ class RouterService:
     ) -> None:
         self._config = config
         self._admission = admission
+        self._reloader: PolicyReloader | None = None
         self._lock = threading.Lock()
         self._router: Any = None
         self._dispatcher: Dispatcher | None = None
@@ -120,22 +125,57 @@ class RouterService:
                 if self._router is None:
                     from router import Router
 
-                    config = self.config
-                    path = config.policy_path
-                    router = Router.from_config(str(path) if path else None)
-                    window = config.group_window(config.direct) if config.direct else None
-                    if window is not None:
-                        # Features measure the input against the window of the model that
-                        # actually serves the direct route here: the config's group.
-                        windows = {**router.windows, router.policy.models.direct.model: window}
-                        router = Router(
-                            router.policy,
-                            router.classifier,
-                            windows=windows,
-                            warning=router.warning,
-                        )
-                    self._router = router
+                    path = self.config.policy_path
+                    self._router = self._fitted(Router.from_config(str(path) if path else None))
         return self._router
+
+    def _fitted(self, router: Any) -> Any:
+        """``router`` measuring inputs against the window of the config's direct group."""
+        from router import Router
+
+        config = self.config
+        window = config.group_window(config.direct) if config.direct else None
+        if window is None:
+            return router
+        # Features measure the input against the window of the model that actually serves
+        # the direct route here: the config's group.
+        windows = {**router.windows, router.policy.models.direct.model: window}
+        return Router(router.policy, router.classifier, windows=windows, warning=router.warning)
+
+    def reload(self, trigger: str) -> ReloadResult:
+        """Re-read the policy file and classifier; on failure keep serving the last good one.
+
+        Requests in flight finish on the policy they started with."""
+        router = self.router
+        ok = router.reload(self.config.policy_path)
+        if ok:
+            self._router = self._fitted(router)
+            self._dispatcher = None  # rebuilt from the new policy on next use
+            if isinstance(self._admission, LocalAdmission):
+                self._admission.settings = router.policy.admission
+        version = self.router.policy_version
+        error = None if ok else router.warning
+        if ok:
+            log.info("rlm-router: policy reloaded (%s): now %s", trigger, version)
+        else:
+            log.warning("rlm-router: policy reload (%s) failed: %s", trigger, error)
+        metrics = getattr(self.telemetry, "metrics", None)
+        if metrics is not None:
+            with contextlib.suppress(Exception):
+                metrics.policy_reload(ok=ok, trigger=trigger)
+        return ReloadResult(ok=ok, policy_version=version, error=error)
+
+    def watched_files(self) -> list[Path]:
+        """The files a reload reads: the policy file and its classifier artifact."""
+        policy = self.router.policy
+        files = [policy.source] if policy.source is not None else []
+        return [*files, policy.classifier.artifact_path()]
+
+    @property
+    def reloader(self) -> PolicyReloader:
+        if self._reloader is None:
+            self._reloader = PolicyReloader(self.reload, self.watched_files)
+        return self._reloader
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -205,6 +245,14 @@ async def _proxy_completion(**kwargs: Any) -> Any:
     return await llm_router.acompletion(**kwargs)
 
 
+def _client_body(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The body as the client sent it (LiteLLM rewrites some fields of ``data``, e.g.
+    ``metadata``, before the hook runs), else ``data`` itself."""
+    request = data.get("proxy_server_request")
+    body = request.get("body") if isinstance(request, Mapping) else None
+    return body if isinstance(body, Mapping) else data
+
+
 def _request_headers(data: Mapping[str, Any]) -> dict[str, str]:
     request = data.get("proxy_server_request") or {}
     headers = request.get("headers") if isinstance(request, Mapping) else None
@@ -258,6 +306,58 @@ def _check_size(data: Mapping[str, Any], headers: Mapping[str, str], limits: Lim
         )
 
 
+def _metadata_check(body: bytes) -> str | None:
+    """The raw body's ``metadata`` for a virtual model must be an object (LiteLLM drops any
+    other value before the hook runs, so only the raw body can tell)."""
+    if b'"metadata"' not in body:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None  # LiteLLM answers malformed JSON itself
+    if not isinstance(data, dict) or data.get("model") not in _SERVICE.config.virtual_models:
+        return None
+    try:
+        check_params({"metadata": data.get("metadata")})
+    except InvalidRequest as exc:
+        return f"rlm-router: {exc}"
+    return None
+
+
+def _retryable(exc: BaseException) -> bool:
+    """The one retryability rule (``ProviderError.retryable``) for a LiteLLM stream error."""
+    return bool(getattr(litellm_api.map_error(exc), "retryable", False))
+
+
+def _has_content(chunk: Any) -> bool:
+    """Whether a stream chunk carries something the client would see beyond the role."""
+    for choice in getattr(chunk, "choices", None) or ():
+        delta = getattr(choice, "delta", None)
+        if getattr(delta, "content", None) or getattr(delta, "tool_calls", None):
+            return True
+        if getattr(choice, "finish_reason", None):
+            return True
+    return False
+
+
+def _retry_kwargs(request_data: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh streamed call for the same request: the client's parameters, the direct group."""
+    body = _client_body(request_data)
+    kwargs = {k: v for k, v in body.items() if k in _RETRY_PARAMS}
+    kwargs.update(model=request_data["model"], messages=request_data["messages"], stream=True)
+    kwargs["num_retries"] = 0
+    return kwargs
+
+
+_RETRY_PARAMS = frozenset(
+    {
+        "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens", "seed",
+        "presence_penalty", "frequency_penalty", "logit_bias", "user", "tools", "tool_choice",
+        "response_format", "stream_options", "parallel_tool_calls", "logprobs", "top_logprobs",
+    }
+)  # fmt: skip
+
+
 def _routed_metadata(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
     """The hook's routing record in a finished call's LiteLLM kwargs ({} if none)."""
     params = kwargs.get("litellm_params") or {}
@@ -282,6 +382,7 @@ class RouterHook(CustomLogger):
     def __init__(self, service: RouterService | None = None) -> None:
         super().__init__()
         self.service = service or _SERVICE
+        self._watching = False
 
     async def async_pre_call_hook(
         self,
@@ -296,11 +397,16 @@ class RouterHook(CustomLogger):
             return data
         if INNER_METADATA_KEY in (data.get("metadata") or {}):
             raise _bad_request("inner calls may not target a virtual model")
+        if not self._watching:
+            # The first routed request starts the policy watch and SIGHUP on this loop.
+            self._watching = True
+            self.service.reloader.start()
         headers = _request_headers(data)
         router = self.service.router
         limits = router.policy.limits
         _check_size(data, headers, limits)
         try:
+            check_params(_client_body(data))
             request = ChatRequest.parse(data, headers)
             started = time.perf_counter()
             decision = router.decide_parsed(request)
@@ -342,6 +448,10 @@ class RouterHook(CustomLogger):
         }
         if route == "rlm":
             data["model"] = config.rlm_model
+            # A failed RLM run is not worth repeating whole: the engine already retried its
+            # own calls and the dispatcher fell back to the direct route where it could.
+            # (LiteLLM's router would otherwise rerun it twice on a 5xx.)
+            data["num_retries"] = 0
         else:
             data["model"] = direct
             # Only this request falls back to RLM on a context-window error; apps calling the
@@ -421,6 +531,47 @@ class RouterHook(CustomLogger):
                 await _release(pending)
                 self.service.dispatcher.close_trace(pending.trace, None, original_exception)
         return None
+
+    async def async_post_call_streaming_iterator_hook(
+        self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
+    ) -> AsyncGenerator[Any, None]:
+        """Retry a routed direct stream that fails before its first content chunk.
+
+        Nothing but the role chunk has reached the client then, so a new attempt (per the
+        policy's retry settings, retryable errors only) is invisible to it; once content has
+        gone out, an error is the stream's end as before.
+        """
+        routed = (request_data.get("metadata") or {}).get(METADATA_KEY)
+        if not isinstance(routed, Mapping) or routed.get("route") != "llm":
+            async for chunk in response:
+                yield chunk
+            return
+        retry = self.service.dispatcher.settings.retry
+        held: list[Any] | None = []
+        for attempt in range(1, max(1, retry.max_attempts) + 1):
+            try:
+                async for chunk in response:
+                    if held is None:
+                        yield chunk
+                        continue
+                    held.append(chunk)
+                    if _has_content(chunk):
+                        for early in held:
+                            yield early
+                        held = None
+                for early in held or ():
+                    yield early
+                return
+            except Exception as exc:
+                if held is None or attempt >= retry.max_attempts or not _retryable(exc):
+                    raise
+                delay = retry.backoff(attempt, None)
+                log.info(
+                    "rlm-router: stream failed before content (%s); retry in %.2fs", exc, delay
+                )
+                await asyncio.sleep(delay)
+                response = await _proxy_completion(**_retry_kwargs(request_data))
+                held = []
 
     def _direct_pending(self, kwargs: Mapping[str, Any]) -> _Pending | None:
         """The hook's pending entry for a finished direct-route call (not inner, not rlm/*)."""
@@ -684,10 +835,13 @@ def __getattr__(name: str) -> Any:
             raise RuntimeError(f"rlm-router plugin cannot start: {exc}") from exc
         _INSTANCES[name] = instance
         if name == "hook":  # the proxy loads the hook at startup: add POST /rlm-router/feedback
-            from router.plugin import disconnect
+            from router.plugin import disconnect, reload
             from router.plugin.feedback import install_on_running_proxy
 
             install_on_running_proxy(lambda: _SERVICE.telemetry)
+            reload.install_on_running_proxy(
+                lambda: _SERVICE.reloader, lambda: _SERVICE.router.policy_version
+            )
             # A client that goes away cancels its RLM run, its sub-calls and its workers.
-            disconnect.install_on_running_proxy()
+            disconnect.install_on_running_proxy(_metadata_check)
     return _INSTANCES[name]

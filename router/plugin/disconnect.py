@@ -7,12 +7,17 @@ it relays the body to the app, keeps listening, and when ``http.disconnect`` arr
 the response has started it cancels the app's task, so the cancellation reaches the RLM run
 (whose cleanup kills its workers) and every sub-call in flight. Once a response has started
 (a stream), Starlette and LiteLLM handle the disconnect themselves.
+
+Because it holds the body, it is also where a check of the body *as the client sent it* runs
+(``BodyCheck``): LiteLLM replaces a malformed ``metadata`` (a string, a list) with its own
+dict before any hook sees it. A check that returns a message gets a 400 without the app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -24,6 +29,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+# The raw request body -> None (fine) or the message of a 400.
+BodyCheck = Callable[[bytes], str | None]
 
 _INSTALLED_FLAG = "rlm_router_cancel_on_disconnect"
 _PATH_SUFFIX = "/chat/completions"
@@ -32,8 +39,9 @@ _PATH_SUFFIX = "/chat/completions"
 class CancelOnDisconnect:
     """Wraps an ASGI app; see the module docstring. Other paths pass straight through."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, check: BodyCheck | None = None) -> None:
         self.app = app
+        self.check = check
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope.get("type") != "http" or not str(scope.get("path", "")).endswith(_PATH_SUFFIX):
@@ -41,6 +49,22 @@ class CancelOnDisconnect:
             return
         inbox: asyncio.Queue[Message] = asyncio.Queue()
         started = disconnected = False
+        if self.check is not None:
+            # The app reads the whole body before doing anything, so holding it costs no time.
+            chunks: list[bytes] = []
+            while True:
+                message = await receive()
+                if message.get("type") != "http.request":
+                    return  # gone before the body arrived
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            problem = self.check(body)
+            if problem is not None:
+                await _send_error(send, 400, problem)
+                return
+            await inbox.put({"type": "http.request", "body": body, "more_body": False})
 
         async def relay_send(message: Message) -> None:
             nonlocal started
@@ -75,27 +99,36 @@ class CancelOnDisconnect:
                 await listener
 
 
-def install(app: Any) -> bool:
+async def _send_error(send: Send, status: int, message: str) -> None:
+    body = json.dumps(
+        {"error": {"message": message, "type": "invalid_request_error", "code": str(status)}}
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def install(app: Any, check: BodyCheck | None = None) -> bool:
     """Wrap ``app`` (a Starlette app) once; returns whether it was wrapped now."""
     state = getattr(app, "state", None)
     if state is None or getattr(state, _INSTALLED_FLAG, False):
         return False
     if getattr(app, "middleware_stack", None) is None:
-        app.add_middleware(CancelOnDisconnect)
+        app.add_middleware(CancelOnDisconnect, check=check)
     else:  # already serving (the plugin loads during the proxy's startup)
-        app.middleware_stack = CancelOnDisconnect(app.middleware_stack)
+        app.middleware_stack = CancelOnDisconnect(app.middleware_stack, check)
     setattr(state, _INSTALLED_FLAG, True)
     return True
 
 
-def install_on_running_proxy() -> bool:
+def install_on_running_proxy(check: BodyCheck | None = None) -> bool:
     """Install on the LiteLLM proxy's app if this process is the proxy (else do nothing)."""
     module: Any = sys.modules.get("litellm.proxy.proxy_server")
     app = getattr(module, "app", None)
     if app is None:
         return False
     try:
-        return install(app)
+        return install(app, check)
     except Exception:  # the proxy must serve even without it
         log.warning("rlm-router: could not install cancel-on-disconnect", exc_info=True)
         return False

@@ -1,5 +1,6 @@
 """Production limits of the proxy plugin, through the real LiteLLM proxy and the simulated
-provider: input size limits answered before any work, and a bounded number of RLM runs.
+provider: input size limits and malformed parameters answered before any work, and a bounded
+number of RLM runs.
 
 One proxy serves the module, with a policy allowing one RLM run at a time and no queue.
 """
@@ -112,3 +113,58 @@ def test_rlm_runs_beyond_the_admission_limit_get_a_clear_429(proxy: ProxyProcess
     again = _post(proxy, body)
     assert again.status_code == 200, again.text
     assert again.headers[ROUTE] == "rlm"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"metadata": "team-a"}, "'metadata' must be an object"),
+        ({"metadata": ["a", "b"]}, "'metadata' must be an object"),
+        ({"temperature": "hot"}, "'temperature' must be a number"),
+        ({"temperature": 7}, "'temperature' must be between 0 and 2"),
+        ({"n": 1000}, "'n' must be an integer between 1 and 128"),
+        ({"stream": True, "stream_options": "x"}, "'stream_options' must be an object"),
+        ({"stream_options": {"include_usage": True}}, "only allowed when 'stream' is true"),
+        ({"max_tokens": 0}, "'max_tokens' must be an integer at least 1"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "at most 4"),
+        ({"top_p": None, "tools": "search"}, "'tools' must be a list of objects"),
+    ],
+)
+def test_malformed_parameters_are_rejected_before_any_provider_call(
+    proxy: ProxyProcess, sim_server: SimServer, extra: dict[str, object], message: str
+) -> None:
+    calls = sum(sim_server.stats["requests"].values())
+    body = {"model": "auto", "messages": [{"role": "user", "content": "Say hi."}], **extra}
+    reply = _post(proxy, body)
+    assert reply.status_code == 400, reply.text
+    assert message in reply.json()["error"]["message"]
+    assert sum(sim_server.stats["requests"].values()) == calls
+
+
+@pytest.mark.parametrize("fault", ["truncated_stream", "malformed_stream"])
+def test_a_stream_that_breaks_before_its_first_content_is_retried(
+    proxy: ProxyProcess, sim_server: SimServer, sim_faults: str, fault: str
+) -> None:
+    broken = sim_server.stats["faults"][fault]
+    httpx.post(sim_faults, json={"fault": fault, "model": "sim-large", "count": 1})
+    body = {
+        "model": "auto",
+        "stream": True,
+        # A one-word answer: the fault cuts the stream after the role chunk, before content.
+        "messages": [
+            {"role": "user", "content": "Reply with just the word 'ok' in capital letters."}
+        ],
+    }
+    with httpx.stream(
+        "POST", f"{proxy.base_url}/v1/chat/completions", json=body, headers=AUTH, timeout=60
+    ) as reply:
+        lines = [line for line in reply.iter_lines() if line]
+    assert sim_server.stats["faults"][fault] == broken + 1  # the first attempt did break
+    assert lines[-1] == "data: [DONE]", lines
+    assert not any('"error"' in line for line in lines), lines
+    content = "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in lines[:-1]
+        if json.loads(line[6:])["choices"]
+    )
+    assert content == "OK"
