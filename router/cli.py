@@ -42,12 +42,16 @@ def _build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = _build_parser(args_list)
-    args = parser.parse_args(args_list)
-    handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.error(f"command {args.command!r} is not available in this build")
-    return int(handler(args) or 0)
+    try:
+        parser = _build_parser(args_list)
+        args = parser.parse_args(args_list)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.error(f"command {args.command!r} is not available in this build")
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C is how a user stops a command: no traceback
+        print("rlm-router: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from html import escape
 import numpy as np
 
 from telemetry import semconv as sc
+from telemetry.otlp_json import TraceFormatError
 from telemetry.records import RequestRecord, RequestScan
 from telemetry.report_data import (
     UNKNOWN,
@@ -389,9 +390,19 @@ def write_report(
     feedback_paths: Iterable[str | os.PathLike[str]] = (),
     title: str = "rlm-router report",
 ) -> int:
-    """Read traces (and feedback), write the report to ``output``; returns the request count."""
+    """Read traces (and feedback), write the report to ``output``; returns the request count.
+
+    Raises ``TraceFormatError`` (and writes nothing) when the files hold no request at all:
+    an empty report is what a wrong or empty file would otherwise give, silently.
+    """
     trace_paths = list(trace_paths)
     data = read_report_data(trace_paths, feedback_paths)
+    if not len(data):
+        names = ", ".join(os.fspath(p) for p in trace_paths)
+        raise TraceFormatError(
+            f"no rlm-router request in {names}: expected OTLP-JSON trace lines with "
+            "rlm_router.request spans (RLM_ROUTER_TRACES_FILE, or a Collector's file exporter)"
+        )
     html = render_report(data, title=title, sources=[os.path.basename(p) for p in trace_paths])
     with open(output, "w", encoding="utf-8") as handle:
         handle.write(html)

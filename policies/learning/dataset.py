@@ -248,7 +248,7 @@ def _check(summary: DatasetSummary) -> None:
                 f"none of the {summary.requests} requests carries a propensity "
                 "(rlm_router.decision.propensity): these traces were recorded by a router "
                 "without exploration logging, and an unbiased retraining needs it. Set "
-                "exploration_rate > 0 in the policy, serve traffic, then train on the new traces."
+                "exploration.rate > 0 in the policy, serve traffic, then train on the new traces."
             )
         reasons = "; ".join(f"{n} {r}" for r, n in summary.excluded.most_common())
         raise TrainingDataError(
@@ -259,7 +259,7 @@ def _check(summary: DatasetSummary) -> None:
         raise TrainingDataError(
             f"no exploration in {summary.usable} usable requests: every request took the "
             "route the policy preferred, so the other route's outcome was never observed and "
-            "no counterfactual estimate is possible. Set exploration_rate > 0 (e.g. 0.05) in "
+            "no counterfactual estimate is possible. Set exploration.rate > 0 (e.g. 0.05) in "
             "the policy and collect more traces."
         )
     if free == 0:

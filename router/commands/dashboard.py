@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         count = write_report(
             args.traces, args.output, feedback_paths=args.feedback, title=args.title
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: TraceFormatError, no request found
         print(f"rlm-router dashboard: {exc}", file=sys.stderr)
         return 1
     print(f"{args.output}: {count} requests from {len(expand_paths(args.traces))} trace file(s)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -120,19 +121,32 @@ def run_calibrate(args: argparse.Namespace) -> int:
         print("rlm-router policy calibrate: every request was decided by a rule", file=sys.stderr)
         return 2
     threshold = calibrate_threshold(scores, rate)
-    achieved = sum(score >= threshold for score in scores) / len(scores)
+    escalated = sum(score >= threshold for score in scores)
+    achieved = escalated / len(scores)
+    # One request is the finest step; beyond it, ties in the scores made the target unreachable.
+    met = abs(achieved - rate) <= 1.0 / len(scores) + 1e-9
     print(
         json.dumps(
             {
                 "threshold": round(threshold, 6),
                 "target_escalation_rate": rate,
                 "achieved_escalation_rate": achieved,
+                "target_met": met,
                 "requests": len(requests),
                 "decided_by_rules": ruled,
                 "previous_threshold": router.policy.classifier.threshold,
             }
         )
     )
+    if not met:
+        tied = max(Counter(scores).values())
+        print(
+            f"rlm-router policy calibrate: missed the target: {achieved:.0%} of the "
+            f"{len(scores)} classifier-decided requests escalate at the nearest threshold, "
+            f"{rate:.0%} was asked (up to {tied} requests share one score); nothing written",
+            file=sys.stderr,
+        )
+        return 1
     if args.write:
         source = Path(args.config) if args.config else DEFAULT_POLICY_PATH
         text = set_classifier_value(

@@ -38,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"rlm-router route: --header {item!r} is not NAME:VALUE", file=sys.stderr)
             return 2
         headers[name.strip()] = value.strip()
+    if sys.stdin.isatty():  # otherwise a user who forgot the pipe sees a silent hang
+        print(
+            "rlm-router route: reading the request (JSON) from stdin; end with Ctrl-D, "
+            "or pipe it in: rlm-router route < request.json",
+            file=sys.stderr,
+        )
     try:
         body = json.load(sys.stdin)
     except json.JSONDecodeError as exc:

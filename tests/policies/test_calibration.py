@@ -87,3 +87,61 @@ def test_route_rejects_invalid_requests(
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"messages": []}'))
     assert main(["route", "--explain"]) == 2
     assert "'messages'" in capsys.readouterr().err
+
+
+def test_calibrate_says_when_it_misses_the_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ten copies of one request: every score ties, so 20% escalation is unreachable.
+    body = {"messages": generate("oolong", n_tokens=4_000, seed=0).messages()}
+    sample, out = tmp_path / "sample.jsonl", tmp_path / "calibrated.yaml"
+    sample.write_text((json.dumps(body) + "\n") * 10)
+    argv = ["policy", "calibrate", "--requests", str(sample), "--escalation-rate", "0.2"]
+    assert main([*argv, "--write", str(out)]) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["target_met"] is False
+    assert report["achieved_escalation_rate"] in (0.0, 1.0)
+    assert "missed the target" in captured.err and "20%" in captured.err
+    assert not out.exists()
+
+
+def test_route_on_a_terminal_says_it_waits_for_stdin() -> None:
+    import os
+    import pty
+    import subprocess
+
+    script = Path(sys.executable).with_name("rlm-router")
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [str(script), "route"], stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        os.write(leader, b'{"messages": [{"role": "user", "content": "hi"}]}\n\x04')
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert process.returncode == 0, err
+    assert b"reading the request (JSON) from stdin" in err
+    assert out.startswith(b"llm ")
+
+
+def test_route_interrupted_exits_without_a_traceback() -> None:
+    import signal
+    import subprocess
+    import time
+
+    script = Path(sys.executable).with_name("rlm-router")
+    process = subprocess.Popen(
+        [str(script), "route"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.0)  # let it reach the stdin read; an earlier Ctrl-C is handled the same way
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert b"Traceback" not in err
+    assert err.strip().endswith(b"interrupted")

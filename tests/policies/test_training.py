@@ -306,7 +306,7 @@ def test_cli_refuses_traces_without_exploration_and_writes_nothing(
         ["train", "--traces", str(traces), "--feedback", str(feedback), "--out", str(out)]
     )
     assert code == 2
-    assert "exploration_rate > 0" in capsys.readouterr().err
+    assert "exploration.rate > 0" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -104,10 +104,21 @@ def test_dashboard_command(sample: tuple[Path, Path], tmp_path: Path) -> None:
     args = ["dashboard", "--traces", str(traces), "--feedback", str(feedback), "-o", str(output)]
     assert main(args) == 0
     assert output.read_text().count('<svg class="chart"') == 8
+    assert main(["dashboard", "--traces", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_dashboard_on_an_empty_or_wrong_file_fails_and_writes_nothing(
+    sample: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert main(["dashboard", "--traces", str(empty), "-o", str(tmp_path / "e.html")]) == 0
-    assert main(["dashboard", "--traces", str(tmp_path / "missing.jsonl")]) == 2
+    _, feedback = sample  # the feedback file given as traces: a likely mix-up
+    for wrong in (empty, feedback):
+        output = tmp_path / f"{wrong.stem}.html"
+        assert main(["dashboard", "--traces", str(wrong), "-o", str(output)]) == 1
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert error.startswith(f"rlm-router dashboard: no rlm-router request in {wrong}")
+        assert not output.exists()
 
 
 def test_request_without_decision_is_reported(wired: Wired) -> None:
