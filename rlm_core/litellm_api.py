@@ -94,19 +94,31 @@ async def acompletion(**kwargs: Any) -> Any:
 # ── errors ────────────────────────────────────────────────────────────────────────────────
 
 
-def map_error(exc: BaseException, *, model: str | None = None) -> BaseException:
+def map_error(
+    exc: BaseException, *, model: str | None = None, api_base: str | None = None
+) -> BaseException:
     """The ``ProviderError`` kind for an exception raised by a completion callable.
 
     Our own errors (and cancellation) are returned unchanged; anything else is a failed
-    provider call. Raise the result ``from exc``.
+    provider call. Raise the result ``from exc``. The message names the model and, when
+    given, the URL it was called at ("Connection error" alone does not say where).
     """
     if isinstance(exc, RLMRouterError | asyncio.CancelledError) or not isinstance(exc, Exception):
         return exc
     name = type(exc).__name__
-    prefix = f"{model}: " if model else ""
+    where = f"{model} at {api_base}" if model and api_base else model or api_base
+    prefix = f"{where}: " if where else ""
     message = f"{prefix}{name}: {exc}"[:2000]
     status = _status(exc)
     kind: type[ProviderError]
+    if _is_missing_credentials(exc):
+        # The provider SDK refused before any request (litellm reports it as a 500): retrying
+        # cannot help, so it is a rejection, and the message says what to set.
+        message = (
+            f"{prefix}no API key: set the provider's key variable (e.g. OPENAI_API_KEY), "
+            f"api_key_env of the model in the policy, or --api-key ({name}: {exc})"
+        )[:2000]
+        return ProviderRejected(message, status_code=401, error_type="MissingCredentials")
     if _is_context_window(exc):
         kind = ContextWindowExceeded
     elif _is_timeout(exc):
@@ -135,6 +147,11 @@ def _is_context_window(exc: BaseException) -> bool:
         return True
     text = f"{type(exc).__name__} {exc}".lower()
     return any(marker in text for marker in _CONTEXT_WINDOW_MARKERS)
+
+
+def _is_missing_credentials(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Missing credentials" in text or "api_key client option must be set" in text
 
 
 def _is_timeout(exc: BaseException) -> bool:

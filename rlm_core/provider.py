@@ -79,6 +79,7 @@ async def call_with_retries(
     *,
     retry: RetryPolicy,
     model: str,
+    api_base: str | None = None,
     remaining_s: Callable[[], float | None] = lambda: None,
 ) -> T:
     """``await attempt(n)`` for n = 1, 2, … until it succeeds; the one retry loop.
@@ -95,7 +96,7 @@ async def call_with_retries(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            error = litellm_api.map_error(exc, model=model)
+            error = litellm_api.map_error(exc, model=model, api_base=api_base)
             if not isinstance(error, ProviderError) or error is exc:
                 raise
             if not error.retryable or n >= retry.max_attempts:
@@ -168,7 +169,11 @@ class ModelClient:
 
         try:
             return await call_with_retries(
-                attempt, retry=self._retry, model=spec.model, remaining_s=self._ledger.remaining_s
+                attempt,
+                retry=self._retry,
+                model=spec.model,
+                api_base=spec.api_base,
+                remaining_s=self._ledger.remaining_s,
             )
         except ProviderError:
             raise

@@ -71,7 +71,11 @@ async def call_direct(
 
     try:
         response = await call_with_retries(
-            attempt, retry=retry, model=model, remaining_s=call.deadline.remaining
+            attempt,
+            retry=retry,
+            model=model,
+            api_base=kwargs.get("api_base"),
+            remaining_s=call.deadline.remaining,
         )
     except Exception as exc:
         call.trace.chat_done(chat, error=exc)

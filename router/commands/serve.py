@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from rlm_core.env import offline_environ
+from rlm_core.errors import ConfigError
 from router.plugin.config import CONFIG_ENV, ServiceConfig, ServiceConfigError
 
 
@@ -57,6 +61,40 @@ def proxy_command(config_path: Path, *, host: str, port: int) -> list[str]:
     ]
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail now, in one line, when the proxy could not bind ``host:port`` (it would fail
+    seconds later, after printing its URL, in a long traceback)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn does: a port in TIME_WAIT is usable, one with a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ServiceConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                "choose another port with --port"
+            ) from None
+
+
+def check_service(config: ServiceConfig) -> None:
+    """Build the router and the dispatcher exactly as the plugin will inside the proxy, so a
+    bad policy value or model group is reported before anything starts."""
+    from router.plugin import RouterService
+
+    service = RouterService(config)
+    policy = service.router.policy
+    service.dispatcher  # noqa: B018 - built for its validation
+    groups = {"direct": config.direct, "rlm_root": config.rlm_root, "rlm_sub": config.rlm_sub}
+    for role, group in groups.items():
+        target = getattr(policy.models, role)
+        if group is None and target.api_key_env and target.api_key_env not in os.environ:
+            raise ServiceConfigError(
+                f"models.{role}.api_key_env of the policy names {target.api_key_env}, "
+                f"which is not set (the key for {target.model})"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         config = ServiceConfig.load(args.config)
@@ -71,19 +109,40 @@ def run(args: argparse.Namespace) -> int:
                 "the LiteLLM proxy refuses to start without a master key: set "
                 "LITELLM_MASTER_KEY=sk-... (or general_settings.master_key in the config)"
             )
-        directory = tempfile.mkdtemp(prefix="rlm-router-serve-")
-        generated = config.write_proxy_config(directory)
-        command = proxy_command(generated, host=args.host, port=args.port)
-    except ServiceConfigError as exc:
+        check_port(args.host, args.port)
+        check_service(config)
+    except ConfigError as exc:  # ServiceConfigError, PolicyError, ...: file, line, key
         print(f"rlm-router serve: {exc}", file=sys.stderr)
         return 2
     # The proxy imports litellm before our plugin loads: give it the offline defaults here.
     env = offline_environ(os.environ)
     env[CONFIG_ENV] = str(config.path)
-    print(
-        f"rlm-router serve: LiteLLM proxy on http://{args.host}:{args.port} "
-        f"(virtual model(s): {', '.join(config.virtual_models)}; config {generated})",
-        file=sys.stderr,
-    )
-    sys.stderr.flush()
-    os.execve(command[0], command, env)  # the proxy takes over this process
+    with tempfile.TemporaryDirectory(prefix="rlm-router-serve-") as directory:
+        generated = config.write_proxy_config(directory)
+        try:
+            command = proxy_command(generated, host=args.host, port=args.port)
+        except ServiceConfigError as exc:
+            print(f"rlm-router serve: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"rlm-router serve: LiteLLM proxy on http://{args.host}:{args.port} "
+            f"(virtual model(s): {', '.join(config.virtual_models)})",
+            file=sys.stderr,
+        )
+        sys.stderr.flush()
+        return run_proxy(command, env)
+
+
+def run_proxy(command: list[str], env: dict[str, str]) -> int:
+    """Run the proxy as a child (so the generated config's folder is removed afterwards),
+    passing SIGTERM on; Ctrl-C reaches it directly through the terminal's process group."""
+    process = subprocess.Popen(command, env=env)
+    previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    try:
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                process.send_signal(signal.SIGINT)  # the terminal's Ctrl-C, or ours alone
+    finally:
+        signal.signal(signal.SIGTERM, previous)

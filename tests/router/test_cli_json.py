@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -43,10 +44,13 @@ def test_every_json_command_is_covered() -> None:
     assert with_json == COVERED
 
 
-def _run(*args: str, stdin: str | None = None, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, stdin: str | None = None, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(SCRIPT), *args],
         input=stdin,
+        env=env,
         capture_output=True,
         text=True,
         timeout=240,
@@ -101,13 +105,27 @@ def test_rlm_json_with_models_litellm_does_not_know(tmp_path: Path, sim_server: 
 @pytest.mark.slow  # the provider error is retried per the default retry policy first
 def test_rlm_json_on_a_provider_error_is_still_one_document(tmp_path: Path) -> None:
     (tmp_path / "context.txt").write_text("The access code is 4417.\n")
+    url = f"http://127.0.0.1:{_free_port()}/v1"
     done = _run(
         "rlm", "--json", "--model", "openai/selfhosted-coder-7b",
-        "--api-base", f"http://127.0.0.1:{_free_port()}/v1", "--api-key", "sk-none",
+        "--api-base", url, "--api-key", "sk-none",
         "--context-file", "context.txt", "--query", "What is the access code?",
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 1
     result = _one_document(done.stdout)
     assert result["stopped_reason"] == "provider_error"
-    assert result["error"]
+    assert f"openai/selfhosted-coder-7b at {url}" in str(result["error"])  # where it failed
+
+
+def test_rlm_without_an_api_key_says_so_at_once(tmp_path: Path, sim_server: SimServer) -> None:
+    (tmp_path / "context.txt").write_text("The access code is 4417.\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    done = _run(
+        "rlm", "--json", "--model", "openai/sim-large", "--api-base", sim_server.base_url,
+        "--context-file", "context.txt", "--query", "What is the access code?",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1
+    result = _one_document(done.stdout)
+    assert "no API key" in str(result["error"]) and "OPENAI_API_KEY" in str(result["error"])

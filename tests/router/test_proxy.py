@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -359,7 +360,14 @@ def test_rlm_router_serve_starts_the_proxy_from_one_yaml_file(
         )
     )
     port = free_port()
-    env = {**os.environ, "LITELLM_MASTER_KEY": MASTER_KEY, "OTEL_SDK_DISABLED": "true"}
+    scratch = tmp_path / "tmp"  # serve's own TMPDIR: its generated config must not outlive it
+    scratch.mkdir()
+    env = {
+        **os.environ,
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+        "OTEL_SDK_DISABLED": "true",
+        "TMPDIR": str(scratch),
+    }
     command = [str(Path(sys.executable).parent / "rlm-router"), "serve", "--config", str(config)]
     process = subprocess.Popen(
         [*command, "--port", str(port)],
@@ -388,6 +396,50 @@ def test_rlm_router_serve_starts_the_proxy_from_one_yaml_file(
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
+    assert not list(scratch.glob("rlm-router-serve-*"))
+
+
+def _serve(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "rlm-router"), "serve", "--config", str(config)]
+    env = {**os.environ, "LITELLM_MASTER_KEY": MASTER_KEY, "OTEL_SDK_DISABLED": "true"}
+    return subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_serve_on_a_busy_port_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "router.yaml"
+    config.write_text(yaml.safe_dump({"model_list": sim_model_list("http://127.0.0.1:1/v1")}))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _serve(config, "--port", str(port))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0] and "--port" in lines[0]
+    assert "LiteLLM proxy on" not in done.stderr  # nothing was started
+
+
+def test_serve_reports_a_bad_policy_value_before_starting(tmp_path: Path) -> None:
+    from policies.loader import DEFAULT_POLICY_PATH
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DEFAULT_POLICY_PATH.read_text().replace("threshold: 0.5", "threshold: 2"))
+    config = tmp_path / "router.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "rlm_router": {"policy": "policy.yaml"},
+                "model_list": sim_model_list("http://127.0.0.1:1/v1"),
+            }
+        )
+    )
+    done = _serve(config, "--port", str(free_port()))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert str(policy) in lines[0] and "threshold" in lines[0]
+    assert "LiteLLM proxy on" not in done.stderr
 
 
 def test_serve_refuses_to_start_without_a_master_key(
