@@ -141,7 +141,7 @@ def test_route_interrupted_exits_without_a_traceback() -> None:
     )
     time.sleep(1.0)  # let it reach the stdin read; an earlier Ctrl-C is handled the same way
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert b"Traceback" not in err
     assert err.strip().endswith(b"interrupted")
