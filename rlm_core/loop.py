@@ -261,6 +261,7 @@ class TreeRun:
             info,
             sub_window_chars=_sub_window_chars(self.sub.model),
             max_turns=self.budget.max_iterations,
+            sub_calls_left=self.ledger.sub_calls_left(),
         )
 
         async def handler(request: SubCallRequest) -> list[str]:

@@ -56,7 +56,8 @@ not one line or one record: a batch of hundreds of tiny prompts is the mistake t
 many chunks as a few `llm_query_batched` calls of up to about 20 prompts each. Above roughly \
 20 full chunks, filter with Python first or make a coarse pass before a targeted one.
 - Ask sub-models for short, structured answers you can combine in Python.
-- Execute your plan now, in a ```repl block in this reply; do not only say what you will do.
+{budget_line}- Execute your plan now, in a ```repl block in this reply; do not only say what you \
+will do.
 - Code in ```python blocks is run too when a reply has no ```repl block, but write ```repl.
 
 When you are done, give the answer either from code (FINAL / FINAL_VAR / answer), or on its \
@@ -135,11 +136,29 @@ def chunk_chars_for(sub_window_chars: int) -> int:
     return max(1_000, min(TARGET_CHUNK_CHARS, sub_window_chars // 2))
 
 
+def budget_line(sub_calls_left: int | None, context_chars: int) -> str:
+    """The sub-call budget as the model should plan with it (empty when unlimited)."""
+    if sub_calls_left is None:
+        return ""
+    reading = -(-context_chars // max(1, sub_calls_left)) if sub_calls_left else context_chars
+    return (
+        f"- This run allows {sub_calls_left:,} more sub-calls (llm_query prompts and child "
+        f"RLMs together). Reading all {context_chars:,} characters within that takes at least "
+        f"{reading:,} characters per sub-call: plan the chunk size before the first batch.\n"
+    )
+
+
 def initial_messages(
-    query: str, info: ContextInfo, *, sub_window_chars: int, max_turns: int = 30
+    query: str,
+    info: ContextInfo,
+    *,
+    sub_window_chars: int,
+    max_turns: int = 30,
+    sub_calls_left: int | None = None,
 ) -> list[dict[str, str]]:
     """The system message (the protocol) and the first user message (the query)."""
     fields = {
+        "budget_line": budget_line(sub_calls_left, info.total_chars),
         "context_type": info.type_name,
         "context_chars": info.total_chars,
         "chunk_info": info.chunk_text(),

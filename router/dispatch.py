@@ -314,6 +314,7 @@ class Dispatcher:
             deadline_hit=hit,
             fits=fits,
             on_deadline=latency.on_deadline,
+            budget_partial=bool(partial) and result is not None and error is None,
         )
         if action == "answer" and result is not None and result.answer is not None:
             served = rlm_served(self.settings, result.answer, result, "stop")
@@ -347,6 +348,12 @@ class Dispatcher:
             outcome = self._outcome(call, route, served, result)
             outcome.stopped_reason = stopped
             return served, outcome
+        if action == "budget_partial":
+            # Out of budget on an input no direct model can take: the best answer the run
+            # reached, marked degraded with the reason, beats an error that loses it.
+            return self._partial(
+                call, partial, result, spent, fallback, "partial_at_budget", stopped=stopped
+            )
         route = call.route("rlm", fallback=fallback)
         message = (
             f"the RLM route ended without a final answer ({stopped}) and the input does not fit "
@@ -364,12 +371,14 @@ class Dispatcher:
         spent: float,
         fallback: Fallback,
         degraded: str,
+        *,
+        stopped: str = "deadline",
     ) -> tuple[Served, Outcome]:
         served = rlm_served(self.settings, partial or "", result, "length")
         served = replace(served, cost_usd=spent)
         route = call.route("rlm", fallback=fallback, degraded=degraded)
         outcome = self._outcome(call, route, served, result)
-        outcome.stopped_reason = "deadline"
+        outcome.stopped_reason = stopped
         return served, outcome
 
     # streaming

@@ -8,7 +8,8 @@
              ├─ input fits the direct model ─► direct call                 [rlm_to_llm]
              │     └─ that call runs out of time at the deadline ──► the partial answer
              ├─ deadline ────────────────────► the partial answer
-             └─ otherwise ───────────────────► fail with the partial answer (EscalationFailed)
+             ├─ out of budget with an answer ► the partial answer          [partial_at_budget]
+             └─ otherwise ───────────────────► fail (EscalationFailed, with the reason)
 
 ``router.dispatch`` carries the actions out; tests/router/test_fallback.py walks the table.
 """
@@ -22,7 +23,7 @@ from router.errors import LatencyBudgetExceeded
 
 OnDeadline = Literal["direct", "partial"]
 AfterDirect = Literal["escalate", "raise"]
-AfterRLM = Literal["answer", "partial", "direct", "fail"]
+AfterRLM = Literal["answer", "partial", "budget_partial", "direct", "fail"]
 AfterFallbackDirect = Literal["partial", "raise"]
 DEADLINE_REASONS = frozenset({"timeout", "deadline", "max_time", "wall_time"})
 
@@ -33,18 +34,26 @@ def after_direct_error(error: BaseException) -> AfterDirect:
 
 
 def after_rlm(
-    *, answered: bool, deadline_hit: bool, fits: bool, on_deadline: OnDeadline
+    *,
+    answered: bool,
+    deadline_hit: bool,
+    fits: bool,
+    on_deadline: OnDeadline,
+    budget_partial: bool = False,
 ) -> AfterRLM:
     """What follows an RLM run: ``answered`` when it produced a final answer, ``deadline_hit``
     when the latency budget ended it, ``fits`` when the input fits the direct model's window
-    (and the request did not come from the direct route already)."""
+    (and the request did not come from the direct route already), ``budget_partial`` when a
+    budget ended it (no error) with an answer in hand."""
     if answered:
         return "answer"
     if deadline_hit and on_deadline == "partial":
         return "partial"
     if fits:
         return "direct"
-    return "partial" if deadline_hit else "fail"
+    if deadline_hit:
+        return "partial"
+    return "budget_partial" if budget_partial else "fail"
 
 
 def after_fallback_direct_error(error: BaseException, *, deadline_hit: bool) -> AfterFallbackDirect:

@@ -47,7 +47,7 @@ class RouteInfo:
     reason: str
     score: float | None = None
     fallback: Fallback = "none"
-    degraded: str | None = None  # e.g. "partial_at_deadline", "direct_at_deadline"
+    degraded: str | None = None  # "partial_at_deadline", "partial_at_budget", "direct_at_deadline"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -35,6 +35,10 @@ class SimModel:
     reasoning_per_answer: int = 0
     reasoning_per_1k_prompt: float = 0.0
     reasoning_per_root_turn: int = 0
+    # How the model behaves as an RLM root (``sim.personas``): "competent" writes the right
+    # program every time; "frontier" and "coder" fail the way RLM(GPT-5) and
+    # RLM(Qwen3-Coder) do, at calibrated rates.
+    persona: str = "competent"
 
     def reasoning_tokens(self, prompt_tokens: int, *, root_turn: bool) -> int:
         """Hidden reasoning tokens spent on one response."""
@@ -59,59 +63,74 @@ class SimModel:
         }
 
 
-SIM_MODELS: dict[str, SimModel] = {
-    model.name: model
-    for model in (
-        # Frontier-like root/direct model, priced like GPT-5.
-        SimModel(
-            name="sim-large",
-            context_window=272_000,
-            max_output_tokens=128_000,
-            input_cost_per_token=1.25e-6,
-            output_cost_per_token=10e-6,
-            ttft_s=0.6,
-            input_s_per_token=2e-6,
-            output_s_per_token=0.012,
-            recall_max=0.98,
-            recall_half_load=100_000,
-            recall_slope=1.6,
-            reasoning_per_answer=200,
-            reasoning_per_1k_prompt=4.0,
-            reasoning_per_root_turn=2_500,
-        ),
-        # Its mini sibling for sub-calls, priced like GPT-5-mini: faster, somewhat less recall.
-        SimModel(
-            name="sim-mini",
-            context_window=272_000,
-            max_output_tokens=128_000,
-            input_cost_per_token=0.25e-6,
-            output_cost_per_token=2e-6,
-            ttft_s=0.35,
-            input_s_per_token=1e-6,
-            output_s_per_token=0.006,
-            recall_max=0.985,
-            recall_half_load=70_000,
-            recall_slope=1.6,
-            reasoning_per_answer=150,
-            reasoning_per_1k_prompt=4.0,
-            reasoning_per_root_turn=1_500,
-        ),
-        # A small-window direct model, for overflow and fallback tests.
-        SimModel(
-            name="sim-small",
-            context_window=32_000,
-            max_output_tokens=8_000,
-            input_cost_per_token=0.15e-6,
-            output_cost_per_token=0.6e-6,
-            ttft_s=0.25,
-            input_s_per_token=1e-6,
-            output_s_per_token=0.005,
-            recall_max=0.99,
-            recall_half_load=50_000,
-            recall_slope=1.6,
-        ),
-    )
-}
+_BASE_MODELS: tuple[SimModel, ...] = (
+    # Frontier-like root/direct model, priced like GPT-5.
+    SimModel(
+        name="sim-large",
+        context_window=272_000,
+        max_output_tokens=128_000,
+        input_cost_per_token=1.25e-6,
+        output_cost_per_token=10e-6,
+        ttft_s=0.6,
+        input_s_per_token=2e-6,
+        output_s_per_token=0.012,
+        recall_max=0.98,
+        recall_half_load=100_000,
+        recall_slope=1.6,
+        reasoning_per_answer=200,
+        reasoning_per_1k_prompt=4.0,
+        reasoning_per_root_turn=2_500,
+    ),
+    # Its mini sibling for sub-calls, priced like GPT-5-mini: faster, somewhat less recall.
+    SimModel(
+        name="sim-mini",
+        context_window=272_000,
+        max_output_tokens=128_000,
+        input_cost_per_token=0.25e-6,
+        output_cost_per_token=2e-6,
+        ttft_s=0.35,
+        input_s_per_token=1e-6,
+        output_s_per_token=0.006,
+        recall_max=0.985,
+        recall_half_load=70_000,
+        recall_slope=1.6,
+        reasoning_per_answer=150,
+        reasoning_per_1k_prompt=4.0,
+        reasoning_per_root_turn=1_500,
+    ),
+    # A small-window direct model, for overflow and fallback tests.
+    SimModel(
+        name="sim-small",
+        context_window=32_000,
+        max_output_tokens=8_000,
+        input_cost_per_token=0.15e-6,
+        output_cost_per_token=0.6e-6,
+        ttft_s=0.25,
+        input_s_per_token=1e-6,
+        output_s_per_token=0.005,
+        recall_max=0.99,
+        recall_half_load=50_000,
+        recall_slope=1.6,
+    ),
+)
+# Root personas (CALIBRATION.md, "Root personas"): sim-large's reading and prices with a
+# GPT-5-like root behaviour, and a Qwen3-Coder-like root (priced like Qwen3-Coder-480B on
+# common hosts, ~$0.45/M input and $1.80/M output; its recall is sim-large's).
+_PERSONA_MODELS = (
+    replace(_BASE_MODELS[0], name="sim-frontier", persona="frontier"),
+    replace(
+        _BASE_MODELS[0],
+        name="sim-coder",
+        persona="coder",
+        context_window=262_000,
+        input_cost_per_token=0.45e-6,
+        output_cost_per_token=1.8e-6,
+        reasoning_per_answer=0,
+        reasoning_per_1k_prompt=0.0,
+        reasoning_per_root_turn=600,
+    ),
+)
+SIM_MODELS: dict[str, SimModel] = {m.name: m for m in (*_BASE_MODELS, *_PERSONA_MODELS)}
 
 
 def register_sim_models() -> None:

@@ -124,7 +124,7 @@ class _Shape:
     reduce: str  # computes ``result`` from ``partial``
 
 
-def _records_shape(users: tuple[str, ...]) -> _Shape:
+def _records_shape(users: tuple[str, ...], chunk_chars: int) -> _Shape:
     named = " or ".join(f"user {u}" for u in users)
     prompt = prompts.RECORDS_PROMPT.format(labels=", ".join(LABELS), users=named)
     setup = f"""
@@ -146,7 +146,7 @@ def merge(total, part):
 
 def map_part(s):
     counts = empty()
-    for reply in ask_chunks(s, PROMPT, {RECORD_CHUNK_CHARS}):
+    for reply in ask_chunks(s, PROMPT, {chunk_chars}):
         for line in reply.splitlines():
             m = re.match(r"\\s*(\\d+)\\s*\\|\\s*(.+?)\\s*$", line)
             if m and m.group(1) in counts:
@@ -162,7 +162,7 @@ def map_part(s):
     return _Shape(setup, sub_question, "")
 
 
-def _label_users_shape(label: str) -> _Shape:
+def _label_users_shape(label: str, chunk_chars: int) -> _Shape:
     prompt = prompts.LABEL_USERS_PROMPT.format(labels=", ".join(LABELS), label=label)
     setup = f"""
 PROMPT = {prompt!r}
@@ -178,7 +178,7 @@ def merge(total, part):
 
 def map_part(s):
     users = set()
-    for reply in ask_chunks(s, PROMPT, {RECORD_CHUNK_CHARS}):
+    for reply in ask_chunks(s, PROMPT, {chunk_chars}):
         users.update(re.findall(r"^\\s*(\\d+)\\s*$", reply, re.M))
     return sorted(users)
 """
@@ -209,11 +209,11 @@ def map_part(s):
     return _Shape(setup, sub_question, "")
 
 
-def _shape(q: Question) -> _Shape:
+def _shape(q: Question, chunk_chars: int) -> _Shape:
     if q.kind in ("count", "most_common", "compare", "records"):
-        return _records_shape(q.users)
+        return _records_shape(q.users, chunk_chars)
     if q.kind in ("pairs", "label_users"):
-        return _label_users_shape(q.params["label"])
+        return _label_users_shape(q.params["label"], chunk_chars)
     if q.kind == "needle":
         key = q.params["key"]
         return _answers_shape(
@@ -264,13 +264,24 @@ def _reduce(q: Question) -> str:
     )
 
 
-def solve_program(q: Question, *, as_child: bool) -> str:
+CHUNK_NOTE = " Use sub-calls of about {chars} characters."
+
+
+def chunk_note(chars: int) -> str:
+    """What a parent tells its child RLMs about chunk size (so the tree fits the budget)."""
+    return "" if chars == RECORD_CHUNK_CHARS else CHUNK_NOTE.format(chars=chars)
+
+
+def solve_program(
+    q: Question, *, as_child: bool, record_chunk_chars: int = RECORD_CHUNK_CHARS
+) -> str:
     """The program for question ``q``; a child stores the JSON partial as ``result``."""
-    shape = _shape(q)
+    shape = _shape(q, record_chunk_chars)
     reduce = "result = json.dumps(partial)\n" if as_child else _reduce(q)
     return (
         f"{STEP_MARKER}solve\n{_PRELUDE}\nPART_CHARS = {PART_CHARS}\n"
-        f"SUB_QUESTION = {shape.sub_question!r}\n{shape.setup}{_DRIVER}{reduce}"
+        f"SUB_QUESTION = {shape.sub_question + chunk_note(record_chunk_chars)!r}\n"
+        f"{shape.setup}{_DRIVER}{reduce}"
         'print("result:", result)\n'
     )
 

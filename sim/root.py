@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 
-from sim import programs
+from sim import personas, programs
 from sim.questions import Question, split_question, understand
 from sim.reader import Reading, answer_question
 
@@ -49,6 +49,10 @@ _CHILD_GENERIC = re.compile(
 # The engine asks for an answer without code when a budget runs out.
 _MUST_ANSWER = re.compile(r"reply now with your best final answer|Do not write code", re.I)
 MAX_TURNS = 6
+_PLAN_ANSWER = (
+    "I will split the context into chunks, ask the sub-model about each chunk in parallel "
+    "and combine the answers in Python"
+)
 
 
 def is_root_prompt(messages: list[tuple[str, str]]) -> bool:
@@ -97,8 +101,8 @@ def _question(query: str) -> tuple[Question, bool]:
     return understand(query), True
 
 
-def _code(step_text: str, program: str) -> str:
-    return f"{step_text}\n\n```repl\n{program}```"
+def _code(step_text: str, program: str, fence: str = "repl") -> str:
+    return f"{step_text}\n\n```{fence}\n{program}```"
 
 
 def _final(answer: str, *, by_dict: bool) -> str:
@@ -110,10 +114,51 @@ def _final(answer: str, *, by_dict: bool) -> str:
     return f"I have the answer.\n\nFINAL({answer})"
 
 
+_SUB_CALLS_LEFT = re.compile(r"This run allows ([\d,]+) more sub-calls")
+_CONTEXT_CHARS = re.compile(r"^Context: .*?, ([\d,]+) characters;", re.M)
+_PARENT_CHUNK = re.compile(r"Use sub-calls of about (\d+) characters\.")
+
+
+def _chunk_chars(persona: personas.Persona, messages: list[tuple[str, str]], query: str) -> int:
+    """The persona's chunk size, made larger when the run's sub-call budget (stated by the
+    engine) could not cover the whole context with it; a child uses what its parent said."""
+    if parent := _PARENT_CHUNK.search(query):
+        return int(parent.group(1))
+    text = "\n".join(t for _, t in messages[:2])
+    left, size = _SUB_CALLS_LEFT.search(text), _CONTEXT_CHARS.search(text)
+    if not left or not size:
+        return persona.record_chunk_chars
+    calls = int(left.group(1).replace(",", ""))
+    total = int(size.group(1).replace(",", "")) * (2 if persona.verify else 1)
+    # Keep a fifth of the budget for children, retries and the combine step.
+    needed = -(-total // max(1, int(calls * 0.8)))
+    return max(persona.record_chunk_chars, needed)
+
+
 def respond_as_root(reading: Reading, messages: list[tuple[str, str]]) -> str:
     """The root model's next turn."""
     query = _query(messages)
     question, as_child = _question(query)
+    persona = personas.persona_of(reading.model.persona)
+
+    # Questions repeat across tasks; the first user turn (with the context's size) does not.
+    first_user = next((text for role, text in messages if role == "user"), query)
+
+    def chance(behaviour: str) -> float:
+        return personas.chance(reading.seed, reading.model.name, first_user, behaviour)
+
+    if not as_child and chance("misread") < persona.misunderstand:
+        question = personas.misread(question, chance("which"))
+    fence = "python" if chance("fence") < persona.python_fence else "repl"
+
+    def solve(step: str, extra: str = "") -> str:
+        chunk = _chunk_chars(persona, messages, query)
+        program = programs.solve_program(question, as_child=as_child, record_chunk_chars=chunk)
+        if chance("pairs") < persona.pair_slip:
+            program = program.replace(personas.ALL_PAIRS, personas.NEIGHBOUR_PAIRS)
+        marker = programs.STEP_MARKER
+        return program.replace(f"{marker}solve", f"{marker}{step}", 1) + extra
+
     by_dict = _ends_by_answer_dict(messages)
     replies = [text for role, text in messages if role == "assistant"]
     steps = [m.group(1) for text in replies for m in [_STEP.search(text)] if m]
@@ -142,8 +187,14 @@ def respond_as_root(reading: Reading, messages: list[tuple[str, str]]) -> str:
             f"chunk in parallel and combine the answers in Python (question type: "
             f"{question.kind})."
         )
-        return _code(plan, programs.solve_program(question, as_child=as_child))
-    if last_step in ("solve", "fallback", "assign"):
+        if not as_child and chance("plan") < persona.plan_as_answer:
+            # The plan handed in as the answer: a failure seen in real trajectories.
+            return f"{plan}\n\nFINAL({_PLAN_ANSWER})"
+        return _code(plan, solve("solve"), fence)
+    if last_step == "solve" and persona.verify and not as_child and not _ERROR.search(output):
+        flip = personas.FLIP_RESULT if chance("flip") < persona.verify_flips else ""
+        return _code("Let me verify the result by recomputing it.", solve("verify", flip), fence)
+    if last_step in ("solve", "fallback", "assign", "verify"):
         if _ERROR.search(output) and last_step == "solve":
             return _code(
                 "The program failed; I will use a simpler chunk-and-combine approach.",
@@ -155,5 +206,7 @@ def respond_as_root(reading: Reading, messages: list[tuple[str, str]]) -> str:
             return _final(answer, by_dict=by_dict) if by_dict else f"FINAL({answer})"
         if by_dict:
             return _code("The program printed the result.", programs.SUBMIT_RESULT)
+        if chance("final") < persona.final_confusion:
+            return "The program printed the result.\n\nFINAL(result)"
         return "The program printed the result.\n\nFINAL_VAR(result)"
     return _code("Let me look at the context first.", programs.INSPECT)

@@ -228,13 +228,29 @@ async def test_rlm_budget_exhaustion_falls_back_to_direct(router: Any, sim: SimS
     assert text_of(response)
 
 
-async def test_rlm_failure_beyond_the_window_is_a_clear_error(router: Any, sim: SimServer) -> None:
+async def test_rlm_out_of_budget_beyond_the_window_returns_the_partial_answer(
+    router: Any, sim: SimServer
+) -> None:
+    # Deliberately changed (issue 10): this used to raise EscalationFailed and lose the answer
+    # the run had reached; now the partial answer comes back, marked degraded with the reason.
     task = generate("niah", n_tokens=300_000, seed=7)
     dispatcher = make(router, sim, budget=Budget(max_iterations=1))
+    response = await dispatcher.acompletion(model="auto", messages=task.messages())
+    info = route_of(response)
+    assert info is not None and info["route"] == "rlm"
+    assert info["degraded"] == "partial_at_budget"
+    assert text_of(response) and response.choices[0].finish_reason == "length"
+
+
+async def test_rlm_failure_beyond_the_window_without_an_answer_is_a_clear_error(
+    router: Any, sim: SimServer
+) -> None:
+    task = generate("niah", n_tokens=300_000, seed=7)
+    dispatcher = make(router, sim, budget=Budget(max_cost_usd=1e-9))
     with pytest.raises(EscalationFailed) as caught:
         await dispatcher.acompletion(model="auto", messages=task.messages())
     error = caught.value
-    assert error.stopped_reason == "max_iterations"
+    assert error.stopped_reason == "max_cost"
     assert "context window" in str(error)
     assert error.route is not None and error.route.route == "rlm"
 

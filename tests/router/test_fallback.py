@@ -42,7 +42,7 @@ def test_only_a_context_window_error_escalates_a_direct_call() -> None:
         # No deadline: failure or exhaustion falls back to direct when the input fits ...
         (False, False, True, "direct", "direct"),
         (False, False, True, "partial", "direct"),
-        # ... and fails (EscalationFailed, with the partial answer) when it does not.
+        # ... and fails (EscalationFailed) when it does not and there is no answer in hand.
         (False, False, False, "direct", "fail"),
         (False, False, False, "partial", "fail"),
     ],
@@ -52,6 +52,14 @@ def test_after_rlm(answered: bool, hit: bool, fits: bool, on_deadline: str, acti
         after_rlm(answered=answered, deadline_hit=hit, fits=fits, on_deadline=on_deadline)  # type: ignore[arg-type]
         == action
     )
+
+
+def test_out_of_budget_beyond_the_window_answers_with_the_partial_when_there_is_one() -> None:
+    # Issue 10: a budget-ended run with an answer in hand returns it (degraded), not an error.
+    kwargs = {"answered": False, "deadline_hit": False, "on_deadline": "direct"}
+    assert after_rlm(fits=False, budget_partial=True, **kwargs) == "budget_partial"  # type: ignore[arg-type]
+    assert after_rlm(fits=True, budget_partial=True, **kwargs) == "direct"  # type: ignore[arg-type]
+    assert after_rlm(fits=False, budget_partial=False, **kwargs) == "fail"  # type: ignore[arg-type]
 
 
 def test_a_direct_fallback_out_of_time_at_the_deadline_answers_with_the_partial() -> None:
