@@ -49,11 +49,8 @@ async def _stats(server: SimServer) -> dict[str, Any]:
 
 
 async def run(tokens: int, personas: Sequence[str], seed: int) -> list[dict[str, Any]]:
-    import litellm
-
     from router import Router
 
-    litellm.suppress_debug_info = True
     register_sim_models()
     os.environ.setdefault(_KEY_ENV, "sk-sim")
     task = generate("oolong", n_tokens=tokens, seed=seed)
@@ -66,9 +63,11 @@ async def run(tokens: int, personas: Sequence[str], seed: int) -> list[dict[str,
                 error = None
                 try:
                     response = await router.acompletion(model="auto", messages=task.messages())
-                    text = response.choices[0].message.content or ""
-                    info = response._hidden_params.get("rlm_router", {})
-                    cost = float(response._hidden_params.get("response_cost") or 0.0)
+                    choices = getattr(response, "choices", None) or []  # not streamed
+                    text = (choices[0].message.content or "") if choices else ""
+                    hidden = getattr(response, "_hidden_params", {})
+                    info = hidden.get("rlm_router", {})
+                    cost = float(hidden.get("response_cost") or 0.0)
                 except Exception as exc:  # a failed request is a result here, not a crash
                     text, info, cost, error = "", {}, 0.0, f"{type(exc).__name__}: {exc}"[:300]
                 wall = time.perf_counter() - started

@@ -57,9 +57,6 @@ async def measure(persona: str, seeds: int, server: SimServer) -> dict[str, Any]
 
 
 async def run(personas: Sequence[str], seeds: int) -> list[dict[str, Any]]:
-    import litellm
-
-    litellm.suppress_debug_info = True
     register_sim_models()
     async with SimServer(SimConfig(seed=0, time_scale=0.0)) as server:
         return [await measure(p, seeds, server) for p in personas]
