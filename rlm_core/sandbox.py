@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm_core import frames
+from rlm_core.containment import SandboxCgroup
 from rlm_core.errors import SandboxError, SandboxMisbehaving
 from rlm_core.frames import DoneFrame, FrameError, FrameTooLarge, SubCallRequest
 from rlm_core.worker.framing import HEADER as _HEADER
@@ -54,6 +55,12 @@ class SandboxLimits:
     # False skips the network namespace (the in-process socket block and Landlock's TCP
     # rules still apply); for hosts where creating namespaces is forbidden or slow.
     network_namespace: bool = True
+    # False skips the per-sandbox cgroup (memory and processes then limited per process and
+    # per uid only); like network_namespace=False, it forces a fallback for tests.
+    cgroups: bool = True
+    # Where a containment layer cannot be had on this host, model code is refused unless
+    # this is set: the user accepts what still holds (SandboxInfo.missing says what not).
+    allow_weak_containment: bool = False
     start_timeout_s: float = 30.0
     # Frames from the worker above this size are refused before they are read; the worker
     # refuses to send them (a sub-call request or a final answer larger than this is an error).
@@ -93,6 +100,10 @@ class SandboxInfo:
     warnings: list[str] = field(default_factory=list)
     startup_s: float = 0.0
     context_load_s: float = 0.0
+    pid_namespace: bool = False
+    seccomp: str = "none"
+    cgroup: bool = False
+    missing: list[str] = field(default_factory=list)  # containment layers that did not hold
 
 
 def _nobody() -> tuple[int, int]:
@@ -137,6 +148,7 @@ class Sandbox:
         self._context_bytes = 0
         self._reader: frames.FrameReader
         self._protocol_restarts = 0
+        self._cgroup: SandboxCgroup | None = None
         self.info = SandboxInfo()
 
     async def __aenter__(self) -> Sandbox:
@@ -164,15 +176,23 @@ class Sandbox:
             self._spill_fd = os.open(
                 self._private / "stdout", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
             )
+            if self._limits.cgroups:
+                self._cgroup = SandboxCgroup.create(
+                    memory_bytes=self._memory_bytes(), max_processes=self._limits.max_processes
+                )
         await self._spawn()
         return self.info
+
+    def _memory_bytes(self) -> int:
+        # The decoded context plus its mapping must fit beside the model's own memory.
+        return (self._limits.memory_mb << 20) + 6 * self._context_bytes
 
     def _config(self, context_fd: int) -> dict[str, Any]:
         lim = self._limits
         uid, gid = _nobody()
-        # The decoded context plus its mapping must fit beside the model's own memory.
-        memory = (lim.memory_mb << 20) + 6 * self._context_bytes
+        memory = self._memory_bytes()
         return {
+            "cgroup_procs": self._cgroup.procs if self._cgroup is not None else [],
             "scratch": str(self._scratch),
             "context_fd": context_fd,
             "spill_fd": self._spill_fd,
@@ -221,11 +241,25 @@ class Sandbox:
         self.info = SandboxInfo(
             network=str(report.get("network", "none")),
             filesystem=str(report.get("filesystem", "none")),
-            uid=_number(report.get("uid"), -1),
+            uid=int(_number(report.get("uid"), -1)),
             warnings=[str(w) for w in warnings] if isinstance(warnings, list) else [],
-            startup_s=float(_number(report.get("startup_s"), 0)),
-            context_load_s=float(_number(report.get("context_load_s"), 0)),
+            startup_s=_number(report.get("startup_s"), 0.0),
+            context_load_s=_number(report.get("context_load_s"), 0.0),
+            pid_namespace=report.get("pid_namespace") is True,
+            seccomp=str(report.get("seccomp", "none")),
+            cgroup=report.get("cgroup") is True,
         )
+        self.info.missing = _missing_layers(self.info)
+        if self.info.missing and not self._limits.allow_weak_containment:
+            await self._kill()
+            raise SandboxError(
+                "refusing to run model code: this host does not give the sandbox "
+                f"{', '.join(self.info.missing)}. Opt in to the weaker sandbox explicitly "
+                "(SandboxLimits(allow_weak_containment=True), rlm-router rlm "
+                "--allow-weak-sandbox) to run with what holds: network "
+                f"{self.info.network}, filesystem {self.info.filesystem}, seccomp "
+                f"{self.info.seccomp}."
+            )
         for warning in self.info.warnings:
             if warning not in _warned:
                 _warned.add(warning)
@@ -389,6 +423,8 @@ class Sandbox:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+        if self._cgroup is not None:
+            self._cgroup.kill_all()  # processes that left the group and the namespace
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         with contextlib.suppress(Exception):
@@ -404,6 +440,14 @@ class Sandbox:
             if self._spill_fd is not None:
                 os.close(self._spill_fd)
                 self._spill_fd = None
+            if self._cgroup is not None:
+                for _ in range(50):  # killed processes leave their cgroup within milliseconds
+                    self._cgroup.kill_all()
+                    self._cgroup.remove()
+                    if not self._cgroup.directories:
+                        break
+                    await asyncio.sleep(0.01)
+                self._cgroup = None
             for directory in (self._scratch, self._private):
                 if directory is not None:
                     shutil.rmtree(directory, ignore_errors=True)
@@ -414,8 +458,21 @@ class SubCallRejected(Exception):
     """Raised by a SubCallHandler to turn a request into an exception in model code."""
 
 
-def _number(value: object, default: int) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+def _missing_layers(info: SandboxInfo) -> list[str]:
+    """The containment layers a full sandbox has that this one lacks."""
+    layers = {
+        "a network namespace": info.network == "namespace",
+        "Landlock filesystem rules": info.filesystem.startswith("landlock"),
+        "a PID namespace": info.pid_namespace,
+        "a seccomp filter": info.seccomp != "none",
+        "a per-sandbox cgroup (memory and processes)": info.cgroup,
+    }
+    return [name for name, held in layers.items() if not held]
+
+
+def _number(value: object, default: float) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else default  # type: ignore[arg-type]
 
 
 def _result(

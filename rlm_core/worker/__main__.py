@@ -8,6 +8,7 @@ directory, so the worker's modules import under their real names (the host impor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -56,11 +57,28 @@ def main() -> None:
             continue  # the answer to a request that model code forged on the pipe
         else:
             return
+        if report["pid_namespace"]:
+            _kill_leftovers()
         try:
             channel.send(reply)
         except FrameTooBig as exc:
             # A final answer or value above the frame limit: say so instead of sending it.
             channel.send(_too_big(reply, str(exc)))
+
+
+def _kill_leftovers() -> None:
+    """Kill every process model code started during the execution, and reap them. This
+    process is PID 1 of the sandbox's PID namespace: kill(-1) reaches every other process
+    in it and nothing outside it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(-1, signal.SIGKILL)
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
 
 
 def _too_big(reply: dict[str, Any], why: str) -> dict[str, Any]:

@@ -47,6 +47,30 @@ _NET_BIND_TCP, _NET_CONNECT_TCP = 1, 2
 _SCOPE_ABSTRACT_UNIX, _SCOPE_SIGNAL = 1, 2
 
 
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+_EPERM, _AF_UNIX = 1, 1
+# (audit arch, socket, execve, execveat, io_uring_setup) per architecture.
+_SYSCALLS = {
+    "x86_64": (0xC000003E, 41, 59, 322, 425),
+    "aarch64": (0xC00000B7, 198, 221, 281, 425),
+}
+_X32_BIT = 0x40000000
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = (
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    )
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter)))
+
+
 class _RulesetAttr(ctypes.Structure):
     _fields_ = (
         ("handled_access_fs", ctypes.c_uint64),
@@ -165,6 +189,63 @@ def _landlock(scratch: str, report: dict[str, Any]) -> bool:
     return True
 
 
+def _seccomp(strict: bool, report: dict[str, Any]) -> None:
+    """A seccomp filter, inherited by every process model code starts and never removable:
+    no AF_UNIX sockets (a pathname socket is reachable through any directory the process can
+    see, and neither the network namespace nor Landlock covers connect() on one), no
+    io_uring (it creates sockets without the socket syscall), no foreign syscall ABI. With
+    ``strict`` (no network namespace) no sockets and no execve at all: the audit hook alone
+    does not hold against ctypes or a child process.
+    """
+    machine = os.uname().machine
+    if machine not in _SYSCALLS:
+        report["warnings"].append(f"no seccomp filter for {machine}; AF_UNIX sockets are open")
+        return
+    arch, sys_socket, sys_execve, sys_execveat, sys_io_uring = _SYSCALLS[machine]
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    deny, allow = ("ret", _SECCOMP_RET_ERRNO | _EPERM), ("ret", _SECCOMP_RET_ALLOW)
+    denied = [sys_io_uring] + ([sys_socket, sys_execve, sys_execveat] if strict else [])
+    # Instructions as (op, k, jump-if-true label, jump-if-false label); labels resolved below.
+    program: list[tuple[int, int, str | None, str | None]] = [
+        (ld, 4, None, None),  # seccomp_data.arch
+        (jeq, arch, None, "deny"),
+        (ld, 0, None, None),  # seccomp_data.nr
+    ]
+    if machine == "x86_64":
+        program.append((jge, _X32_BIT, "deny", None))
+    program += [(jeq, nr, "deny", None) for nr in denied]
+    if not strict:
+        program.append((jeq, sys_socket, None, "allow"))
+        program.append((ld, 16, None, None))  # args[0] (low half): the socket's domain
+        program.append((jeq, _AF_UNIX, "deny", "allow"))
+    program.append((ret, allow[1], None, None))
+    labels = {"allow": len(program) - 1, "deny": len(program)}
+    program.append((ret, deny[1], None, None))
+    filters = (_SockFilter * len(program))()
+    for index, (op, k, when_true, when_false) in enumerate(program):
+        jt = labels[when_true] - index - 1 if when_true else 0
+        jf = labels[when_false] - index - 1 if when_false else 0
+        filters[index] = _SockFilter(op, jt, jf, k)
+    fprog = _SockFprog(len(program), filters)
+    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        report["warnings"].append(f"seccomp filter failed ({_errno_text()})")
+        return
+    report["seccomp"] = "strict" if strict else "no-unix-sockets"
+
+
+def _join_cgroups(procs_files: list[str], report: dict[str, Any]) -> None:
+    """Enter the sandbox's cgroups (made by the host) before anything forks, while root."""
+    for path in procs_files:
+        try:
+            with open(path, "w") as handle:
+                handle.write(str(os.getpid()))
+        except OSError as exc:
+            report["warnings"].append(f"could not join {path} ({exc.strerror})")
+            return
+    report["cgroup"] = bool(procs_files)
+
+
 def _drop_privileges(uid: int, gid: int, report: dict[str, Any]) -> None:
     """Become ``uid``/``gid`` with no capabilities at all (when started as root)."""
     if os.geteuid() != 0:
@@ -259,6 +340,8 @@ def _enter_pid_namespace(host_pid: int, report: dict[str, Any]) -> None:
 def lockdown(config: dict[str, Any]) -> dict[str, Any]:
     """Confine this process; return what held (the host logs what did not)."""
     report: dict[str, Any] = {"warnings": [], "network": "none", "filesystem": "none"}
+    report["seccomp"], report["cgroup"] = "none", False
+    _join_cgroups(config.get("cgroup_procs", []), report)
     _enter_pid_namespace(config["host_pid"], report)
     _isolate_network(bool(config.get("network_namespace", True)), report)
     _set_limits(config["limits"])
@@ -283,6 +366,7 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
         _reroute_imports(dict(zip(roots, (f"/proc/self/fd/{fd}" for fd in held), strict=True)))
     if report["filesystem"] == "none" and report.get("uid") == 0:
         report["warnings"].append("worker runs as root without Landlock: files are not protected")
+    _seccomp(report["network"] != "namespace", report)
     # Credential changes clear the death signal: arm it again for this process.
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if not report["pid_namespace"] and os.getppid() != config["host_pid"]:

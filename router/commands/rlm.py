@@ -32,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--max-cost-usd", type=float)
     parser.add_argument("--timeout", type=float, default=600.0, help="wall-time budget, seconds")
     parser.add_argument("--concurrency", type=int, default=16, help="provider calls in flight")
+    parser.add_argument(
+        "--allow-weak-sandbox",
+        action="store_true",
+        help="run model code even where this host lacks a containment layer (network or PID "
+        "namespace, Landlock, seccomp, per-sandbox cgroup); the engine says which is missing",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--trajectory", type=Path, help="write the trajectory as JSON lines")
     parser.set_defaults(handler=run)
@@ -51,7 +57,7 @@ def load_context(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlm_core import Budget, ModelSpec, ProviderFailure, RLMEngine, RLMError
+    from rlm_core import Budget, ModelSpec, ProviderFailure, RLMEngine, RLMError, SandboxLimits
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.context_file.is_file():
@@ -73,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
     sub = None
     if args.sub_model:
         sub = ModelSpec(model=args.sub_model, api_base=args.api_base, api_key=args.api_key)
-    engine = RLMEngine(root=root, sub=sub, budget=budget, concurrency=args.concurrency)
+    limits = SandboxLimits(allow_weak_containment=args.allow_weak_sandbox)
+    engine = RLMEngine(
+        root=root, sub=sub, budget=budget, limits=limits, concurrency=args.concurrency
+    )
     started = time.perf_counter()
     try:
         result = engine.completion(args.query, context)

@@ -1,0 +1,122 @@
+"""Per-sandbox accounting on the host: one cgroup per sandbox for memory and processes.
+
+RLIMIT_AS is per process and RLIMIT_NPROC per uid, so on their own they let a sandbox's
+processes add up past its memory limit and let one sandbox's fork bomb starve every other
+sandbox of the same uid. A cgroup counts the sandbox's whole process tree instead. cgroup v2
+is used where this process's cgroup has the memory and pids controllers delegated; else the
+v1 memory and pids hierarchies when they are mounted and writable (as root); else none, and
+the sandbox reports the layer as missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_ROOT = Path("/sys/fs/cgroup")
+
+
+def _own_cgroup(controller: str) -> str | None:
+    """This process's cgroup path in the hierarchy of ``controller`` ("" for v2)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers.split(",") == [controller] or (controller == "" and controllers == ""):
+            return path
+    return None
+
+
+@dataclass
+class SandboxCgroup:
+    """The cgroup directories of one sandbox; ``procs`` are the files the worker joins."""
+
+    directories: list[Path] = field(default_factory=list)
+    version: int = 0
+
+    @property
+    def procs(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.directories]
+
+    @classmethod
+    def create(cls, *, memory_bytes: int, max_processes: int) -> SandboxCgroup | None:
+        """A fresh cgroup with the limits set, or None when this host delegates none."""
+        name = f"rlm-sandbox-{uuid.uuid4().hex[:12]}"
+        v2 = cls._create_v2(name, memory_bytes, max_processes)
+        return v2 if v2 is not None else cls._create_v1(name, memory_bytes, max_processes)
+
+    @classmethod
+    def _create_v2(cls, name: str, memory_bytes: int, max_processes: int) -> SandboxCgroup | None:
+        own = _own_cgroup("")
+        base = _ROOT / own.lstrip("/") if own is not None else None
+        if base is None or not (base / "cgroup.controllers").is_file():
+            return None
+        try:
+            if not {"memory", "pids"} <= set((base / "cgroup.subtree_control").read_text().split()):
+                return None
+            directory = base / name
+            directory.mkdir()
+        except OSError:
+            return None
+        group = cls([directory], 2)
+        try:
+            (directory / "memory.max").write_text(str(memory_bytes))
+            (directory / "memory.swap.max").write_text("0")
+            (directory / "pids.max").write_text(str(max_processes))
+        except OSError:
+            if not (directory / "pids.max").exists():
+                group.remove()
+                return None
+        return group
+
+    @classmethod
+    def _create_v1(cls, name: str, memory_bytes: int, max_processes: int) -> SandboxCgroup | None:
+        made: list[Path] = []
+        try:
+            for controller, limit_file, value in (
+                ("memory", "memory.limit_in_bytes", memory_bytes),
+                ("pids", "pids.max", max_processes),
+            ):
+                own = _own_cgroup(controller)
+                base = _ROOT / controller
+                if own is None or not base.is_dir():
+                    raise OSError(f"no {controller} hierarchy")
+                directory = base / own.lstrip("/") / name
+                directory.mkdir()
+                made.append(directory)
+                (directory / limit_file).write_text(str(value))
+        except OSError:
+            cls(made, 1).remove()
+            return None
+        return cls(made, 1)
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the sandbox's cgroups (at close, whatever escaped)."""
+        for directory in self.directories:
+            kill_file = directory / "cgroup.kill"
+            if self.version == 2 and kill_file.exists():
+                with contextlib.suppress(OSError):
+                    kill_file.write_text("1")
+                continue
+            with contextlib.suppress(OSError):
+                for pid in (directory / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(int(pid), signal.SIGKILL)
+
+    def remove(self) -> None:
+        """Remove the emptied directories; ones still busy stay listed (call again)."""
+        busy = []
+        for directory in self.directories:
+            try:
+                directory.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                busy.append(directory)
+        self.directories = busy

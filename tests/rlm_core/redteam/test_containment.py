@@ -1,0 +1,174 @@
+"""Per-sandbox containment: unix sockets, process and memory accounting, leftover processes,
+and the weaker mode a user must opt in to (forced here by settings)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rlm_core.errors import SandboxError
+from rlm_core.frames import SubCallRequest
+from rlm_core.sandbox import Sandbox, SandboxLimits
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="full containment needs root here")
+
+
+async def handler(request: SubCallRequest) -> list[str]:
+    return ["ok"] * len(request.prompts)
+
+
+@pytest.fixture
+def unix_marker() -> Iterator[tuple[str, socket.socket]]:
+    """A world-writable pathname socket in the shared temporary directory, as /dev/log or a
+    container runtime's socket can be."""
+    directory = tempfile.mkdtemp(prefix="rlm-marker-")
+    os.chmod(directory, 0o777)
+    path = os.path.join(directory, "marker.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    os.chmod(path, 0o777)
+    server.listen()
+    server.setblocking(False)
+    yield path, server
+    server.close()
+    os.unlink(path)
+    os.rmdir(directory)
+
+
+def reached(server: socket.socket) -> bool:
+    try:
+        server.accept()[0].close()
+        return True
+    except BlockingIOError:
+        return False
+
+
+async def test_no_pathname_unix_socket_is_reachable(
+    unix_marker: tuple[str, socket.socket],
+) -> None:
+    path, server = unix_marker
+    code = (
+        "import socket\n"
+        "for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET):\n"
+        "    try:\n"
+        f"        s = socket.socket(socket.AF_UNIX, kind); s.connect({path!r}); print('IN')\n"
+        "    except OSError as exc:\n"
+        "        print(type(exc).__name__)\n"
+        "a, b = socket.socketpair(); a.send(b'x'); print(b.recv(1))\n"  # in-process pairs work
+    )
+    async with Sandbox("", limits=SandboxLimits(), handler=handler) as box:
+        assert box.info.missing == [] and box.info.seccomp == "no-unix-sockets"
+        result = await box.execute(code)
+    assert result.stdout == "PermissionError\nPermissionError\nPermissionError\nb'x'\n"
+    assert not reached(server)
+
+
+async def test_processes_started_by_model_code_die_with_the_execution() -> None:
+    async with Sandbox("", limits=SandboxLimits(), handler=handler) as box:
+        start = await box.execute(
+            "import subprocess, os\n"
+            "p = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+            "if os.fork() == 0:\n    os.setsid(); import time; time.sleep(300)\n"
+            "print('started')"
+        )
+        assert start.stdout == "started\n"
+        after = await box.execute(
+            "import os\ntry:\n    os.waitpid(-1, os.WNOHANG)\n"
+            "except ChildProcessError:\n    print('none left')"
+        )
+        assert after.stdout == "none left\n"
+        assert box._cgroup is not None
+        procs = await asyncio.to_thread(Path(box._cgroup.procs[-1]).read_text)
+        assert len(procs.split()) == 2  # the namespace's stub and the REPL, nothing else
+
+
+async def test_a_fork_bomb_is_confined_to_its_own_sandbox() -> None:
+    limits = SandboxLimits(max_processes=16, wall_seconds=15.0, cpu_seconds=5)
+    bomb = (
+        "import os\nn = 0\n"
+        "for _ in range(200):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n            import time; time.sleep(30)\n"
+        "        n += 1\n"
+        "    except OSError:\n        break\n"
+        "print('forked', n)"
+    )
+    async with (
+        Sandbox("", limits=limits, handler=handler) as bombed,
+        Sandbox("", limits=limits, handler=handler) as neighbour,
+    ):
+        running = asyncio.create_task(bombed.execute(bomb))
+        await asyncio.sleep(0.5)
+        other = await neighbour.execute(
+            "import subprocess\nprint(subprocess.run(['true']).returncode)"
+        )
+        result = await running
+    forked = int(result.stdout.split()[-1]) if result.stdout else 0
+    assert forked < 16  # the sandbox's own process limit, not the uid's
+    assert other.stdout == "0\n"
+
+
+async def test_memory_is_limited_across_the_sandbox_processes() -> None:
+    limits = SandboxLimits(memory_mb=300, wall_seconds=20.0, cpu_seconds=10)
+    grab = (
+        "import os, time\nkids = []\n"
+        "for _ in range(4):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        b = bytearray(200 << 20)\n"  # 200 MB each: fine per process, not together
+        "        for i in range(0, len(b), 4096): b[i] = 1\n"
+        "        time.sleep(3); os._exit(0)\n"
+        "    kids.append(pid)\n"
+        "codes = [os.waitstatus_to_exitcode(os.waitpid(k, 0)[1]) for k in kids]\n"
+        "print(sorted(codes))"
+    )
+    async with Sandbox("", limits=limits, handler=handler) as box:
+        result = await box.execute(grab)
+    codes = [int(c) for c in result.stdout.strip("[]\n").split(",")]
+    assert any(code != 0 for code in codes)  # the cgroup's OOM killer stopped some
+
+
+async def test_a_missing_layer_refuses_model_code_unless_opted_in() -> None:
+    weak = SandboxLimits(network_namespace=False, cgroups=False)
+    with pytest.raises(SandboxError) as refused:
+        async with Sandbox("", limits=weak, handler=handler):
+            pass
+    assert "a network namespace" in str(refused.value)
+    assert "per-sandbox cgroup" in str(refused.value)
+    assert "--allow-weak-sandbox" in str(refused.value)
+
+
+async def test_the_opted_in_weaker_mode_still_blocks_udp_tcp_and_exec() -> None:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setblocking(False)
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen()
+    tcp.setblocking(False)
+    code = (
+        # The audit hook refuses ctypes.CDLL, but the worker's own libc handle is reachable.
+        "import ctypes, sys\nlibc = sys.modules['rlm_core.worker.lockdown']._libc\n"
+        "print('socket', libc.socket(2, 2, 0), ctypes.get_errno())\n"  # AF_INET/DGRAM via libc
+        "print('execve', libc.execve(b'/bin/true', None, None), ctypes.get_errno())\n"
+    )
+    limits = SandboxLimits(network_namespace=False, cgroups=False, allow_weak_containment=True)
+    try:
+        async with Sandbox("", limits=limits, handler=handler) as box:
+            assert "a network namespace" in box.info.missing
+            assert box.info.seccomp == "strict"
+            result = await box.execute(code)
+        assert result.stdout == "socket -1 1\nexecve -1 1\n"
+        with pytest.raises(BlockingIOError):
+            udp.recvfrom(16)
+        with pytest.raises(BlockingIOError):
+            tcp.accept()
+    finally:
+        udp.close()
+        tcp.close()
