@@ -119,20 +119,23 @@ async def test_model_code_cannot_destroy_the_context_for_restarts(sandbox: Sandb
     assert (await sandbox.execute("print(context[:6])")).stdout == "secret\n"
 
 
-async def test_hostile_values_in_final_answers_are_errors_not_crashes(sandbox: Sandbox) -> None:
+async def test_hostile_values_in_final_answers_are_errors_not_crashes(recorder: Recorder) -> None:
     code = (
         "class Raises:\n    def __str__(self): raise ValueError('no str for you')\n"
         "class Spins:\n    def __str__(self):\n        while True: pass\n"
         "r, s = Raises(), Spins()\n"
     )
-    assert (await sandbox.execute(code)).error is None
-    raised = await sandbox.get_variable("r")
-    assert raised.final is None and "no str for you" in (raised.error or "")
-    spun = await sandbox.get_variable("s")
-    assert spun.final is None and spun.limit == "cpu"
-    via_dict = await sandbox.execute("answer['content'] = r; answer['ready'] = True")
-    assert via_dict.final is None and "no str for you" in (via_dict.error or "")
-    assert (await sandbox.execute("FINAL('fine')")).final == "fine"
+    # A generous wall limit: the spinning __str__ must meet the CPU limit even on a busy host.
+    limits = SandboxLimits(wall_seconds=60.0, cpu_seconds=1, memory_mb=512)
+    async with Sandbox("", limits=limits, handler=recorder) as sandbox:
+        assert (await sandbox.execute(code)).error is None
+        raised = await sandbox.get_variable("r")
+        assert raised.final is None and "no str for you" in (raised.error or "")
+        via_dict = await sandbox.execute("answer['content'] = r; answer['ready'] = True")
+        assert via_dict.final is None and "no str for you" in (via_dict.error or "")
+        assert (await sandbox.execute("FINAL('fine')")).final == "fine"
+        spun = await sandbox.get_variable("s")
+        assert spun.final is None and spun.limit == "cpu" and not spun.state_lost
 
 
 async def test_deep_recursion_fails_fast(sandbox: Sandbox) -> None:
