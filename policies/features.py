@@ -29,6 +29,16 @@ class RequestFeatures:
     digit_rate: float
     entity_rate: float
     lexical_diversity: float
+    prose_line_frac: float
+    code_line_frac: float
+    dense_frac: float
+    task_chat: float
+    task_lookup: float
+    task_aggregate: float
+    task_pairwise: float
+    task_multihop: float
+    task_compositional: float
+    task_confidence: float
     agg_cues: int
     pair_cues: int
     multihop_cues: int

@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 
 from policies.classifier import LinearClassifier
+from policies.corpus.requests import chat_request, data_request
 from policies.features import FeatureExtractor
 from policies.fit import TermSpec, fit_linear
 
@@ -62,27 +63,27 @@ CURVES: dict[str, tuple[dict[float, float], dict[float, float], float]] = {
     "chat": ({4: 0.90, 12: 0.90}, {4: 0.88, 12: 0.88}, 3.0),
 }
 
-# (family, question kind, context kind, log2 token range)
-RECIPES: tuple[tuple[str, str, str, tuple[float, float]], ...] = (
-    ("chat", "chat", "chat", (5.0, 11.0)),
-    ("lookup", "lookup", "prose", (8.0, 18.0)),
-    ("lookup", "lookup", "records", (8.0, 18.0)),
-    ("aggregate", "aggregate", "records", (8.0, 20.0)),
-    ("aggregate", "aggregate", "prose", (9.0, 19.0)),
-    ("pairwise", "pairwise", "records", (8.0, 19.0)),
-    ("multihop", "multihop", "prose", (9.0, 20.0)),
-)
+# Log2 token range of the data requests, and the direct models' windows sampled. Context rot
+# is taken to scale with the share of the window used (an assumption: the published curves
+# are for a 272K-token window), and prose to carry half the information per token of records
+# or code (an assumption: the curves were measured on dense records).
+LOG2_RANGE = (7.0, 19.5)
+WINDOWS = (128_000, 272_000)
+PROSE_DENSITY = 0.5
+FAMILIES = ("chat", "lookup", "aggregate", "pairwise", "multihop")
 
-_CUES = ("agg", "pair", "multihop", "lookup")
 TERMS: tuple[TermSpec, ...] = (
-    TermSpec("log2_tokens", ("log2_tokens",), 0.0, 24.0),
-    TermSpec("window_ratio", ("window_ratio",), 0.0, 1.5),
-    *(TermSpec(f"{cue}_cue", (f"{cue}_cues",), 0.0, 1.0) for cue in _CUES),
     *(
-        TermSpec(f"{cue}_x_len", (f"{cue}_cues", "log2_tokens"), 0.0, 24.0, (1.0, None))
-        for cue in _CUES
+        TermSpec(f"{kind}", (f"task_{kind}",), 0.0, 1.0)
+        for kind in ("aggregate", "pairwise", "multihop")
     ),
-    TermSpec("n_turns", ("n_turns",), 0.0, 20.0),
+    *(
+        TermSpec(f"{kind}_x_len", (f"task_{kind}", "log2_tokens"), 0.0, 24.0)
+        for kind in ("aggregate", "pairwise", "multihop")
+    ),
+    TermSpec("dense_x_comp_x_len", ("dense_frac", "task_compositional", "log2_tokens"), 0.0, 24.0),
+    # window_ratio capped at 1: beyond the window the over_window rule decides anyway.
+    TermSpec("window_x_comp", ("window_ratio", "task_compositional"), 0.0, 1.0, (1.0, None)),
 )
 
 
@@ -108,149 +109,47 @@ def p_rlm_better(family: str, n_tokens: int) -> float:
     return 1.0 / (1.0 + math.exp(-delta / TAU))
 
 
-# --- synthetic requests -------------------------------------------------------------------
-
-_NAMES = ("Alder", "Brisa", "Corin", "Delphine", "Emrys", "Fenna", "Galen", "Hollis", "Ione")
-_NOUNS = ("invoice", "ledger", "harbour", "turbine", "orchard", "archive", "tariff", "kiln")
-_VERBS = ("audited", "repaired", "moved", "signed", "cancelled", "approved", "shipped")
-_CATEGORIES = ("billing", "shipping", "refund", "login", "hardware", "feedback")
-
-_QUESTIONS: dict[str, tuple[str, ...]] = {
-    "chat": (
-        "Thanks! Could you suggest a name for my new cat?",
-        "What did I tell you my sister's name was?",
-        "Can you say that again more politely?",
-        "Any idea what I could cook tonight?",
-        "What's the weather usually like in {name}ville in spring?",
-    ),
-    "lookup": (
-        "What is the access code for {name} given in the text above?",
-        "What value was recorded for the {noun} inspection?",
-        "When did {name} open the first {noun} office?",
-        "Who is the director of the {noun} department according to the document?",
-        "Find the passphrase hidden in the text and reply with it only.",
-        "Which city is the {noun} company based in?",
-    ),
-    "aggregate": (
-        "How many records have the category '{cat}'?",
-        "Which category appears most often for user {uid}?",
-        "What is the total number of entries logged in March?",
-        "Count the lines about {cat} and report the number.",
-        "What proportion of all entries are {cat} issues?",
-        "Which user has the highest number of {cat} entries?",
-        "Summarise the distribution of categories across all records.",
-        "Which category is least frequent overall?",
-    ),
-    "pairwise": (
-        "List every pair of users who both filed a {cat} entry, as (id, id).",
-        "Which two users share the most categories? Compare each pair.",
-        "Find all pairs of records with the same date and write them one pair per line.",
-        "List all pairs of users such that both have more than two {cat} items.",
-    ),
-    "multihop": (
-        "Which city is the founder of the company that bought the {noun} based in?",
-        "Find the person whose manager approved the {noun} order, then give their start year.",
-        "Based on the reports, which team did the author of the {noun} memo later join?",
-        "Who signed the {noun} contract, and which office did that person move to after that?",
-    ),
-}
-
-
-def _sentence(rng: random.Random) -> str:
-    return (
-        f"{rng.choice(_NAMES)} {rng.choice(_VERBS)} the {rng.choice(_NOUNS)} "
-        f"{rng.choice(('after lunch', 'in the north wing', 'without notice', 'twice'))}."
-    )
-
-
-def _prose(rng: random.Random, n_chars: int) -> str:
-    parts: list[str] = []
-    size = 0
-    while size < n_chars:
-        paragraph = " ".join(_sentence(rng) for _ in range(rng.randint(3, 8)))
-        parts.append(paragraph)
-        size += len(paragraph) + 2
-    return "\n\n".join(parts)
-
-
-def _record(rng: random.Random, style: int) -> str:
-    day = date(2023, rng.randint(1, 12), rng.randint(1, 28)).isoformat()
-    uid = rng.randint(1000, 99999)
-    text = _sentence(rng)
-    cat = rng.choice(_CATEGORIES)
-    if style == 0:
-        return f"Date: {day} || User: {uid} || Instance: {text}"
-    if style == 1:
-        return f"{day},{uid},{cat},{text}"
-    if style == 2:
-        return f'{{"ts": "{day}", "user": {uid}, "text": "{text}"}}'
-    return f"{day}T10:{rng.randint(10, 59)}:00 INFO user={uid} category={cat} msg={text}"
-
-
-def _records(rng: random.Random, n_chars: int) -> str:
-    style = rng.randrange(4)
-    lines: list[str] = []
-    size = 0
-    while size < n_chars:
-        line = _record(rng, style)
-        lines.append(line)
-        size += len(line) + 1
-    return "\n".join(lines)
-
-
-def synth_request(rng: random.Random, question_kind: str, context_kind: str, n_tokens: int) -> dict:
-    """An OpenAI chat request of about ``n_tokens`` (built up to ``BUILD_MAX_TOKENS``)."""
-    question = rng.choice(_QUESTIONS[question_kind]).format(
-        name=rng.choice(_NAMES),
-        noun=rng.choice(_NOUNS),
-        cat=rng.choice(_CATEGORIES),
-        uid=rng.randint(1000, 99999),
-    )
-    if context_kind == "chat":
-        turns: list[dict[str, str]] = [
-            {"role": "system", "content": "You are a helpful assistant."}
-        ]
-        for _ in range(rng.randint(0, min(6, n_tokens // 40))):
-            turns.append({"role": "user", "content": _sentence(rng)})
-            turns.append({"role": "assistant", "content": _sentence(rng)})
-        turns.append({"role": "user", "content": question})
-        return {"model": "auto", "messages": turns}
-    n_chars = 4 * min(n_tokens, BUILD_MAX_TOKENS)
-    context = _prose(rng, n_chars) if context_kind == "prose" else _records(rng, n_chars)
-    return {"model": "auto", "messages": [{"role": "user", "content": f"{context}\n\n{question}"}]}
-
-
 def build_dataset(
-    n_per_recipe: int, seed: int, extract: FeatureExtractor
+    n_per_family: int, seed: int, extract: FeatureExtractor
 ) -> tuple[list[dict[str, float]], list[int], list[str]]:
-    """(feature rows, labels 1=rlm, family per row)."""
+    """(feature rows, labels 1=rlm, family per row) from ``policies.corpus`` requests."""
     rng = random.Random(seed)
     rows: list[dict[str, float]] = []
     labels: list[int] = []
     families: list[str] = []
-    for family, question_kind, context_kind, (lo, hi) in RECIPES:
-        for _ in range(n_per_recipe):
-            n_tokens = int(2 ** rng.uniform(lo, hi))
-            body = synth_request(rng, question_kind, context_kind, n_tokens)
-            features = extract(body, context_window=WINDOW)
+    for family in FAMILIES:
+        made = 0
+        while made < n_per_family:
+            window = rng.choice(WINDOWS)
+            if family == "chat" and made % 2 == 0:
+                body, text_kind, n_tokens = chat_request(rng), "chat", 0
+            else:
+                n_tokens = int(2 ** rng.uniform(*LOG2_RANGE))
+                if n_tokens > 0.95 * window:
+                    continue  # decided by the over-window rule, never by the classifier
+                body, text_kind = data_request(rng, family, 4 * min(n_tokens, BUILD_MAX_TOKENS))
+            features = extract(body, context_window=window)
             if features.n_tokens < n_tokens:  # built shorter: scale the extensive features
                 scale = n_tokens / features.n_tokens
                 features = dataclasses.replace(
                     features,
                     n_tokens=n_tokens,
                     n_chars=int(features.n_chars * scale),
-                    window_ratio=n_tokens / WINDOW,
+                    window_ratio=n_tokens / window,
                     log2_tokens=math.log2(1 + n_tokens),
                     tokens_estimated=1,
                 )
+            density = PROSE_DENSITY if text_kind in ("prose", "manual") else 1.0
+            effective = features.n_tokens * density * WINDOW / window
             rows.append(features.as_dict())
-            labels.append(int(rng.random() < p_rlm_better(family, features.n_tokens)))
+            labels.append(int(rng.random() < p_rlm_better(family, int(effective))))
             families.append(family)
+            made += 1
     return rows, labels, families
 
 
 def fit_prior(
-    extract: FeatureExtractor, n_per_recipe: int = 300, seed: int = 0
+    extract: FeatureExtractor, n_per_recipe: int = 600, seed: int = 0
 ) -> LinearClassifier:
     """Build the data set with ``extract`` (e.g. ``router.features.extract_body_features``)
     and fit the prior on it."""
@@ -260,7 +159,7 @@ def fit_prior(
         labels,
         TERMS,
         version=f"prior-{date.today().isoformat()}-s{seed}",
-        c=1.0,
+        c=10.0,
         training={
             "kind": "prior",
             "built_by": "rlm-router policy prior",
@@ -301,7 +200,7 @@ def main(
     parser = argparse.ArgumentParser(prog="rlm-router policy prior", description=__doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n", type=int, default=300, help="examples per recipe")
+    parser.add_argument("--n", type=int, default=600, help="examples per task family")
     args = parser.parse_args(argv)
     classifier = fit_prior(extract, args.n, args.seed)
     classifier.dump(args.out)

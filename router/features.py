@@ -14,8 +14,12 @@ Cost is kept flat in the input size:
   fallback covers it.
 - Density features (compressibility, record-like lines, digit and distinct-entity rates) are
   computed on at most ``DENSITY_CHARS`` characters of context, taken as evenly spaced slices.
-- Compositionality cues are phrase counts over the question only (see ``router.request`` for
-  how the question is separated from the bulk context).
+- Structure: the share of sampled context lines that read as prose, as code, and the dense
+  share (records, tables, code: everything that is not prose), on the same sample.
+- Task kind: the probabilities of ``policies.task_model`` (chat, lookup, aggregate, pairwise,
+  multi-hop) for the question, i.e. the instruction as ``router.instruction`` found it;
+  ``task_compositional`` is the sum of the last three. The legacy English phrase counts
+  (``*_cues``) are still computed so older artifacts and traces keep working.
 
 Features never contain request text, so they can go on spans and into training sets.
 """
@@ -29,8 +33,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from policies.features import FEATURE_NAMES, RequestFeatures
+from policies.task_model import TaskModel, default_task_model
 from rlm_core.tokens import EXACT_MAX_CHARS as EXACT_MAX_CHARS  # used by its tests
 from rlm_core.tokens import count_span_tokens, even_slices
+from router.instruction import CODE_LINE, prose_line
 from router.request import ChatRequest, TextSpan
 
 __all__ = ["FEATURE_NAMES", "RequestFeatures", "extract_body_features", "extract_features"]
@@ -74,7 +80,10 @@ _DIGITS = "0123456789"
 
 
 def extract_features(
-    req: ChatRequest, *, context_window: int = DEFAULT_CONTEXT_WINDOW
+    req: ChatRequest,
+    *,
+    context_window: int = DEFAULT_CONTEXT_WINDOW,
+    task_model: TaskModel | None = None,
 ) -> RequestFeatures:
     """Compute the features of ``req`` against a direct model with ``context_window`` tokens."""
     question = req.question
@@ -86,6 +95,8 @@ def extract_features(
     n_tokens = text_tokens + TOKENS_PER_MESSAGE * len(req.messages) + REPLY_PRIMER_TOKENS
     density = _density(req.context_spans) if req.context_spans else _density(spans)
     cues = cue_counts(question)
+    task = (task_model or default_task_model()).predict(question) if question else _NO_TASK
+    compositional = task["aggregate"] + task["pairwise"] + task["multihop"]
     budget = req.latency_budget_ms
     window = max(1, context_window)
     return RequestFeatures(
@@ -102,6 +113,16 @@ def extract_features(
         digit_rate=density[3],
         entity_rate=density[4],
         lexical_diversity=density[5],
+        prose_line_frac=density[6],
+        code_line_frac=density[7],
+        dense_frac=1.0 - density[6],
+        task_chat=task["chat"],
+        task_lookup=task["lookup"],
+        task_aggregate=task["aggregate"],
+        task_pairwise=task["pairwise"],
+        task_multihop=task["multihop"],
+        task_compositional=compositional,
+        task_confidence=max(task.values()),
         agg_cues=cues[0],
         pair_cues=cues[1],
         multihop_cues=cues[2],
@@ -138,11 +159,14 @@ def cue_counts(question: str) -> list[int]:
     return counts
 
 
-def _density(spans: tuple[TextSpan, ...]) -> tuple[float, float, float, float, float, float]:
+_NO_TASK = {"chat": 1.0, "lookup": 0.0, "aggregate": 0.0, "pairwise": 0.0, "multihop": 0.0}
+
+
+def _density(spans: tuple[TextSpan, ...]) -> tuple[float, ...]:
     """Density features of the spans (in RequestFeatures order), on evenly spaced slices."""
     total = sum(len(span) for span in spans)
     if total == 0:
-        return (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     sample = "\n".join(
         even_slices(spans, total, DENSITY_SLICES, DENSITY_CHARS // DENSITY_SLICES, align=False)
     )
@@ -152,6 +176,11 @@ def _density(spans: tuple[TextSpan, ...]) -> tuple[float, float, float, float, f
     n_lines = len(lines)
     records = sum(1 for line in lines if sum(line.count(sep) for sep in _SEPARATORS) >= 2)
     record_frac = records / n_lines
+    # Inner lines only: the slices' first and last lines are cut in the middle.
+    inner = [line for line in lines[1:-1] if line.strip()] or [ln for ln in lines if ln.strip()]
+    n_inner = max(1, len(inner))
+    prose = sum(map(prose_line, inner)) / n_inner
+    code = sum(1 for line in inner if CODE_LINE.search(line)) / n_inner
     words = sample.split()
     n_words = max(1, len(words))
     distinct = set(words)
@@ -164,4 +193,6 @@ def _density(spans: tuple[TextSpan, ...]) -> tuple[float, float, float, float, f
         sum(sample.count(d) for d in _DIGITS) / len(sample),
         entities / n_words,
         len(distinct) / n_words,
+        prose,
+        code,
     )

@@ -1,16 +1,10 @@
 """An OpenAI-shaped chat request, parsed once into the parts the router reasons about.
 
-The split between the *question* and the bulk *context* is defined here, once:
-
-- The question is taken from the last ``user`` message, read as "context, blank line,
-  question" (the shape of long-context prompts and of ``sim.tasks``): the question is
-  its final paragraph, i.e. the text after the last blank line (``"\\n\\n"``); a message
-  without a blank line is all question. A final paragraph shorter than ``MIN_QUESTION_CHARS``
-  (a trailing "Answer:" cue) takes the paragraph before it too. A final paragraph longer than
-  ``QUESTION_MAX_CHARS`` is cut to its last ``QUESTION_MAX_CHARS`` characters, starting at a
-  line break when there is one.
-- Everything else is context: system messages, earlier turns (all roles) and the part of the
-  last user message before the question.
+The split between the *question* (the instruction) and the bulk *context* is found by
+``router.instruction.locate``: the instruction may sit after the data, before it, between
+XML-ish tags, in a short system prompt, or be the last turn with the document in an earlier
+one; only bounded windows at the ends of the messages are read. Everything else is context:
+system messages, earlier turns (all roles) and the rest of the message holding the question.
 
 Context is kept as views (``TextSpan``) into the request's own strings, so parsing a
 40 MB message copies nothing; ``context_text`` joins them only when asked.
@@ -25,9 +19,8 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from rlm_core.errors import RequestError
+from router.instruction import locate
 
-QUESTION_MAX_CHARS = 4000
-MIN_QUESTION_CHARS = 16
 LATENCY_HEADER = "x-latency-budget-ms"
 # metadata keys that identify the caller's key, most specific first (LiteLLM proxy names).
 API_KEY_METADATA = ("user_api_key_alias", "user_api_key_hash", "user_api_key")
@@ -61,6 +54,8 @@ class ChatRequest:
     messages: Sequence[Mapping[str, Any]]
     question: str
     context_spans: tuple[TextSpan, ...]
+    # where the question was found: tail | head | tag | system (see router.instruction)
+    question_source: str
     stream: bool
     has_tools: bool
     n_turns: int
@@ -101,6 +96,7 @@ class ChatRequest:
             raise InvalidRequest(f"'metadata' must be an object, got {type(metadata).__name__}")
 
         texts: list[list[TextSpan]] = []
+        roles: list[str] = []
         last_user = -1
         n_turns = 0
         for index, message in enumerate(messages):
@@ -110,16 +106,27 @@ class ChatRequest:
             if not isinstance(role, str):
                 raise InvalidRequest(f"messages[{index}].role must be a string")
             texts.append(list(_content_spans(message.get("content"), index)))
+            roles.append(role)
             if role == "user":
                 last_user = index
                 n_turns += 1
         if last_user < 0:
             raise InvalidRequest("'messages' has no user message")
 
-        question, head = _split_question(texts[last_user])
+        found = locate(
+            [(r, t[-1].text if t else "") for r, t in zip(roles, texts, strict=True)], last_user
+        )
+        question = ""
         context: list[TextSpan] = []
         for index, spans in enumerate(texts):
-            context.extend(head if index == last_user else spans)
+            if index != found.message or not spans:
+                context.extend(spans)
+                continue
+            text = spans[-1].text
+            question = text[found.start : found.end].strip()
+            context.extend(spans[:-1])
+            context.append(_trimmed(text, 0, found.start))
+            context.append(_trimmed(text, found.end, len(text)))
 
         tools = body.get("tools") or body.get("functions")
         return cls(
@@ -127,6 +134,7 @@ class ChatRequest:
             messages=messages,
             question=question,
             context_spans=tuple(span for span in context if len(span)),
+            question_source=found.source,
             stream=bool(stream),
             has_tools=bool(tools),
             n_turns=n_turns,
@@ -156,28 +164,13 @@ def _content_spans(content: object, index: int) -> Iterator[TextSpan]:
             yield TextSpan(text, 0, len(text))
 
 
-def _split_question(spans: list[TextSpan]) -> tuple[str, list[TextSpan]]:
-    """(question, context spans before it) for the last user message's text parts."""
-    if not spans:
-        return "", []
-    text, start, end = spans[-1]
-    # Skip trailing whitespace so a final "\n\n" does not make an empty question.
-    stop = end
-    while stop > start and text[stop - 1].isspace():
-        stop -= 1
-    cut = text.rfind("\n\n", start, stop)
-    if cut >= 0 and stop - (cut + 2) < MIN_QUESTION_CHARS:
-        cut = text.rfind("\n\n", start, cut)  # -1: the whole message is the question
-    q_start = head_end = cut + 2 if cut >= 0 else start
-    if cut >= 0:
-        head_end = cut
-    if stop - q_start > QUESTION_MAX_CHARS:
-        q_start = head_end = stop - QUESTION_MAX_CHARS
-        line = text.find("\n", q_start, stop)
-        if line >= 0:
-            q_start = head_end = line + 1
-    head = [*spans[:-1], TextSpan(text, start, head_end)]
-    return text[q_start:stop].strip(), head
+def _trimmed(text: str, start: int, end: int) -> TextSpan:
+    """``text[start:end]`` without surrounding whitespace (looks only at the ends)."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return TextSpan(text, start, end)
 
 
 def _latency_budget(

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     prior.add_argument("--out", help="artifact path (default: the shipped one)")
     prior.add_argument("--seed", type=int, default=0)
-    prior.add_argument("--n", type=int, default=300, help="examples per recipe")
+    prior.add_argument("--n", type=int, default=600, help="examples per task family")
     prior.set_defaults(handler=run_prior)
 
 

@@ -34,3 +34,35 @@ def test_every_case_is_a_valid_request_of_about_its_size() -> None:
         if case.tokens >= 16_000:
             n = count_tokens(request.context_text) + count_tokens(request.question)
             assert 0.85 * case.tokens <= n <= 1.1 * case.tokens, (case.id, n)
+
+
+def test_the_training_corpus_shares_no_source_and_no_wording_with_the_eval() -> None:
+    import glob
+
+    from benchmarks.routing_eval import sources as eval_sources
+    from policies.corpus import instructions
+    from policies.corpus import sources as corpus_sources
+    from policies.fit_task import rows
+
+    def files(patterns: dict[str, tuple[str, ...]]) -> set[str]:
+        return {p for pats in patterns.values() for pat in pats for p in glob.glob(pat)}
+
+    shared = files(eval_sources.SOURCE_PATHS) & files(corpus_sources.SOURCE_PATHS)
+    assert shared == set()
+    eval_questions = {" ".join(case.question.lower().split()) for case in CASES}
+    corpus = {" ".join(text.lower().split()) for text, _ in rows(0)}
+    templates = {
+        " ".join(t.lower().split())
+        for kinds in instructions.TEMPLATES.values()
+        for joined in kinds.values()
+        for t in joined.split("|")
+    }
+    assert eval_questions & corpus == set()
+    assert eval_questions & templates == set()
+    # The benchmark task generators' questions stay out of the corpus too.
+    from sim.tasks import generate
+
+    for family in ("oolong", "oolong_pairs", "niah"):
+        task = generate(family, n_tokens=2000, seed=0)
+        last = " ".join(task.messages()[-1]["content"].split("\n\n")[-1].lower().split())
+        assert last not in corpus

@@ -99,4 +99,4 @@ def test_the_prior_can_be_rebuilt(tmp_path: Path) -> None:
         prior.main(["--out", str(out), "--n", "40"], extract=extract_body_features, out=print) == 0
     )
     rebuilt = LinearClassifier.load(out, feature_names=FEATURES)
-    assert rebuilt.training["n_rows"] == 40 * len(prior.RECIPES)
+    assert rebuilt.training["n_rows"] == 40 * len(prior.FAMILIES)

@@ -46,7 +46,7 @@ Truth = Callable[[RequestFeatures, str], tuple[float, float]]
 
 def long_aggregation_needs_rlm(features: RequestFeatures, route: str) -> tuple[float, float]:
     """(quality, cost_usd): direct is good except on aggregations over 16K tokens."""
-    aggregation = features.agg_cues > 0
+    aggregation = features.task_aggregate > 0.5
     if route == "rlm":
         return 0.9, 0.02
     if aggregation and features.n_tokens > 16_000:
@@ -86,6 +86,12 @@ def features_for(rng: random.Random) -> RequestFeatures:
         record_line_frac=0.9 if aggregation else 0.0,
         agg_cues=1 if aggregation else 0,
         lookup_cues=0 if aggregation else 1,
+        task_aggregate=1.0 if aggregation else 0.0,
+        task_lookup=0.0 if aggregation else 1.0,
+        task_compositional=1.0 if aggregation else 0.0,
+        task_confidence=1.0,
+        dense_frac=0.9 if aggregation else 0.1,
+        prose_line_frac=0.1 if aggregation else 0.9,
         n_turns=1,
         n_messages=1,
     )

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from router import ChatRequest, InvalidRequest
-from router.request import QUESTION_MAX_CHARS
+from router.instruction import MAX_CHARS as QUESTION_MAX_CHARS
 
 
 def _user(content: Any) -> dict[str, Any]:
