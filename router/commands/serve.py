@@ -80,7 +80,7 @@ def check_port(host: str, port: int) -> None:
 def check_service(config: ServiceConfig) -> None:
     """Build the router and the dispatcher exactly as the plugin will inside the proxy, so a
     bad policy value or model group is reported before anything starts."""
-    from router.plugin import RouterService
+    from router.plugin.service import RouterService
 
     service = RouterService(config)
     policy = service.router.policy

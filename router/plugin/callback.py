@@ -1,0 +1,402 @@
+"""``RouterHook``: the LiteLLM callback that routes requests for the virtual model(s).
+
+- ``async_pre_call_hook`` sees requests for a virtual model (default ``auto``): size limits,
+  parameter checks, the decision, admission of RLM runs; it rewrites ``data["model"]`` to the
+  direct model group or to ``rlm/<name>`` (other model names pass through untouched) and adds
+  a per-request context-window fallback to ``rlm/<name>`` on the direct route. The decision
+  rides along as ``RoutingMetadata``.
+- ``async_log_success_event`` / ``async_post_call_failure_hook`` record the outcome of
+  requests the direct route served (the RLM provider records its own).
+- ``async_post_call_streaming_iterator_hook`` retries a direct stream that fails before its
+  first content; ``async_post_call_response_headers_hook`` adds ``x-rlm-router-*`` headers.
+
+The proxy calls a hook only if it is defined on the registered class itself (LiteLLM checks
+the class ``__dict__``), so every hook is defined here, not inherited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from fastapi import HTTPException
+
+from policies.schema import Route
+from rlm_core import litellm_api
+from rlm_core.litellm_api import CustomLogger
+from router.dispatch import RLM_PREFIX
+from router.outcome import Outcome, reason_of
+from router.params import check_params
+from router.plugin.admission import Caller, Slot
+from router.plugin.metadata import RoutingMetadata, is_inner, of_call
+from router.plugin.service import Pending, RouterService, proxy_completion, release, shared_service
+from router.request import ChatRequest, InvalidRequest
+from router.responses import (
+    HEADER_DECISION_ID,
+    HEADER_DEGRADED,
+    HEADER_REASON,
+    HEADER_ROUTE,
+    RouteInfo,
+    route_of,
+)
+
+if TYPE_CHECKING:
+    from policies.schema import Limits
+
+
+__all__ = ["RouterHook"]
+
+log = logging.getLogger("router.plugin")
+
+_CHAT_CALL_TYPES = frozenset({"completion", "acompletion"})
+
+
+def _client_body(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The body as the client sent it (LiteLLM rewrites some fields of ``data``, e.g.
+    ``metadata``, before the hook runs), else ``data`` itself."""
+    request = data.get("proxy_server_request")
+    body = request.get("body") if isinstance(request, Mapping) else None
+    return body if isinstance(body, Mapping) else data
+
+
+def _request_headers(data: Mapping[str, Any]) -> dict[str, str]:
+    request = data.get("proxy_server_request") or {}
+    headers = request.get("headers") if isinstance(request, Mapping) else None
+    return dict(headers) if isinstance(headers, Mapping) else {}
+
+
+def _bad_request(message: str, status_code: int = 400) -> HTTPException:
+    return HTTPException(status_code=status_code, detail={"error": f"rlm-router: {message}"})
+
+
+def _request_bytes(data: Mapping[str, Any], headers: Mapping[str, str]) -> int | None:
+    """The body's size from its Content-Length (None when the proxy did not pass it)."""
+    for key, value in headers.items():
+        if key.lower() == "content-length":
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _check_size(data: Mapping[str, Any], headers: Mapping[str, str], limits: Limits) -> None:
+    """413/400 for a request over the policy's size limits, before any parsing work."""
+    size, most = _request_bytes(data, headers), limits.max_request_bytes
+    if most is not None and size is not None and size > most:
+        raise _bad_request(
+            f"request body is {size} bytes, over this router's limit of {most} bytes "
+            "(policy limits.max_request_bytes)",
+            status_code=413,
+        )
+    messages = data.get("messages")
+    limit = limits.max_messages
+    if limit is not None and isinstance(messages, list) and len(messages) > limit:
+        raise _bad_request(
+            f"'messages' has {len(messages)} entries, over this router's limit of {limit} "
+            "(policy limits.max_messages)"
+        )
+
+
+def metadata_check(body: bytes) -> str | None:
+    """The raw body's ``metadata`` for a virtual model must be an object (LiteLLM drops any
+    other value before the hook runs, so only the raw body can tell)."""
+    if b'"metadata"' not in body:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None  # LiteLLM answers malformed JSON itself
+    if (
+        not isinstance(data, dict)
+        or data.get("model") not in shared_service().config.virtual_models
+    ):
+        return None
+    try:
+        check_params({"metadata": data.get("metadata")})
+    except InvalidRequest as exc:
+        return f"rlm-router: {exc}"
+    return None
+
+
+def _retryable(exc: BaseException) -> bool:
+    """The one retryability rule (``ProviderError.retryable``) for a LiteLLM stream error."""
+    return bool(getattr(litellm_api.map_error(exc), "retryable", False))
+
+
+def _has_content(chunk: Any) -> bool:
+    """Whether a stream chunk carries something the client would see beyond the role."""
+    for choice in getattr(chunk, "choices", None) or ():
+        delta = getattr(choice, "delta", None)
+        if getattr(delta, "content", None) or getattr(delta, "tool_calls", None):
+            return True
+        if getattr(choice, "finish_reason", None):
+            return True
+    return False
+
+
+def _retry_kwargs(request_data: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh streamed call for the same request: the client's parameters, the direct group."""
+    body = _client_body(request_data)
+    kwargs = {k: v for k, v in body.items() if k in _RETRY_PARAMS}
+    kwargs.update(model=request_data["model"], messages=request_data["messages"], stream=True)
+    kwargs["num_retries"] = 0
+    return kwargs
+
+
+_RETRY_PARAMS = frozenset(
+    {
+        "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens", "seed",
+        "presence_penalty", "frequency_penalty", "logit_bias", "user", "tools", "tool_choice",
+        "response_format", "stream_options", "parallel_tool_calls", "logprobs", "top_logprobs",
+    }
+)  # fmt: skip
+
+
+def _caller(user_api_key_dict: Any) -> Caller:
+    """The key and team LiteLLM's auth resolved for this request (for per-key admission)."""
+
+    def text(name: str) -> str | None:
+        value = getattr(user_api_key_dict, name, None)
+        return value if isinstance(value, str) and value else None
+
+    return Caller(key=text("token") or text("key_alias"), team=text("team_id"))
+
+
+class RouterHook(CustomLogger):
+    """Routes requests for the virtual model(s); see the module docstring."""
+
+    def __init__(self, service: RouterService | None = None) -> None:
+        super().__init__()
+        self.service = service or shared_service()
+        self._watching = False
+
+    async def async_pre_call_hook(
+        self,
+        user_api_key_dict: Any,
+        cache: Any,
+        data: dict[str, Any],
+        call_type: str,
+    ) -> dict[str, Any] | None:
+        model = data.get("model")
+        config = self.service.config
+        if call_type not in _CHAT_CALL_TYPES or model not in config.virtual_models:
+            return data
+        if is_inner(data.get("metadata")):
+            raise _bad_request("inner calls may not target a virtual model")
+        if not self._watching:
+            # The first routed request starts the policy watch and SIGHUP on this loop.
+            self._watching = True
+            self.service.reloader.start()
+        headers = _request_headers(data)
+        router = self.service.router
+        limits = router.policy.limits
+        _check_size(data, headers, limits)
+        try:
+            check_params(_client_body(data))
+            request = ChatRequest.parse(data, headers)
+            started = time.perf_counter()
+            decision = router.decide_parsed(request)
+            decide_s = time.perf_counter() - started
+        except InvalidRequest as exc:
+            raise _bad_request(str(exc)) from exc
+        n_tokens = getattr(decision.features, "n_tokens", 0)
+        if limits.max_input_tokens is not None and n_tokens > limits.max_input_tokens:
+            raise _bad_request(
+                f"the input is ~{n_tokens} tokens, over this router's limit of "
+                f"{limits.max_input_tokens} (policy limits.max_input_tokens)"
+            )
+        dispatcher = self.service.dispatcher
+        pending = Pending(decision, None, time.monotonic() - decide_s)
+        route: Route = "rlm" if decision.route == "rlm" else "llm"
+        degraded = None
+        if route == "rlm":
+            pending.slot = await self._admit(pending, request, user_api_key_dict)
+            if pending.slot is None:
+                route, degraded = "llm", "admission_full"
+        self.service.remember(pending)
+        # Spans cost ~0.5 ms of CPU: start them on the next loop turn, while the request
+        # waits on the provider, not before it is sent.
+        asyncio.get_running_loop().call_soon(
+            self._open_trace, pending, decide_s, str(model), request.stream
+        )
+        direct = dispatcher.settings.models.direct.model
+        RoutingMetadata(
+            decision_id=decision.id,
+            route=route,
+            reason=reason_of(decision),
+            score=decision.score,
+            latency_budget_ms=request.latency_budget_ms,
+            decide_ms=decide_s * 1000.0,
+            degraded=degraded,
+        ).attach(data)
+        if route == "rlm":
+            data["model"] = config.rlm_model
+            # A failed RLM run is not worth repeating whole: the engine already retried its
+            # own calls and the dispatcher fell back to the direct route where it could.
+            # (LiteLLM's router would otherwise rerun it twice on a 5xx.)
+            data["num_retries"] = 0
+        else:
+            data["model"] = direct
+            # Only this request falls back to RLM on a context-window error; apps calling the
+            # direct group by name keep LiteLLM's behaviour.
+            data.setdefault("context_window_fallbacks", [{direct: [config.rlm_model]}])
+            # Provider errors on the direct route are retried as the policy says.
+            data.setdefault("num_retries", max(0, dispatcher.settings.retry.max_attempts - 1))
+        return data
+
+    async def _admit(
+        self, pending: Pending, request: ChatRequest, user_api_key_dict: Any
+    ) -> Slot | None:
+        """A slot for this escalation; None = degrade to direct; 429 when that is not allowed."""
+        settings = self.service.router.policy.admission
+        wait = settings.queue_ms / 1000.0
+        if request.latency_budget_ms is not None:
+            wait = min(wait, request.latency_budget_ms / 1000.0)
+        slot = await self.service.admission.acquire(_caller(user_api_key_dict), wait_s=wait)
+        if slot is not None:
+            return slot
+        features = pending.decision.features
+        fits = getattr(features, "n_tokens", 0) < getattr(features, "context_window", 0)
+        if settings.when_full == "direct" and fits:
+            log.info("rlm-router: RLM runs at their limit; %s served directly", pending.decision.id)
+            return None
+        raise _bad_request(
+            f"too many RLM runs in flight (policy 'admission' limits; waited {wait:.1f}s for a "
+            "slot); retry later",
+            status_code=429,
+        )
+
+    def _open_trace(self, pending: Pending, decide_s: float, model: str, stream: bool) -> None:
+        pending.trace = self.service.dispatcher.open_trace(
+            pending.decision, decide_s=decide_s, model=model, stream=stream
+        )
+
+    async def async_log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        pending = self._direct_pending(kwargs)
+        if pending is None:
+            return
+        usage = getattr(response_obj, "usage", None)
+        decision = pending.decision
+        routed = of_call(kwargs)
+        degraded = routed.degraded if routed is not None else None
+        outcome = Outcome(
+            route=RouteInfo(
+                decision_id=decision.id,
+                route="llm",
+                decided="rlm" if degraded else "llm",
+                reason=reason_of(decision),
+                score=decision.score,
+                degraded=degraded,
+            ),
+            cost_usd=float(kwargs.get("response_cost") or 0.0),
+            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            latency_ms=(time.monotonic() - pending.started) * 1000.0,
+        )
+        self.service.dispatcher.close_trace(pending.trace, outcome)
+
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict[str, Any],
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ) -> Any:
+        # Once per failed request (a failed attempt that LiteLLM retries or falls back from
+        # is not the request's outcome). A request the provider served or failed has no
+        # pending entry left: it recorded its own outcome.
+        routed = RoutingMetadata.read(request_data.get("metadata"))
+        if routed is not None:
+            pending = self.service.recall(routed.decision_id)
+            if pending is not None:
+                await release(pending)
+                self.service.dispatcher.close_trace(pending.trace, None, original_exception)
+        return None
+
+    async def async_post_call_streaming_iterator_hook(
+        self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
+    ) -> AsyncGenerator[Any, None]:
+        """Retry a routed direct stream that fails before its first content chunk.
+
+        Nothing but the role chunk has reached the client then, so a new attempt (per the
+        policy's retry settings, retryable errors only) is invisible to it; once content has
+        gone out, an error is the stream's end as before.
+        """
+        routed = RoutingMetadata.read(request_data.get("metadata"))
+        if routed is None or routed.route != "llm":
+            async for chunk in response:
+                yield chunk
+            return
+        retry = self.service.dispatcher.settings.retry
+        held: list[Any] | None = []
+        for attempt in range(1, max(1, retry.max_attempts) + 1):
+            try:
+                async for chunk in response:
+                    if held is None:
+                        yield chunk
+                        continue
+                    held.append(chunk)
+                    if _has_content(chunk):
+                        for early in held:
+                            yield early
+                        held = None
+                for early in held or ():
+                    yield early
+                return
+            except Exception as exc:
+                if held is None or attempt >= retry.max_attempts or not _retryable(exc):
+                    raise
+                delay = retry.backoff(attempt, None)
+                log.info(
+                    "rlm-router: stream failed before content (%s); retry in %.2fs", exc, delay
+                )
+                await asyncio.sleep(delay)
+                response = await proxy_completion(**_retry_kwargs(request_data))
+                held = []
+
+    def _direct_pending(self, kwargs: Mapping[str, Any]) -> Pending | None:
+        """The hook's pending entry for a finished direct-route call (not inner, not rlm/*)."""
+        params = kwargs.get("litellm_params") or {}
+        metadata = params.get("metadata") if isinstance(params, Mapping) else None
+        if not isinstance(metadata, Mapping) or is_inner(metadata):
+            return None
+        routed = RoutingMetadata.read(metadata)
+        if routed is None or routed.route != "llm":
+            return None
+        if str(kwargs.get("model", "")).startswith(RLM_PREFIX):
+            return None
+        if kwargs.get("custom_llm_provider") == "rlm":
+            return None
+        return self.service.recall(routed.decision_id)
+
+    async def async_post_call_response_headers_hook(
+        self,
+        data: dict[str, Any],
+        user_api_key_dict: Any,
+        response: Any,
+        request_headers: dict[str, str] | None = None,
+        litellm_call_info: dict[str, Any] | None = None,
+    ) -> dict[str, str] | None:
+        served = route_of(response)
+        if served is not None:
+            return RouteInfo(**served).headers()
+        routed = RoutingMetadata.read(data.get("metadata"))
+        if routed is None:
+            return None
+        headers = {
+            HEADER_ROUTE: routed.route,
+            HEADER_DECISION_ID: routed.decision_id,
+            HEADER_REASON: RouteInfo(
+                decision_id="", route="llm", decided="llm", reason=routed.reason
+            ).headers()[HEADER_REASON],
+        }
+        if routed.degraded:
+            headers[HEADER_DEGRADED] = routed.degraded
+        return headers
