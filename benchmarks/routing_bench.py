@@ -183,7 +183,7 @@ def table(result: dict[str, Any]) -> str:
         explain = [
             ln
             for ln in r["explain"].splitlines()
-            if ln.startswith(("reason", "top", "task", "instruction"))
+            if ln.startswith(("reason", "evidence", "task", "data"))
         ]
         lines.extend(f"    {ln}" for ln in explain)
     return "\n".join(lines)

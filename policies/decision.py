@@ -62,9 +62,14 @@ class Decision:
             f"turns {f.n_turns}, tools {bool(f.has_tools)}, stream {bool(f.stream)}"
             + (f", latency budget {f.latency_budget_ms:.0f} ms" if f.has_latency_budget else "")
         )
+        lines.append(f"task: {task_summary(f)}")
+        lines.append(
+            f"data: {100 * f.dense_frac:.0f}% dense lines (records {100 * f.record_line_frac:.0f}%"
+            f", code {100 * f.code_line_frac:.0f}%, prose {100 * f.prose_line_frac:.0f}%)"
+        )
         if self.contributions:
             parts = ", ".join(f"{name} {value:+.2f}" for name, value in self.contributions)
-            lines.append(f"top contributions (log-odds toward rlm): {parts}")
+            lines.append(f"evidence terms (log-odds toward rlm): {parts}")
         if self.warning:
             lines.append(f"warning: {self.warning}")
         return "\n".join(lines)
@@ -84,6 +89,19 @@ class Decision:
             "propensity": self.propensity,
             "warning": self.warning,
         }
+
+
+TASK_KINDS = ("chat", "lookup", "aggregate", "pairwise", "multihop")
+
+
+def task_summary(features: RequestFeatures) -> str:
+    """ "aggregate 0.83 (lookup 0.10, ...)": the task kind read from the instruction."""
+    probs = sorted(
+        ((kind, float(getattr(features, f"task_{kind}"))) for kind in TASK_KINDS),
+        key=lambda item: -item[1],
+    )
+    rest = ", ".join(f"{kind} {p:.2f}" for kind, p in probs[1:])
+    return f"{probs[0][0]} {probs[0][1]:.2f} ({rest})"
 
 
 def hard_rule(

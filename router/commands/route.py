@@ -27,6 +27,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+_WHERE = {
+    "tail": "end of the last user message",
+    "head": "start of the last user message",
+    "tag": "tagged in the last user message",
+    "system": "system prompt",
+}
+
+
 def run(args: argparse.Namespace) -> int:
     from policies import PolicyError
     from router import InvalidRequest, Router
@@ -58,7 +66,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(decision.to_dict()))
     elif args.explain:
+        from router.request import ChatRequest
+
+        request = ChatRequest.parse(body, headers or None)
+        shown = " ".join(request.question.split())
+        if len(shown) > 300:
+            shown = f"{shown[:200]} … {shown[-90:]}"
         print(decision.explain())
+        where = _WHERE.get(request.question_source, request.question_source)
+        print(f"instruction ({where}): {shown!r}")
     else:
         why = f"rule {decision.rule}" if decision.rule else f"score {decision.score:.3f}"
         print(f"{decision.route} {decision.model} ({why}, threshold {decision.threshold:.3f})")

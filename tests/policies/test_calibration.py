@@ -81,6 +81,23 @@ def test_route_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
     assert decision["route"] == "rlm"
 
 
+def test_route_explain_shows_the_instruction_the_task_and_the_evidence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = "\n".join(
+        f"id={i} status=closed region=EU-{i % 7} amount={i * 3}" for i in range(9000)
+    )
+    ask = "Combien de commandes ont le statut « closed » ? Donne la répartition par région."
+    body = {"messages": [{"role": "user", "content": f"{ask}\n{records}"}]}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(body)))
+    assert main(["route", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert f"instruction (start of the last user message): {ask!r}" in out
+    assert "task: aggregate" in out
+    assert "evidence terms (log-odds toward rlm): " in out
+    assert "route: rlm" in out
+
+
 def test_route_rejects_invalid_requests(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
