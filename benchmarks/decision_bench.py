@@ -4,9 +4,9 @@
 
 For each size two requests are built once: an OOLONG-style one (``sim.tasks``) and one over
 real text (Debian changelogs on this machine, ``benchmarks.routing_eval.sources``, with an
-aggregation question after it); both deciders see the same request dict. Ours is the whole decision (parse, features, rules, classifier); the
-complexity router's is its local (rules-only) path: pick the user ask and system prompt, then
-``classify`` it. Also measured: our token estimate against an exact tiktoken count.
+aggregation question after it); both deciders see the same request dict. Ours is the whole
+decision (parse, features, rules, classifier); the complexity router's is its local
+(rules-only) path: pick the user ask and system prompt, then ``classify`` it. Also measured: our token estimate against an exact tiktoken count.
 Prints a table and writes ``decision_bench.json``. Targets (issue 11): p50 <= 0.2 ms at 1K,
 <= 1 ms at 32K, <= 5 ms at 1M and 10M tokens; token-estimate error <= 2% from 1K up.
 """
@@ -134,7 +134,8 @@ def run(sizes: Sequence[int], *, complexity_max: int, seed: int = 0) -> dict[str
 
 def _table(result: dict[str, Any]) -> str:
     header = (
-        f"{'tokens':>10} {'text':>6} {'ours p50':>10} {'ours p99':>10} {'cpu p50':>9} {'target':>8} "
+        f"{'tokens':>10} {'text':>6} {'ours p50':>10} {'ours p99':>10} {'cpu p50':>9} "
+        f"{'target':>8} "
         f"{'complexity p50':>15} {'p99':>10} {'speed-up':>9} {'tok err':>8} route"
     )
     lines = [header, "-" * len(header)]
@@ -147,7 +148,8 @@ def _table(result: dict[str, Any]) -> str:
         else:
             cr, speedup = f"{'skipped':>15} {'':>10}", f"{'-':>9}"
         lines.append(
-            f"{row['tokens']:>10,} {row['text']:>6} {ours['p50_ms']:>8.3f}ms {ours['p99_ms']:>8.3f}ms "
+            f"{row['tokens']:>10,} {row['text']:>6} {ours['p50_ms']:>8.3f}ms "
+            f"{ours['p99_ms']:>8.3f}ms "
             f"{ours['cpu_p50_ms']:>7.3f}ms {target:>8} "
             f"{cr} {speedup} {row['token_count']['error_pct']:>+7.2f}% {row['route']}"
         )
