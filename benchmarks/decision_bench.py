@@ -6,7 +6,8 @@ For each size two requests are built once: an OOLONG-style one (``sim.tasks``) a
 real text (Debian changelogs on this machine, ``benchmarks.routing_eval.sources``, with an
 aggregation question after it); both deciders see the same request dict. Ours is the whole
 decision (parse, features, rules, classifier); the complexity router's is its local
-(rules-only) path: pick the user ask and system prompt, then ``classify`` it. Also measured: our token estimate against an exact tiktoken count.
+(rules-only) path: pick the user ask and system prompt, then ``classify`` it. Also
+measured: our token estimate against an exact tiktoken count.
 Prints a table and writes ``decision_bench.json``. Targets (issue 11): p50 <= 0.2 ms at 1K,
 <= 1 ms at 32K, <= 5 ms at 1M and 10M tokens; token-estimate error <= 2% from 1K up.
 """
