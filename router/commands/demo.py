@@ -4,6 +4,11 @@ Starts the simulated provider in-process, sends short chat and QA, needles in ha
 OOLONG / OOLONG-Pairs-style aggregation at several lengths (up to 1M tokens) through the
 router library, and compares the router with always-direct and always-RLM on the same
 requests: mean score, total cost, p50/p95 latency. Writes ``out/demo.json``.
+
+The router explores (``--exploration``, a share of requests sent to the route the policy
+did not prefer, with the propensity on the span) and the demo grades every routed answer
+with its task family's scorer, recorded as feedback (source ``demo-scorer``) the way an app
+reports quality: the traces then train a new policy (``rlm-router train``).
 """
 
 from __future__ import annotations
@@ -64,7 +69,27 @@ def register(subparsers: Any) -> None:
         default=Path("out/demo-traces.jsonl"),
         help="OTLP-JSON spans of the routed requests (for `rlm-router dashboard --traces`)",
     )
+    parser.add_argument(
+        "--feedback",
+        type=Path,
+        default=Path("out/demo-feedback.jsonl"),
+        help="quality of each routed answer as feedback JSON lines (also spans in --traces)",
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--exploration",
+        type=float,
+        default=0.2,
+        help="share of routed requests that explore the other route (default %(default)s; "
+        "0 = always the policy's choice)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="send the workload this many times through the router, each with new tasks "
+        "(more training data; baselines run on the first round only)",
+    )
     parser.add_argument(
         "--max-tokens",
         type=int,
@@ -92,6 +117,7 @@ class Row:
     correct: float
     fallback: str = "none"
     error: str | None = None
+    decision_id: str | None = None
 
 
 class Progress:
@@ -162,6 +188,7 @@ async def _via_router(dispatcher: Dispatcher, task: Task) -> Row:
             cost_usd=0.0,
             correct=0.0,
             error=type(exc).__name__,
+            decision_id=route.decision_id if route else None,
         )
     latency = time.monotonic() - started
     info = route_of(response) or {}
@@ -177,6 +204,7 @@ async def _via_router(dispatcher: Dispatcher, task: Task) -> Row:
         cost_usd=response_cost(response),
         correct=task.score(text),
         fallback=str(info.get("fallback", "none")),
+        decision_id=info.get("decision_id"),
     )
 
 
@@ -246,13 +274,20 @@ async def _always_rlm(settings: DispatchSettings, task: Task) -> Row:
     )
 
 
-def _telemetry(path: Path) -> Any:
-    """Spans of the routed requests, written to ``path`` (replaced on each run)."""
+def _telemetry(path: Path, feedback: Path) -> Any:
+    """Spans of the routed requests to ``path``, quality reports to ``feedback`` (both
+    replaced on each run)."""
     from telemetry import Telemetry
+    from telemetry.setup import FEEDBACK_FILE_ENV
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("")
-    env = {"OTEL_TRACES_EXPORTER": "otlp_json_file", "RLM_ROUTER_TRACES_FILE": str(path)}
+    for file in (path, feedback):
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("")
+    env = {
+        "OTEL_TRACES_EXPORTER": "otlp_json_file",
+        "RLM_ROUTER_TRACES_FILE": str(path),
+        FEEDBACK_FILE_ENV: str(feedback),
+    }
     return Telemetry.from_env(env)
 
 
@@ -318,15 +353,23 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     workload = [
         (family, n) for family, n in WORKLOAD if args.max_tokens is None or n <= args.max_tokens
     ]
-    tasks = [
-        generate(family, n_tokens=n, seed=args.seed + i) for i, (family, n) in enumerate(workload)
+    rounds = [
+        [
+            generate(family, n_tokens=n, seed=args.seed + r * len(workload) + i)
+            for i, (family, n) in enumerate(workload)
+        ]
+        for r in range(max(1, args.rounds))
     ]
+    tasks = rounds[0]
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     register_sim_models()
     async with SimServer(SimConfig(seed=args.seed, time_scale=args.time_scale)) as sim:
-        router = Router.from_config(None)
+        shipped = Router.from_config(None)
+        exploration = replace(shipped.policy.exploration, rate=args.exploration, seed=args.seed)
+        policy = replace(shipped.policy, exploration=exploration)
+        router = Router(policy, shipped.classifier, seed=args.seed)
         settings = _settings(router.policy, sim.base_url)
-        telemetry = _telemetry(args.traces)
+        telemetry = _telemetry(args.traces, args.feedback)
         dispatcher = Dispatcher(
             decide=router.decide,
             decide_parsed=router.decide_parsed,
@@ -336,19 +379,24 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         # Warm litellm's HTTP client up so the first timed request does not pay for it.
         await _always_direct(settings, generate("qa", seed=args.seed))
         strategies = ["router"] if args.no_baselines else list(STRATEGIES)
-        progress = Progress(len(tasks) * len(strategies))
+        routed = sum(len(r) for r in rounds)
+        progress = Progress(routed + len(tasks) * (len(strategies) - 1))
         rows: list[Row] = []
         print(
-            f"rlm-router demo: {len(tasks)} requests through the router, then the same "
-            f"requests always-direct and always-RLM\n(simulated provider, modelled latencies "
-            f"x{args.time_scale}; costs at the simulated models' GPT-5-like prices)\n"
+            f"rlm-router demo: {routed} requests through the router (exploration "
+            f"{args.exploration:.0%}), then the first {len(tasks)} always-direct and "
+            f"always-RLM\n(simulated provider, modelled latencies x{args.time_scale}; costs at "
+            "the simulated models' GPT-5-like prices)\n"
         )
-        for task in tasks:
-            row = await _via_router(dispatcher, task)
-            rows.append(row)
-            progress.clear()
-            print(_line(row), flush=True)
-            progress.step(f"router {task.family}")
+        for round_tasks in rounds:
+            for task in round_tasks:
+                row = await _via_router(dispatcher, task)
+                rows.append(row)
+                if row.decision_id:  # the demo knows the right answer: it reports quality
+                    telemetry.record_feedback(row.decision_id, row.correct, source="demo-scorer")
+                progress.clear()
+                print(_line(row), flush=True)
+                progress.step(f"router {task.family}")
         for strategy in strategies[1:]:
             for task in tasks:
                 if strategy == "always-direct":
@@ -357,7 +405,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                     rows.append(await _always_rlm(settings, task))
                 progress.step(f"{strategy} {task.family}")
     telemetry.shutdown()
-    table = summarize(rows)
+    # Like against like: the baselines ran the first round's requests only.
+    table = summarize(rows[: len(tasks)] + rows[routed:])
     return {
         "time_scale": args.time_scale,
         "seed": args.seed,
@@ -367,6 +416,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.exploration <= 1.0 or args.rounds < 1:
+        print("rlm-router demo: --exploration must be in [0, 1] and --rounds >= 1", file=sys.stderr)
+        return 2
     started = time.monotonic()
     report = asyncio.run(_run(args))
     print()
@@ -374,6 +426,8 @@ def run(args: argparse.Namespace) -> int:
     report["wall_s"] = time.monotonic() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {args.out} ({report['wall_s']:.0f} s) and {args.traces}")
-    print(f"HTML report: rlm-router dashboard --traces {args.traces} -o out/report.html")
+    print(f"\nwrote {args.out} ({report['wall_s']:.0f} s), {args.traces} and {args.feedback}")
+    inputs = f"--traces {args.traces} --feedback {args.feedback}"
+    print(f"HTML report: rlm-router dashboard {inputs} -o out/report.html")
+    print(f"Retrain:     rlm-router train {inputs} --out out/classifier.json")
     return 0

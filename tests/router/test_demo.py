@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ def test_demo_compares_the_router_with_both_baselines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, traces = tmp_path / "demo.json", tmp_path / "traces.jsonl"
-    code = main(["demo", "--max-tokens", "8000", "--out", str(out), "--traces", str(traces)])
+    # Without exploration, so every routed request takes the route the policy chose.
+    args = ["--max-tokens", "8000", "--exploration", "0", "--out", str(out)]
+    code = main(["demo", *args, "--traces", str(traces), "--feedback", str(tmp_path / "f.jsonl")])
     assert code == 0
     report = json.loads(out.read_text())
     assert set(report["summary"]) == {"router", "always-direct", "always-rlm"}
@@ -31,3 +34,29 @@ def test_demo_compares_the_router_with_both_baselines(
 
     requests = [s for s in read_spans([traces]) if s.name == "rlm_router.request"]
     assert len(requests) == len(routed)
+
+
+@pytest.mark.slow
+def test_demo_then_train_closes_the_loop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo explores and grades its answers; train on its outputs reports a decision."""
+    traces, feedback = tmp_path / "traces.jsonl", tmp_path / "feedback.jsonl"
+    inputs = ["--traces", str(traces), "--feedback", str(feedback)]
+    demo = ["demo", "--rounds", "7", "--max-tokens", "8000", "--no-baselines"]
+    assert main([*demo, "--time-scale", "0", "--out", str(tmp_path / "demo.json"), *inputs]) == 0
+    printed = capsys.readouterr().out
+    assert f"rlm-router train {' '.join(inputs)}" in printed  # the next step, as printed
+    sources = {json.loads(line)["source"] for line in feedback.read_text().splitlines()}
+    assert sources == {"demo-scorer"}
+
+    artifact = tmp_path / "classifier.json"
+    code = main(["train", *inputs, "--out", str(artifact)])
+    report = capsys.readouterr().out
+    assert code in (0, 1), report  # promoted or kept; 2 would be "cannot train"
+    assert "requests read: 49" in report
+    decision = next(line for line in report.splitlines() if line.startswith("decision: "))
+    assert decision.startswith(("decision: PROMOTE", "decision: KEEP CURRENT"))
+    improvement = next(line for line in report.splitlines() if "improvement:" in line)
+    assert re.search(r"improvement: [+-]\d\.\d+ \[[+-]\d\.\d+, [+-]\d\.\d+\]", improvement)
+    assert artifact.exists() == (code == 0)
