@@ -6,6 +6,7 @@ context windows); ``decide`` only parses, extracts features and applies the poli
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Mapping
@@ -44,7 +45,9 @@ class Router:
     ``policy``, ``classifier`` and ``windows`` (context window per model name) are the live
     objects; ``warning`` is set while the router serves on a fallback (a classifier artifact
     that failed to load, or a reload that failed) and is copied onto every decision.
-    ``telemetry`` (a ``telemetry.Telemetry``, optional) records what ``acompletion`` does.
+    ``telemetry`` (a ``telemetry.Telemetry``) records what ``acompletion`` does; without
+    one, spans and metrics go through the OpenTelemetry API to the application's SDK (no-op
+    when it configured none; ``Telemetry.from_env()`` turns on the embedded default).
     """
 
     def __init__(
@@ -137,7 +140,7 @@ class Router:
             decide=self.decide,
             decide_parsed=self.decide_parsed,
             settings=DispatchSettings.from_policy(self.policy),
-            telemetry=self.telemetry,
+            telemetry=self.telemetry if self.telemetry is not None else _app_telemetry(),
         )
         self._dispatcher = (self.policy, dispatcher)
         return dispatcher
@@ -201,3 +204,13 @@ def context_window(target: ModelTarget) -> int:
         )
         return DEFAULT_CONTEXT_WINDOW
     return window
+
+
+@functools.cache
+def _app_telemetry() -> Telemetry:
+    """Spans and metrics through the OpenTelemetry API, so an application that configured an
+    SDK gets the library's request trees with its own; built once (the API's providers
+    delegate to whatever is configured, also later)."""
+    from telemetry import Telemetry
+
+    return Telemetry.from_api()

@@ -94,6 +94,18 @@ class Telemetry:
         self._shut_down = False
 
     @classmethod
+    def from_api(cls) -> Telemetry:
+        """The OpenTelemetry API's global providers: whatever SDK the application configured
+        (``trace.set_tracer_provider`` / ``metrics.set_meter_provider``, also when it does so
+        later), else no-op. What the library uses when it is given no ``Telemetry``."""
+        from opentelemetry import metrics, trace
+
+        return cls(
+            tracer_provider=trace.get_tracer_provider(),
+            meter_provider=metrics.get_meter_provider(),
+        )
+
+    @classmethod
     def from_env(
         cls,
         environ: Mapping[str, str] | None = None,
