@@ -48,15 +48,15 @@ async def _stats(server: SimServer) -> dict[str, Any]:
         return stats
 
 
-async def run(tokens: int, personas: Sequence[str], seed: int) -> list[dict[str, Any]]:
+async def run(tokens: int, personas: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
     from router import Router
 
     register_sim_models()
     os.environ.setdefault(_KEY_ENV, "sk-sim")
-    task = generate("oolong", n_tokens=tokens, seed=seed)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for persona in personas:
+        for seed, persona in ((s, p) for s in seeds for p in personas):
+            task = generate("oolong", n_tokens=tokens, seed=seed)
             async with SimServer(SimConfig(seed=0, time_scale=0.0)) as server:
                 router = Router.from_config(_policy_for(ROOTS[persona], server, Path(tmp)))
                 started, cpu = time.perf_counter(), time.process_time()
@@ -76,7 +76,10 @@ async def run(tokens: int, personas: Sequence[str], seed: int) -> list[dict[str,
             rows.append(
                 {
                     "persona": persona,
+                    "seed": seed,
                     "tokens": tokens,
+                    "question": task.question[:120],
+                    "answer": text[:80],
                     "score": round(task.score(text), 3),
                     "route": info.get("route"),
                     "degraded": info.get("degraded"),
@@ -94,13 +97,13 @@ async def run(tokens: int, personas: Sequence[str], seed: int) -> list[dict[str,
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=10_000_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--persona", action="append", choices=sorted(ROOTS))
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
-    rows = asyncio.run(run(args.tokens, args.persona or list(ROOTS), args.seed))
-    columns = ("persona", "score", "route", "degraded", "cost_usd", "sub_calls", "root_turns",
-               "wall_s", "host_cpu_s", "error")  # fmt: skip
+    rows = asyncio.run(run(args.tokens, args.persona or list(ROOTS), range(args.seeds)))
+    columns = ("persona", "seed", "score", "route", "degraded", "cost_usd", "sub_calls",
+               "root_turns", "wall_s", "host_cpu_s", "error")  # fmt: skip
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in rows:
