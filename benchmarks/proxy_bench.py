@@ -1,18 +1,21 @@
-"""Proxy overhead of the router plugin on the direct route.
+"""Proxy overhead of the router plugin on the direct route, from 1 to 200 concurrent clients.
 
-Two real LiteLLM proxy processes run side by side against the same simulated provider: one
-bare (clients name the direct model), one with the router plugin (clients send ``auto``; the
-plugin decides and rewrites to the same direct model). The same bounded load from one
-loopback client goes to both, interleaved in rounds so drift on a shared machine hits both
-alike:
+Two real LiteLLM proxy processes run side by side against the same simulated provider (its own
+process, no modelled latency): one bare (clients name the direct model), one with the router
+plugin (clients send ``auto``; the plugin decides, rewrites to the same direct model, and
+writes its spans as OTLP-JSON lines). At each concurrency level the same short-chat load goes
+to both, alternating in rounds so drift on a shared machine hits both alike, and each round
+reads the proxy process's CPU time before and after:
 
-- latency: sequential requests (one in flight), p50/p95 per proxy; added p50 = plugin - bare;
-- throughput: ``--concurrency`` requests in flight, completed requests per second.
+- throughput: answered requests per second of the round (median over rounds);
+- p50 / p99: latency of every answered request, pooled over rounds;
+- CPU per request: the proxy's CPU time over its rounds / requests it answered.
 
-Targets (issue 5): added p50 < 1 ms, throughput >= 0.95x the bare proxy.
+Targets (issue 13) at 50 and 200 clients: CPU per request <= 1.15x the bare proxy's, p99 <=
+1.5x, throughput >= 0.9x.
 
-Usage: ``python -m benchmarks.proxy_bench [--requests 400] [--rounds 4] [--concurrency 8]``
-writes a table to stdout and JSON to ``out/proxy_bench.json``.
+Usage: ``python -m benchmarks.proxy_bench [--levels 1,8,50,200] [--rounds 3] [--requests 400]``
+prints a table and writes JSON to ``out/proxy_bench.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import signal
 import socket
@@ -94,6 +98,12 @@ class ProxyProcess:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the proxy is not running")
+        return self._process.pid
 
     def start(self, timeout_s: float = 90.0) -> ProxyProcess:
         self._dir = tempfile.TemporaryDirectory(prefix="rlm-router-proxy-")
@@ -208,18 +218,31 @@ def plugin_config(base_url: str, *, policy: str | None = None) -> dict[str, Any]
 
 @dataclass
 class Measurement:
+    """One proxy at one concurrency level, over all its rounds."""
+
     latencies_ms: list[float] = field(default_factory=list)
-    paired_diffs_ms: list[float] = field(default_factory=list)
     throughput_rps: list[float] = field(default_factory=list)
     errors: int = 0
-    served: int = 0  # requests answered during the measurement (both phases)
-    cpu_s: float = 0.0  # the proxy's CPU time over the measurement
+    served: int = 0
+    cpu_s: float = 0.0  # the proxy's CPU time over its rounds
 
     def p(self, q: float) -> float:
         data = sorted(self.latencies_ms)
         if not data:
             return float("nan")
         return data[min(len(data) - 1, round(q * (len(data) - 1)))]
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "requests": self.served,
+            "errors": self.errors,
+            "throughput_rps": statistics.median(self.throughput_rps)
+            if self.throughput_rps
+            else 0.0,
+            "p50_ms": self.p(0.5),
+            "p99_ms": self.p(0.99),
+            "cpu_ms_per_request": 1000.0 * self.cpu_s / self.served if self.served else math.nan,
+        }
 
 
 async def _one(client: httpx.AsyncClient, url: str, model: str, i: int) -> float | None:
@@ -238,135 +261,114 @@ class Target:
     name: str
     url: str  # the proxy's chat-completions URL
     model: str  # what the client sends: the direct model (bare) or "auto" (plugin)
+    process: ProxyProcess
 
 
-async def _paired_latency(targets: list[Target], n: int, into: dict[str, Measurement]) -> None:
-    """Sequential requests cycling through the proxies, so neighbours see the same machine.
-
-    ``paired_diffs_ms`` of each non-bare target is its latency minus the bare request's in
-    the same cycle.
-    """
-    headers = {"Authorization": f"Bearer {MASTER_KEY}"}
-    async with httpx.AsyncClient(headers=headers, timeout=30.0) as client:
-        for i in range(n):
-            shift = i % len(targets)
-            got: dict[str, float] = {}
-            for target in targets[shift:] + targets[:shift]:
-                result = await _one(client, target.url, target.model, i)
-                if result is None:
-                    into[target.name].errors += 1
-                else:
-                    into[target.name].served += 1
-                    into[target.name].latencies_ms.append(result)
-                    got[target.name] = result
-            if "bare" in got:
-                for name, value in got.items():
-                    if name != "bare":
-                        into[name].paired_diffs_ms.append(value - got["bare"])
-
-
-async def _throughput_round(
-    url: str, model: str, n: int, concurrency: int, into: Measurement
-) -> None:
+async def _round(target: Target, n: int, concurrency: int, into: Measurement) -> None:
     headers = {"Authorization": f"Bearer {MASTER_KEY}"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(headers=headers, timeout=30.0, limits=limits) as client:
+    async with httpx.AsyncClient(headers=headers, timeout=60.0, limits=limits) as client:
         queue = iter(range(n))
         ok = 0
 
         async def worker() -> None:
             nonlocal ok
             for i in queue:
-                if await _one(client, url, model, i) is None:
+                try:
+                    result = await _one(client, target.url, target.model, i)
+                except httpx.HTTPError:
+                    result = None
+                if result is None:
                     into.errors += 1
                 else:
                     ok += 1
-                    into.served += 1
+                    into.latencies_ms.append(result)
 
+        cpu = target.process.cpu_seconds()
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        into.throughput_rps.append(ok / (time.perf_counter() - started))
+        elapsed = time.perf_counter() - started
+        into.cpu_s += target.process.cpu_seconds() - cpu
+        into.served += ok
+        into.throughput_rps.append(ok / elapsed)
 
 
 async def measure(
-    targets: list[Target], *, requests: int, rounds: int, concurrency: int
-) -> dict[str, Measurement]:
-    results = {t.name: Measurement() for t in targets}
-    per_round = max(1, requests // rounds)
-    for r in range(rounds):
-        await _paired_latency(targets, per_round, results)
-        # Rotate which proxy goes first so none always runs on a warmer machine.
-        shift = r % len(targets)
-        for target in targets[shift:] + targets[:shift]:
-            await _throughput_round(
-                target.url, target.model, per_round, concurrency, results[target.name]
-            )
+    targets: list[Target], *, levels: list[int], requests: int, rounds: int
+) -> dict[int, dict[str, Measurement]]:
+    results: dict[int, dict[str, Measurement]] = {}
+    for level in levels:
+        results[level] = {t.name: Measurement() for t in targets}
+        # Enough requests that every client sends several, bounded for a 2-core machine.
+        n = max(requests, 5 * level)
+        for r in range(rounds):
+            shift = r % len(targets)  # rotate who goes first
+            for target in targets[shift:] + targets[:shift]:
+                await _round(target, n, level, results[level][target.name])
     return results
 
 
-def summarize(results: dict[str, Measurement], *, concurrency: int) -> dict[str, Any]:
-    bare = results["bare"]
-    rows: dict[str, dict[str, Any]] = {}
-    for name, m in results.items():
-        rows[name] = {
-            "requests": len(m.latencies_ms),
-            "errors": m.errors,
-            "p50_ms": m.p(0.5),
-            "p95_ms": m.p(0.95),
-            "throughput_rps": statistics.median(m.throughput_rps) if m.throughput_rps else 0.0,
-            "cpu_ms_per_request": 1000.0 * m.cpu_s / m.served if m.served else float("nan"),
+TARGETS = {"cpu_ratio_at_most": 1.15, "p99_ratio_at_most": 1.5, "throughput_ratio_at_least": 0.9}
+_GATED_LEVELS = (50, 200)
+
+
+def summarize(results: dict[int, dict[str, Measurement]]) -> dict[str, Any]:
+    levels: dict[str, Any] = {}
+    for level, by_proxy in results.items():
+        rows = {name: m.row() for name, m in by_proxy.items()}
+        bare, mine = rows["bare"], rows["plugin"]
+        ratios = {
+            "cpu_ratio": mine["cpu_ms_per_request"] / bare["cpu_ms_per_request"],
+            "p99_ratio": mine["p99_ms"] / bare["p99_ms"],
+            "throughput_ratio": (
+                mine["throughput_rps"] / bare["throughput_rps"] if bare["throughput_rps"] else 0.0
+            ),
+            "added_cpu_ms_per_request": mine["cpu_ms_per_request"] - bare["cpu_ms_per_request"],
+            "added_p50_ms": mine["p50_ms"] - bare["p50_ms"],
         }
-        if name == "bare":
-            continue
-        # Added latency: the median of paired differences (each request against the bare
-        # request next to it), robust to load drifting on a shared machine.
-        pairs = list(zip(bare.throughput_rps, m.throughput_rps, strict=False))
-        ratios = [p / b for b, p in pairs if b]
-        added = statistics.median(m.paired_diffs_ms) if m.paired_diffs_ms else float("nan")
-        ratio = statistics.median(ratios) if ratios else 0.0
-        cpu_bare = rows["bare"]["cpu_ms_per_request"]
-        cpu_mine = rows[name]["cpu_ms_per_request"]
-        rows[name].update(
-            added_cpu_ms_per_request=cpu_mine - cpu_bare,
-            # What the throughput ratio is when the proxy, not the machine, is the bottleneck.
-            cpu_bound_throughput_ratio=cpu_bare / cpu_mine if cpu_mine else 0.0,
-            added_p50_ms=added,
-            p50_difference_ms=rows[name]["p50_ms"] - rows["bare"]["p50_ms"],
-            throughput_ratio=ratio,
-            throughput_ratio_per_round=ratios,
-            meets_targets={"added_p50": added < 1.0, "throughput": ratio >= 0.95},
-        )
-    return {
-        "proxies": rows,
-        "concurrency": concurrency,
-        "targets": {"added_p50_ms_below": 1.0, "throughput_ratio_at_least": 0.95},
-    }
+        meets = {
+            "cpu": ratios["cpu_ratio"] <= TARGETS["cpu_ratio_at_most"],
+            "p99": ratios["p99_ratio"] <= TARGETS["p99_ratio_at_most"],
+            "throughput": ratios["throughput_ratio"] >= TARGETS["throughput_ratio_at_least"],
+        }
+        levels[str(level)] = {
+            "proxies": rows,
+            **ratios,
+            "meets_targets": meets if level in _GATED_LEVELS else None,
+        }
+    return {"levels": levels, "targets": TARGETS, "gated_levels": list(_GATED_LEVELS)}
 
 
 def render(summary: dict[str, Any]) -> str:
     header = (
-        f"{'proxy':<18} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8}"
-        f" {'added p50 ms':>13} {'thr. ratio':>10} {'CPU ms/req':>10} {'CPU ratio':>9}"
+        f"{'clients':>7} {'proxy':<7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'CPU ms/req':>10}   {'thr. x':>6} {'p99 x':>6} {'CPU x':>6} {'targets':>8}"
     )
     lines = [header]
-    for name, row in summary["proxies"].items():
-        added = f"{row['added_p50_ms']:+.2f}" if "added_p50_ms" in row else "-"
-        ratio = f"{row['throughput_ratio']:.3f}" if "throughput_ratio" in row else "-"
-        cpu_ratio = (
-            f"{row['cpu_bound_throughput_ratio']:.3f}"
-            if "cpu_bound_throughput_ratio" in row
-            else "-"
-        )
-        lines.append(
-            f"{name:<18} {row['requests']:>8} {row['errors']:>6} {row['p50_ms']:>8.2f} "
-            f"{row['p95_ms']:>8.2f} {row['throughput_rps']:>8.1f} {added:>13} {ratio:>10} "
-            f"{row['cpu_ms_per_request']:>10.2f} {cpu_ratio:>9}"
-        )
+    for level, data in summary["levels"].items():
+        for name, row in data["proxies"].items():
+            ratios = ("", "", "", "")
+            if name == "plugin":
+                meets = data["meets_targets"]
+                verdict = "-" if meets is None else ("met" if all(meets.values()) else "MISSED")
+                ratios = (
+                    f"{data['throughput_ratio']:.2f}",
+                    f"{data['p99_ratio']:.2f}",
+                    f"{data['cpu_ratio']:.2f}",
+                    verdict,
+                )
+            lines.append(
+                f"{level:>7} {name:<7} {row['requests']:>8} {row['errors']:>6} "
+                f"{row['throughput_rps']:>8.1f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+                f"{row['cpu_ms_per_request']:>10.2f}   {ratios[0]:>6} {ratios[1]:>6} "
+                f"{ratios[2]:>6} {ratios[3]:>8}"
+            )
+    t = summary["targets"]
     lines.append(
-        f"added p50 = median paired difference to the bare proxy (target < 1 ms); throughput "
-        f"ratio at {summary['concurrency']} in flight (target >= 0.95); CPU ms/req = the "
-        f"proxy process's CPU time per answered request, CPU ratio = bare/this (the throughput "
-        f"ratio when the proxy is the bottleneck)"
+        f"x = plugin / bare. Targets at {', '.join(map(str, summary['gated_levels']))} clients: "
+        f"throughput >= {t['throughput_ratio_at_least']}x, p99 <= {t['p99_ratio_at_most']}x, "
+        f"CPU per request <= {t['cpu_ratio_at_most']}x (the proxy process's CPU time per "
+        "answered request)."
     )
     return "\n".join(lines)
 
@@ -384,7 +386,16 @@ class SimProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> SimProcess:
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> SimProcess:
+        """Start serving on ``self.port`` (again, after ``kill``: a provider restart)."""
         command = [
             sys.executable,
             "-m",
@@ -404,9 +415,19 @@ class SimProcess:
                 if httpx.get(f"{self.base_url}/models", timeout=1.0).status_code == 200:
                     return self
             except httpx.HTTPError:
-                time.sleep(0.2)
+                time.sleep(0.1)
         self.__exit__()
         raise RuntimeError("the simulated provider did not start")
+
+    def kill(self) -> None:
+        """``kill -9`` the provider (a crash: connections drop, nothing is flushed)."""
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(timeout=10)
+        self._process = None
+
+    def __enter__(self) -> SimProcess:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -415,30 +436,21 @@ class SimProcess:
         self._process = None
 
 
-def run(requests: int, rounds: int, concurrency: int, out: Path) -> dict[str, Any]:
+def run(levels: list[int], requests: int, rounds: int, out: Path) -> dict[str, Any]:
     with SimProcess() as sim:
         bare_config = {"model_list": sim_model_list(sim.base_url)}
         plugin = plugin_config(sim.base_url)
         with (
             ProxyProcess(bare_config) as bare,
             ProxyProcess(plugin, env={"RLM_ROUTER_TRACES_FILE": os.devnull}) as routed,
-            ProxyProcess(plugin, env={"OTEL_SDK_DISABLED": "true"}) as quiet,
         ):
             targets = [
-                Target("bare", f"{bare.base_url}/v1/chat/completions", "sim-large"),
-                Target("plugin", f"{routed.base_url}/v1/chat/completions", "auto"),
-                Target("plugin (no OTel)", f"{quiet.base_url}/v1/chat/completions", "auto"),
+                Target("bare", f"{bare.base_url}/v1/chat/completions", "sim-large", bare),
+                Target("plugin", f"{routed.base_url}/v1/chat/completions", "auto", routed),
             ]
-            processes = {"bare": bare, "plugin": routed, "plugin (no OTel)": quiet}
-            warm_up = {t.name: Measurement() for t in targets}
-            asyncio.run(_paired_latency(targets, 20, warm_up))
-            cpu_before = {name: p.cpu_seconds() for name, p in processes.items()}
-            results = asyncio.run(
-                measure(targets, requests=requests, rounds=rounds, concurrency=concurrency)
-            )
-            for name, process in processes.items():
-                results[name].cpu_s = process.cpu_seconds() - cpu_before[name]
-    summary = summarize(results, concurrency=concurrency)
+            asyncio.run(measure(targets, levels=[8], requests=100, rounds=1))  # warm-up
+            results = asyncio.run(measure(targets, levels=levels, requests=requests, rounds=rounds))
+    summary = summarize(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
     return summary
@@ -446,12 +458,15 @@ def run(requests: int, rounds: int, concurrency: int, out: Path) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=400, help="requests per proxy per phase")
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--levels", default="1,8,50,200", help="concurrent clients, comma-separated"
+    )
+    parser.add_argument("--requests", type=int, default=400, help="requests per proxy per round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("out/proxy_bench.json"))
     args = parser.parse_args(argv)
-    summary = run(args.requests, args.rounds, args.concurrency, args.out)
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    summary = run(levels, args.requests, args.rounds, args.out)
     print(render(summary))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -268,8 +268,14 @@ class Sandbox:
     async def _send(self, message: dict[str, Any]) -> None:
         assert self._proc is not None and self._proc.stdin is not None
         body = json.dumps(message).encode("utf-8", "surrogatepass")
-        self._proc.stdin.write(_HEADER.pack(len(body)) + body)
-        await self._proc.stdin.drain()
+        try:
+            self._proc.stdin.write(_HEADER.pack(len(body)) + body)
+            await self._proc.stdin.drain()
+        except RuntimeError as exc:
+            # A worker killed from outside (kill -9) closes the pipe's transport, and asyncio
+            # then raises RuntimeError ("handler is closed"), not BrokenPipeError: the same
+            # crash, so the caller's restart path handles it.
+            raise BrokenPipeError(f"the REPL's pipe is closed: {exc}") from exc
 
     async def execute(self, code: str) -> ExecutionResult:
         """Run one code block; sub-call frames are served while it runs."""

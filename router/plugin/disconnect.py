@@ -34,6 +34,8 @@ BodyCheck = Callable[[bytes], str | None]
 
 _INSTALLED_FLAG = "rlm_router_cancel_on_disconnect"
 _PATH_SUFFIX = "/chat/completions"
+# The plugin's own POST endpoints, whose bodies are checked the same way.
+_OURS = frozenset({"/rlm-router/feedback"})
 
 
 class CancelOnDisconnect:
@@ -44,8 +46,12 @@ class CancelOnDisconnect:
         self.check = check
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or not str(scope.get("path", "")).endswith(_PATH_SUFFIX):
-            await self.app(scope, receive, send)
+        path = str(scope.get("path", ""))
+        if scope.get("type") != "http" or not path.endswith(_PATH_SUFFIX):
+            if scope.get("type") == "http" and scope.get("method") == "POST" and path in _OURS:
+                await self._check_object_body(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         inbox: asyncio.Queue[Message] = asyncio.Queue()
         started = disconnected = False
@@ -60,7 +66,7 @@ class CancelOnDisconnect:
                 if not message.get("more_body", False):
                     break
             body = b"".join(chunks)
-            problem = self.check(body)
+            problem = _not_an_object(body) or self.check(body)
             if problem is not None:
                 await _send_error(send, 400, problem)
                 return
@@ -97,6 +103,44 @@ class CancelOnDisconnect:
             listener.cancel()
             with contextlib.suppress(BaseException):
                 await listener
+
+    async def _check_object_body(
+        self, scope: MutableMapping[str, Any], receive: Receive, send: Send
+    ) -> None:
+        """Our own endpoints: a body that is not a JSON object is a 400 before LiteLLM's auth
+        (which answers 500 when it cannot read one)."""
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message.get("type") != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        problem = _not_an_object(body)
+        if problem is not None:
+            await _send_error(send, 400, problem)
+            return
+        replay = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replayed() -> Message:
+            return replay.pop() if replay else await receive()
+
+        await self.app(scope, replayed, send)
+
+
+def _not_an_object(body: bytes) -> str | None:
+    """LiteLLM answers a JSON body that is not an object (``[]``, ``3``, ``null``) with a 500;
+    the first byte tells (invalid JSON is left to LiteLLM, which answers it 400)."""
+    first = body.lstrip()[:1]
+    if first in (b"{", b""):
+        return None if first else "rlm-router: the request body is empty; expected a JSON object"
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return f"rlm-router: the request body must be a JSON object, got {type(value).__name__}"
 
 
 async def _send_error(send: Send, status: int, message: str) -> None:
