@@ -24,20 +24,19 @@ from aiohttp import web
 
 from rlm_core.tokens import count_tokens, encoding
 from sim import wire
+from sim.faults import (
+    FAULT_HEADER,
+    FAULTS,
+    FaultQueue,
+    abort,
+    broken_body,
+    error_for,
+    parse_schedule,
+)
 from sim.models import SIM_MODELS, SimModel
 from sim.reader import Reading, answer_direct
 from sim.root import is_root_prompt, respond_as_root
 
-FAULTS = (
-    "context_length",
-    "429",
-    "500",
-    "503",
-    "timeout",
-    "malformed_stream",
-    "truncated_stream",
-)
-FAULT_HEADER = "x-sim-fault"
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # Bodies up to this size are read; a 1M-token prompt is ~4 MB, so this leaves room for
 # direct requests far over any window, which must still get the overflow error.
@@ -140,36 +139,6 @@ def prompt_token_count(messages: list[tuple[str, str]]) -> int:
     return sum(count_tokens(text) + 3 for _, text in messages) + 3
 
 
-class _Faults:
-    """Faults scheduled through ``/sim/faults``, consumed one per matching request."""
-
-    def __init__(self) -> None:
-        self._queue: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def add(self, fault: str, model: str | None, count: int) -> None:
-        with self._lock:
-            self._queue.append({"fault": fault, "model": model, "count": count})
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-
-    def pending(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(entry) for entry in self._queue]
-
-    def take(self, model: str) -> str | None:
-        with self._lock:
-            for entry in self._queue:
-                if entry["model"] in (None, model) and entry["count"] > 0:
-                    entry["count"] -= 1
-                    fault = str(entry["fault"])
-                    self._queue = [e for e in self._queue if e["count"] > 0]
-                    return fault
-        return None
-
-
 class SimServer:
     """The simulated provider.
 
@@ -190,7 +159,7 @@ class SimServer:
         # Client connections seen by chat completions, by peer address: a client that keeps
         # its connection pool makes few, one that is rebuilt per call makes one per call.
         self._peers: set[object] = set()
-        self._faults = _Faults()
+        self._faults = FaultQueue()
         self._ids = itertools.count()
         self._runner: web.AppRunner | None = None
         self._closing: asyncio.Event | None = None
@@ -293,17 +262,10 @@ class SimServer:
             body = await request.json()
         except ValueError:
             return _error_response(wire.invalid_json())
-        fault = str(body.get("fault")) if isinstance(body, dict) else ""
-        if fault not in FAULTS:
-            return _error_response(
-                wire.invalid_value("fault", f"Unknown fault {fault!r}; expected one of {FAULTS}.")
-            )
-        count = body.get("count", 1)
-        model = body.get("model")
-        if not isinstance(count, int) or count < 1:
-            return _error_response(wire.invalid_value("count", "count must be an integer >= 1."))
-        if model is not None and model not in self.config.models:
-            return _error_response(wire.model_not_found(str(model)))
+        try:
+            fault, model, count = parse_schedule(body, self.config.models)
+        except wire.APIError as exc:
+            return _error_response(exc)
         self._faults.add(fault, model, count)
         return web.json_response({"scheduled": self._faults.pending()})
 
@@ -345,14 +307,7 @@ class SimServer:
             fault = req.fault
             if fault in ("429", "500", "503", "context_length"):
                 self.stats["faults"][fault] += 1
-                raise {
-                    "429": lambda: wire.rate_limited(req.model.name, self.config.retry_after_s),
-                    "500": wire.server_error,
-                    "503": wire.overloaded,
-                    "context_length": lambda: wire.context_length_exceeded(
-                        req.model.context_window, req.model.context_window + 1
-                    ),
-                }[fault]()
+                raise error_for(fault, req.model, retry_after_s=self.config.retry_after_s)
             prompt_tokens = await self._count_prompt(req)
             content, visible_tokens, reasoning_tokens, finish = await self._answer(
                 req, prompt_tokens
@@ -382,7 +337,7 @@ class SimServer:
         if not req.stream:
             if fault in ("malformed_stream", "truncated_stream"):
                 self.stats["faults"][fault] += 1
-                return await _broken_body(request, fault)
+                return await broken_body(request, fault)
             if visible_tokens and scale > 0:
                 await asyncio.sleep(scale * visible_tokens * req.model.output_s_per_token)
             return web.json_response(
@@ -539,7 +494,7 @@ class SimServer:
                 await response.write(b'data: {"id": "' + ident.encode() + b'", "choices": [{\n\n')
             if req.fault == "truncated_stream" and i == len(pieces) // 2:
                 self.stats["faults"][req.fault] += 1
-                _abort(request)
+                abort(request)
                 return response
             if per_piece > 0:
                 await asyncio.sleep(per_piece)
@@ -582,25 +537,3 @@ def _model_object(model: SimModel) -> dict[str, Any]:
 
 def _error_response(exc: wire.APIError) -> web.Response:
     return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
-
-
-def _abort(request: web.Request) -> None:
-    """Drop the connection mid-body, as a crashed upstream or a proxy timeout does."""
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-
-
-async def _broken_body(request: web.Request, fault: str) -> web.StreamResponse:
-    """A non-streaming answer that is invalid JSON, or cut off before its declared end."""
-    body = b'{"id": "chatcmpl-sim", "object": "chat.completion", "choices": [{"index": 0, '
-    response = web.StreamResponse(headers={"Content-Type": "application/json"})
-    if fault == "truncated_stream":
-        response.content_length = len(body) * 4
-    await response.prepare(request)
-    await response.write(body)
-    if fault == "truncated_stream":
-        _abort(request)
-        return response
-    await response.write_eof()
-    return response
