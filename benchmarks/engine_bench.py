@@ -27,11 +27,8 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import itertools
 import json
-import math
-import os
 import statistics
 import subprocess
 import sys
@@ -41,99 +38,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmarks.engine_common import ROOT_MODEL, SUB_MODEL, collect_official_clients, median
+from benchmarks.engine_fanout import bench_batched, default_caps
+from benchmarks.engine_handoff import PROBES, run_probe
 from rlm_core.env import apply_offline_defaults
 
 apply_offline_defaults()
 
-ROOT_MODEL = "sim-large"
-SUB_MODEL = "sim-mini"
 BATCH_PROMPTS = 256
 # 50 ms shows the client-side floor (litellm's per-call CPU); 1 s is a realistic model latency.
 BATCH_LATENCIES_S = (0.05, 0.25, 1.0)
 TASK_FAMILIES = ("niah", "oolong", "oolong_pairs")
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _status_kb(pid: int | str, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> None:
-    """Reset this process's VmHWM to its current RSS (Linux: clear_refs 5)."""
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def _ten_million_token_context() -> str:
-    from sim.tasks import generate
-
-    return generate("niah", n_tokens=10_000_000, seed=0).context
-
-
-# --- probes run in a fresh interpreter (memory peaks stay clean) -----------------------------
-
-
-def _probe_handoff_ours() -> dict[str, Any]:
-    from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRequest
-
-    async def handler(request: SubCallRequest) -> list[str]:
-        return []
-
-    async def run(context: str) -> dict[str, Any]:
-        _reset_peak()
-        host_before = _status_kb("self", "VmRSS")
-        started = time.perf_counter()
-        box = Sandbox(context, limits=SandboxLimits(), handler=handler)
-        del context
-        await box.start()
-        handoff_s = time.perf_counter() - started
-        check = await box.execute("print(len(context))")
-        host_peak_extra = _status_kb("self", "VmHWM") - host_before
-        worker_peak = box.peak_rss_kb() or 0
-        await box.close()
-        return {
-            "handoff_s": handoff_s,
-            "host_extra_peak_mb": host_peak_extra / 1024,
-            "worker_peak_mb": worker_peak / 1024,
-            "len_check": check.stdout.strip(),
-            "sandbox": {"network": box.info.network, "filesystem": box.info.filesystem},
-        }
-
-    context = _ten_million_token_context()
-    size = len(context.encode("utf-8"))
-    result = asyncio.run(run(context))
-    result["context_mb"] = size / 2**20
-    result["peak_total_mb"] = result["host_extra_peak_mb"] + result["worker_peak_mb"]
-    return result
-
-
-def _probe_handoff_official() -> dict[str, Any]:
-    from rlm.environments.local_repl import LocalREPL
-
-    context = _ten_million_token_context()
-    size = len(context.encode("utf-8"))
-    _reset_peak()
-    before = _status_kb("self", "VmRSS")
-    started = time.perf_counter()
-    repl = LocalREPL(context_payload=context)
-    handoff_s = time.perf_counter() - started
-    peak_extra = _status_kb("self", "VmHWM") - before
-    check = repl.execute_code("print(len(context))")
-    repl.cleanup()
-    return {
-        "handoff_s": handoff_s,
-        "context_mb": size / 2**20,
-        "peak_total_mb": peak_extra / 1024,
-        "len_check": check.stdout.strip(),
-    }
 
 
 def _serve_sim(spec: str) -> None:
@@ -176,27 +91,6 @@ def _sim_process(time_scale: float, fixed_latency_s: float = 0.0) -> Iterator[st
             proc.wait()
 
 
-PROBES: dict[str, Callable[[], dict[str, Any]]] = {
-    "handoff-ours": _probe_handoff_ours,
-    "handoff-official": _probe_handoff_official,
-}
-
-
-def _run_probe(name: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.engine_bench", "--probe", name],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parent.parent,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
 # --- sandbox start ---------------------------------------------------------------------------
 
 
@@ -225,7 +119,7 @@ def bench_sandbox_start(rounds: int) -> dict[str, Any]:
         repl.execute_code("pass")
         official.append(time.perf_counter() - started)
         repl.cleanup()
-    return {"ours_s": _median(ours), "official_s": _median(official)}
+    return {"ours_s": median(ours), "official_s": median(official)}
 
 
 # --- runs against the simulated provider -----------------------------------------------------
@@ -326,7 +220,7 @@ def _official_run(base_url: str, query: str, context: Any) -> dict[str, Any]:
         started = time.perf_counter()
         completion = engine.completion(context, root_prompt=query)
         wall = time.perf_counter() - started
-    _collect_official_clients()
+    collect_official_clients()
     iterations = sum(1 for model, _, _ in spans if model == ROOT_MODEL)
     model_s = _union_s(spans)
     usage = completion.usage_summary.model_usage_summaries
@@ -346,15 +240,6 @@ def _official_run(base_url: str, query: str, context: Any) -> dict[str, Any]:
             for model, u in usage.items()
         ),
     }
-
-
-def _collect_official_clients() -> None:
-    """Finalise rlms's dropped httpx clients now, outside any event loop: their finaliser
-    schedules ``aclose()`` on whatever loop is running (ours, later), where it fails noisily
-    because their connections belong to the loops rlms already closed."""
-    import gc
-
-    gc.collect()
 
 
 def _trivial_step(i: int) -> str:
@@ -472,9 +357,9 @@ def bench_overhead(rounds: int) -> dict[str, Any]:
         # The minimum over rounds: on a shared machine noise only ever adds time.
         marginal = (min(many) - min(one)) / (long - short)
         result[name] = {
-            "per_iteration_ms": 1000 * _median(gaps),
+            "per_iteration_ms": 1000 * median(gaps),
             "per_iteration_marginal_ms": 1000 * marginal,
-            "per_run_fixed_ms": 1000 * (min(one) - _median(gaps)),
+            "per_run_fixed_ms": 1000 * (min(one) - median(gaps)),
             "run_of_21_ms": 1000 * min(many),
         }
     return result
@@ -530,142 +415,6 @@ def _task_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-# --- batched fan-out ---------------------------------------------------------------------------
-
-
-def default_caps() -> dict[str, int]:
-    """The in-flight caps the two engines use unless told otherwise (from their signatures)."""
-    from rlm.core.lm_handler import LMHandler
-
-    from rlm_core import RLMEngine
-
-    ours = inspect.signature(RLMEngine).parameters["concurrency"].default
-    official = inspect.signature(LMHandler).parameters["batch_max_concurrent"].default
-    return {"ours": int(ours), "official": int(official)}
-
-
-def _cpu_s() -> float:
-    """CPU time of this process plus its reaped children (our sandbox workers, which exit at
-    the end of each run; the simulator is reaped only after the measurements)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
-
-
-def _batch_code(n: int) -> str:
-    return f"r = llm_query_batched(['batch item ' + str(i) for i in range({n})])\nprint(len(r))"
-
-
-async def _ours_fanout(base_url: str, n: int, cap: int) -> tuple[float, float]:
-    """Our engine, concurrency ``cap``: wall time of the ``n``-prompt block as the REPL saw it,
-    and CPU ms per sub-call, host and worker (a run with 4 prompts subtracted: same fixed
-    costs)."""
-    import litellm
-
-    from rlm_core import Budget, ModelSpec, RLMEngine
-
-    block = {"code": _batch_code(4)}
-
-    async def completion(**kwargs: Any) -> Any:
-        if kwargs["messages"][0]["role"] == "system":  # the root turn: run the block once
-            done = any(m["role"] == "assistant" for m in kwargs["messages"])
-            reply = "FINAL(done)" if done else f"```repl\n{block['code']}\n```"
-            return await litellm.acompletion(
-                model=kwargs["model"], messages=kwargs["messages"], mock_response=reply
-            )
-        return await litellm.acompletion(**kwargs)
-
-    engine = RLMEngine(
-        root=ModelSpec(model=f"openai/{ROOT_MODEL}", api_base=base_url, api_key="sim"),
-        sub=ModelSpec(model=f"openai/{SUB_MODEL}", api_base=base_url, api_key="sim"),
-        budget=Budget(max_iterations=3, max_depth=1),
-        concurrency=cap,
-        completion=completion,
-    )
-    await engine.acompletion("warm up", "")  # same event loop: litellm's clients are reused
-    cpu = _cpu_s()
-    await engine.acompletion("small batch", "")
-    small_cpu = _cpu_s() - cpu
-    block["code"] = _batch_code(n)
-    cpu = _cpu_s()
-    result = await engine.acompletion("batch", "")
-    cpu = _cpu_s() - cpu
-    executions = [e for i in result.trajectory.iterations for e in i.executions]
-    return executions[0].duration_s, 1000 * (cpu - small_cpu) / (n - 4)
-
-
-def _official_fanout(base_url: str, n: int, cap: int) -> tuple[float, float]:
-    """rlms's REPL and LM handler, wired as its RLM.completion wires them, batch cap ``cap``."""
-    from rlm.clients.openai import OpenAIClient
-    from rlm.core.lm_handler import LMHandler
-    from rlm.environments.local_repl import LocalREPL
-
-    client = OpenAIClient(model_name=SUB_MODEL, base_url=base_url, api_key="sim")
-    handler = LMHandler(client, batch_max_concurrent=cap)
-    handler.start()
-    repl = LocalREPL(lm_handler_address=handler.address, context_payload="")
-    try:
-        repl.execute_code(_batch_code(4))  # warm, as for ours
-        cpu = _cpu_s()
-        repl.execute_code(_batch_code(4))
-        small_cpu = _cpu_s() - cpu
-        cpu, started = _cpu_s(), time.perf_counter()
-        result = repl.execute_code(_batch_code(n))
-        elapsed = time.perf_counter() - started
-        cpu = _cpu_s() - cpu
-    finally:
-        repl.cleanup()
-        handler.stop()
-        del client, handler, repl
-        _collect_official_clients()
-    if result.stdout.strip() != str(n):
-        raise RuntimeError(f"rlms batch failed: {(result.stderr or result.stdout)[-200:]}")
-    return elapsed, 1000 * (cpu - small_cpu) / (n - 4)
-
-
-async def _litellm_fanout(base_url: str, n: int, cap: int) -> tuple[float, float]:
-    """The client-side floor: ``n`` bare litellm calls, ``cap`` in flight, no engine."""
-    import litellm
-
-    limit = asyncio.Semaphore(cap)
-
-    async def one(i: int) -> Any:
-        async with limit:
-            return await litellm.acompletion(
-                model=f"openai/{SUB_MODEL}", api_base=base_url, api_key="sim",
-                messages=[{"role": "user", "content": f"batch item {i}"}], timeout=120.0,
-            )  # fmt: skip
-
-    await asyncio.gather(*[one(i) for i in range(4)])
-    cpu, started = _cpu_s(), time.perf_counter()
-    await asyncio.gather(*[one(i) for i in range(n)])
-    elapsed = time.perf_counter() - started
-    return elapsed, 1000 * (_cpu_s() - cpu) / n
-
-
-def bench_batched(base_url: str, n: int, latency_s: float, rounds: int) -> list[dict[str, Any]]:
-    """One ``n``-prompt ``llm_query_batched`` per engine, each prompt served in ``latency_s``,
-    at the engines' default cap and uncapped; best wall time of ``rounds``, median CPU."""
-    caps = default_caps()
-    rows = []
-    for cap in sorted({caps["ours"], caps["official"], n}):
-        runs: dict[str, list[tuple[float, float]]] = {"ours": [], "official": [], "litellm": []}
-        for _ in range(rounds):  # interleaved, so the machine's load hits all three alike
-            runs["ours"].append(asyncio.run(_ours_fanout(base_url, n, cap)))
-            runs["official"].append(_official_fanout(base_url, n, cap))
-            runs["litellm"].append(asyncio.run(_litellm_fanout(base_url, n, cap)))
-        waves = math.ceil(n / cap)
-        row: dict[str, Any] = {
-            "prompts": n, "latency_s": latency_s, "cap": cap,
-            "ideal_s": waves * latency_s,
-            "ideal": f"ceil({n}/{cap}) x latency" if waves > 1 else "latency (all in flight)",
-        }  # fmt: skip
-        for name, measured in runs.items():
-            row[f"{name}_s"] = min(wall for wall, _ in measured)
-            row[f"{name}_cpu_ms_per_call"] = _median([cpu for _, cpu in measured])
-        rows.append(row)
-    return rows
-
-
 def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
@@ -710,8 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         report["overhead"] = bench_overhead(rounds)
     if "handoff" in sections:
         report["handoff_10m"] = {
-            "ours": _run_probe("handoff-ours"),
-            "official": _run_probe("handoff-official"),
+            "ours": run_probe("handoff-ours"),
+            "official": run_probe("handoff-official"),
         }
     if "tasks" in sections:
         sizes = [32_000] if args.quick else [32_000, 262_000]

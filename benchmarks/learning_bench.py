@@ -486,12 +486,68 @@ def token_rule_value(items: Sequence[EvalItem], threshold: int) -> float:
 # ── the run ──
 
 
+def baselines(items: Sequence[EvalItem]) -> tuple[float, dict[str, float], int]:
+    """(oracle value, value of always taking each route, the best token-count threshold)."""
+    oracle = sum(max(i.utility.values()) for i in items) / len(items)
+    always = {route: sum(i.utility[route] for i in items) / len(items) for route in ("llm", "rlm")}
+    thresholds = sorted({i.n_tokens for i in items} | {10**9})
+    best_threshold = max(thresholds, key=lambda t: token_rule_value(items, t))
+    return oracle, always, best_threshold
+
+
+async def train_round(
+    config: BenchConfig,
+    work_dir: Path,
+    round_index: int,
+    done: int,
+    *,
+    artifact: Path,
+    policy_path: Path,
+) -> tuple[int, dict[str, Any] | None, float]:
+    """One ``rlm-router train`` on the traces so far: (exit code, its JSON report, seconds)."""
+    from router.cli import main as cli_main
+
+    traces = work_dir / "traces.jsonl"
+    feedback = work_dir / "feedback.jsonl"
+    report_json = work_dir / f"train-{round_index}.json"
+    out = io.StringIO()
+    train_started = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = await asyncio.to_thread(
+            cli_main,
+            [
+                "train",
+                "--traces",
+                str(traces),
+                "--feedback",
+                str(feedback),
+                "--config",
+                str(policy_path),
+                "--out",
+                str(artifact),
+                "--report-json",
+                str(report_json),
+                "--cost-weight",
+                str(config.cost_weight),
+                "--latency-weight",
+                "0",
+                "--version",
+                f"learned-{round_index}-at-{done}",
+                "--seed",
+                str(config.seed + round_index),
+            ],
+        )
+    train_s = time.perf_counter() - train_started
+    (work_dir / f"train-{round_index}.txt").write_text(out.getvalue())
+    offline = json.loads(report_json.read_text()) if report_json.exists() else None
+    return code, offline, train_s
+
+
 async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from router import Router
-    from router.cli import main as cli_main
     from telemetry import OtlpJsonLinesSpanExporter, Telemetry
 
     register_user_model(config)
@@ -508,12 +564,7 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
         started = time.perf_counter()
         items = await evaluate_both_routes(config, router, sim.base_url)
         eval_seconds = time.perf_counter() - started
-        oracle = sum(max(i.utility.values()) for i in items) / len(items)
-        always = {
-            route: sum(i.utility[route] for i in items) / len(items) for route in ("llm", "rlm")
-        }
-        thresholds = sorted({i.n_tokens for i in items} | {10**9})
-        best_threshold = max(thresholds, key=lambda t: token_rule_value(items, t))
+        oracle, always, best_threshold = baselines(items)
 
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(OtlpJsonLinesSpanExporter(traces)))
@@ -566,37 +617,9 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
             round_index += 1
             telemetry.force_flush()
             artifact = work_dir / f"classifier-{round_index}.json"
-            report_json = work_dir / f"train-{round_index}.json"
-            out = io.StringIO()
-            train_started = time.perf_counter()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-                code = await asyncio.to_thread(
-                    cli_main,
-                    [
-                        "train",
-                        "--traces",
-                        str(traces),
-                        "--feedback",
-                        str(feedback),
-                        "--config",
-                        str(policy_path),
-                        "--out",
-                        str(artifact),
-                        "--report-json",
-                        str(report_json),
-                        "--cost-weight",
-                        str(config.cost_weight),
-                        "--latency-weight",
-                        "0",
-                        "--version",
-                        f"learned-{round_index}-at-{done}",
-                        "--seed",
-                        str(config.seed + round_index),
-                    ],
-                )
-            train_s = time.perf_counter() - train_started
-            (work_dir / f"train-{round_index}.txt").write_text(out.getvalue())
-            offline = json.loads(report_json.read_text()) if report_json.exists() else None
+            code, offline, train_s = await train_round(
+                config, work_dir, round_index, done, artifact=artifact, policy_path=policy_path
+            )
             promoted = code == EXIT_PROMOTED
             if promoted:
                 write_policy(policy_path, artifact=str(artifact.resolve()), config=config)
