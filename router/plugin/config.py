@@ -73,7 +73,7 @@ class ServiceConfig:
     def load(cls, path: str | os.PathLike[str]) -> ServiceConfig:
         file = Path(path).resolve()
         data = _read_yaml(file)
-        return cls.from_mapping(data, path=file)
+        return cls.from_mapping(data, path=file, lines=_key_lines(file.read_text()))
 
     @classmethod
     def from_env(cls) -> ServiceConfig:
@@ -86,15 +86,32 @@ class ServiceConfig:
         return cls.load(path)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, path: Path | None = None) -> ServiceConfig:
-        where = str(path) if path is not None else "<config>"
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        path: Path | None = None,
+        lines: Mapping[tuple[str, ...], int] | None = None,
+    ) -> ServiceConfig:
+        """``lines`` (key path -> line, from ``_key_lines``) puts ``file:line`` in errors."""
+        file = str(path) if path is not None else "<config>"
+
+        def at(*keys: str) -> str:
+            """``file:line`` of the deepest of ``rlm_router.<keys>`` the YAML has."""
+            found = lines or {}
+            for depth in range(len(keys), -1, -1):
+                line = found.get((SECTION, *keys[:depth]))
+                if line is not None:
+                    return f"{file}:{line}"
+            return file
+
         section = data.get(SECTION) or {}
         if not isinstance(section, Mapping):
-            raise ServiceConfigError(f"{where}: '{SECTION}' must be a mapping")
+            raise ServiceConfigError(f"{at()}: '{SECTION}' must be a mapping")
         unknown = set(section) - _SECTION_KEYS
         if unknown:
             raise ServiceConfigError(
-                f"{where}: unknown key(s) {sorted(unknown)} in '{SECTION}' "
+                f"{at(sorted(unknown)[0])}: unknown key(s) {sorted(unknown)} in '{SECTION}' "
                 f"(allowed: {sorted(_SECTION_KEYS)})"
             )
         base = path.parent if path is not None else Path.cwd()
@@ -103,7 +120,9 @@ class ServiceConfig:
         included = section.get("litellm_config")
         if included is not None:
             if not isinstance(included, str):
-                raise ServiceConfigError(f"{where}: '{SECTION}.litellm_config' must be a path")
+                raise ServiceConfigError(
+                    f"{at('litellm_config')}: '{SECTION}.litellm_config' must be a path"
+                )
             other = _read_yaml((base / included).resolve())
             litellm.update({k: v for k, v in other.items() if k != SECTION})
         for key, value in data.items():
@@ -116,32 +135,37 @@ class ServiceConfig:
 
         policy = section.get("policy")
         if policy is not None and not isinstance(policy, str):
-            raise ServiceConfigError(f"{where}: '{SECTION}.policy' must be a path")
+            raise ServiceConfigError(f"{at('policy')}: '{SECTION}.policy' must be a path")
         virtual = section.get("virtual_models", ["auto"])
         if isinstance(virtual, str):
             virtual = [virtual]
         if not isinstance(virtual, list) or not all(isinstance(v, str) and v for v in virtual):
-            raise ServiceConfigError(f"{where}: '{SECTION}.virtual_models' must be a list of names")
+            raise ServiceConfigError(
+                f"{at('virtual_models')}: '{SECTION}.virtual_models' must be a list of names"
+            )
         rlm_name = section.get("rlm_name", "default")
         if not isinstance(rlm_name, str) or not rlm_name or "/" in rlm_name:
-            raise ServiceConfigError(f"{where}: '{SECTION}.rlm_name' must be a name without '/'")
+            raise ServiceConfigError(
+                f"{at('rlm_name')}: '{SECTION}.rlm_name' must be a name without '/'"
+            )
         models = section.get("models") or {}
         if not isinstance(models, Mapping) or set(models) - _ROUTE_KEYS:
             raise ServiceConfigError(
-                f"{where}: '{SECTION}.models' must map some of {sorted(_ROUTE_KEYS)} to "
+                f"{at('models')}: '{SECTION}.models' must map some of {sorted(_ROUTE_KEYS)} to "
                 "model_list group names"
             )
         groups = _model_groups(litellm)
         for route, group in models.items():
             if not isinstance(group, str) or (groups and group not in groups):
                 raise ServiceConfigError(
-                    f"{where}: '{SECTION}.models.{route}' is {group!r}, which is not a "
-                    f"model_name in model_list (have: {sorted(groups)})"
+                    f"{at('models', str(route))}: '{SECTION}.models.{route}' is {group!r}, "
+                    f"which is not a model_name in model_list (have: {sorted(groups)})"
                 )
         clash = set(virtual) & groups
         if clash:
             raise ServiceConfigError(
-                f"{where}: virtual model(s) {sorted(clash)} are also model_list names"
+                f"{at('virtual_models')}: virtual model(s) {sorted(clash)} are also "
+                "model_list names"
             )
         return cls(
             path=path,
@@ -217,6 +241,27 @@ class ServiceConfig:
         out = Path(directory) / "litellm-proxy.yaml"
         out.write_text(yaml.safe_dump(self.proxy_config(), sort_keys=False))
         return out
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The 1-based line of every mapping key, by its path of keys (for ``file:line`` errors,
+    as the policy loader reports them)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node | None, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    here = (*path, str(key.value))
+                    lines[here] = key.start_mark.line + 1
+                    walk(value, here)
+
+    walk(root, ())
+    return lines
 
 
 def _read_yaml(file: Path) -> dict[str, Any]:

@@ -592,3 +592,19 @@ def test_feedback_endpoint_records_quality_for_a_decision(
     assert spans and spans[0].attributes["rlm_router.outcome.quality"] == 0.25
     (line,) = traces_file.with_name("feedback.jsonl").read_text().splitlines()
     assert json.loads(line)["decision_id"] == decision_id
+
+
+def test_service_config_errors_name_the_file_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        "model_list:\n"
+        "  - model_name: gpt-main\n"
+        "    litellm_params: {model: openai/gpt-4o}\n"
+        "rlm_router:\n"
+        "  virtual_models: [auto]\n"
+        "  models:\n"
+        "    direct: nope\n"
+    )
+    with pytest.raises(ServiceConfigError) as caught:
+        ServiceConfig.load(path)
+    assert str(caught.value).startswith(f"{path}:7: 'rlm_router.models.direct' is 'nope'")
