@@ -107,3 +107,43 @@ def test_parsing_a_large_message_copies_nothing() -> None:
     text = "r || 1\n" * 1_000_000 + "\nHow many records?"
     req = ChatRequest.parse(_user(text))
     assert req.context_spans[0].text is text
+
+
+RECORDS = "\n".join(
+    f"Date: 2024-01-{i % 28 + 1:02d} || User: {i} || Instance: item {i}" for i in range(3000)
+)
+ASK = "Combien d'entrées chaque utilisateur a-t-il ? Classe-les."
+
+
+@pytest.mark.parametrize(
+    ("messages", "source"),
+    [
+        ([{"role": "user", "content": f"{ASK}\n\n{RECORDS}"}], "head"),
+        ([{"role": "user", "content": f"{ASK}\n{RECORDS}"}], "head"),  # no blank line
+        ([{"role": "user", "content": f"{RECORDS}\n{ASK}"}], "tail"),
+        ([{"role": "user", "content": f"<task>{ASK}</task>\n<data>\n{RECORDS}\n</data>"}], "tag"),
+        ([{"role": "user", "content": f"{ASK}\n```\n{RECORDS}\n```"}], "head"),
+        ([{"role": "system", "content": ASK}, {"role": "user", "content": RECORDS}], "system"),
+        (
+            [
+                {"role": "user", "content": RECORDS},
+                {"role": "assistant", "content": "OK."},
+                {"role": "user", "content": ASK},
+            ],
+            "tail",
+        ),
+    ],
+)
+def test_the_instruction_is_found_wherever_it_sits(
+    messages: list[dict[str, str]], source: str
+) -> None:
+    req = ChatRequest.parse({"messages": messages})
+    assert (req.question, req.question_source) == (ASK, source)
+    assert ASK not in req.context_text and "User: 2999" in req.context_text
+
+
+def test_man_page_source_without_blank_lines_keeps_only_the_ask() -> None:
+    roff = "\n".join(f".TP\n\\fB\\-{c}\\fR\nOption {c} does something." for c in "abcdefgh" * 50)
+    ask = "Which option prints the version?"
+    req = ChatRequest.parse(_user(f"{roff}\n{ask}"))
+    assert req.question.endswith(ask) and len(req.question) < 200
