@@ -1,7 +1,8 @@
 """Metric instruments: GenAI client metrics and the router's own.
 
 Instrument names follow OTel conventions (dots); a Prometheus scrape sees them sanitised, with
-unit and ``_total`` suffixes (``rlm_router.cost`` in USD -> ``rlm_router_cost_USD_total``).
+unit and ``_total`` suffixes (``rlm_router.cost`` in ``usd`` -> ``rlm_router_cost_usd_total``:
+lowercase, as the OTel -> Prometheus convention writes units).
 ``PROMETHEUS_NAMES`` lists the series names the Grafana dashboard may use.
 """
 
@@ -37,15 +38,16 @@ PROMETHEUS_NAMES: Final = {
     EXPLORATIONS: "rlm_router_explorations_total",
     REQUESTS: "rlm_router_requests_total",
     REQUEST_DURATION: "rlm_router_request_duration_seconds",
-    COST: "rlm_router_cost_USD_total",
+    COST: "rlm_router_cost_usd_total",
     FALLBACKS: "rlm_router_fallbacks_total",
     RLM_ITERATIONS_METRIC: "rlm_router_rlm_iterations",
     RLM_SUB_CALLS_METRIC: "rlm_router_rlm_sub_calls",
     FEEDBACK_QUALITY: "rlm_router_feedback_quality",
 }
 
-# Bucket advice from the GenAI semantic conventions.
-_TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+# Bucket advice from the GenAI semantic conventions (gen_ai.client.token.usage: powers of 4
+# from 1 to 67108864).
+_TOKEN_BUCKETS: Final = tuple(4**k for k in range(14))
 _DURATION_BUCKETS: Final = (
     0.01,
     0.02,
@@ -113,7 +115,11 @@ class RouterMetrics:
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
         self._cost = meter.create_counter(
-            COST, unit="USD", description="Model cost of requests by route served."
+            # "usd", not "USD": the Prometheus exporter appends the unit as written, and
+            # Prometheus names are lowercase (rlm_router_cost_usd_total).
+            COST,
+            unit="usd",
+            description="Model cost of requests by route served (USD).",
         )
         self._fallbacks = meter.create_counter(
             FALLBACKS, unit="{fallback}", description="Fallbacks between routes."

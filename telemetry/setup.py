@@ -182,7 +182,19 @@ class Telemetry:
         telemetry._abortable = [e.inner for e in exporters] + metric_exporters
         telemetry._prometheus_registry = registry
         if prometheus_address is not None:
-            telemetry.start_prometheus_server(*prometheus_address)
+            host, port = prometheus_address
+            try:
+                telemetry.start_prometheus_server(host, port)
+            except OSError as exc:
+                # Only the scrape endpoint is lost: traces and feedback go on being recorded.
+                logger.warning(
+                    "telemetry: metrics disabled: cannot serve Prometheus on %s:%d (%s); "
+                    "set OTEL_EXPORTER_PROMETHEUS_PORT to a free port. Traces and feedback "
+                    "are still recorded.",
+                    host,
+                    port,
+                    exc.strerror or exc,
+                )
         return telemetry
 
     @classmethod

@@ -101,5 +101,5 @@ def test_every_query_uses_exported_series_and_labels(exported: tuple[set[str], s
         for label in used_labels - {"le", ""}:
             assert label in labels, f"label {label} (in {expr!r}) is not exported"
     # The dashboard covers the router's own metrics, not only GenAI ones.
-    assert {"rlm_router_requests_total", "rlm_router_cost_USD_total",
+    assert {"rlm_router_requests_total", "rlm_router_cost_usd_total",
             "rlm_router_fallbacks_total", "rlm_router_decisions_total"} <= used_metrics  # fmt: skip

@@ -117,7 +117,7 @@ def test_prometheus_scrapes_router_metrics(
         for r in _query(prometheus, "sum by (rlm_router_route_served) (rlm_router_requests_total)")
     }
     assert set(by_route) == {"llm", "rlm"} and sum(by_route.values()) == N
-    cost = _query(prometheus, "sum(rlm_router_cost_USD_total)")
+    cost = _query(prometheus, "sum(rlm_router_cost_usd_total)")
     assert float(cost[0]["value"][1]) > 0
     p95 = _query(
         prometheus,

@@ -148,6 +148,37 @@ def test_shutdown_is_bounded_while_exporter_retries(caplog: pytest.LogCaptureFix
     assert any("did not finish" in r.getMessage() for r in caplog.records)
 
 
+def test_a_busy_metrics_port_disables_metrics_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    traces, feedback = tmp_path / "traces.jsonl", tmp_path / "feedback.jsonl"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        env = {
+            "OTEL_TRACES_EXPORTER": "otlp_json_file",
+            "RLM_ROUTER_TRACES_FILE": str(traces),
+            "RLM_ROUTER_FEEDBACK_FILE": str(feedback),
+            "OTEL_METRICS_EXPORTER": "prometheus",
+            "OTEL_EXPORTER_PROMETHEUS_PORT": str(port),
+        }
+        with caplog.at_level(logging.WARNING, logger="telemetry"):
+            telemetry = Telemetry.from_env(env)
+        try:
+            assert telemetry.prometheus_port is None
+            _requests(telemetry, 2)
+            telemetry.record_feedback("decision-1", 0.5)
+        finally:
+            telemetry.shutdown()
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert f"metrics disabled: cannot serve Prometheus on 127.0.0.1:{port}" in said
+    assert "Traces and feedback are still recorded" in said
+    names = [r.name for r in read_spans([traces])]
+    assert names.count(sc.SPAN_REQUEST) == 2 and sc.SPAN_FEEDBACK in names
+    assert "decision-1" in feedback.read_text()
+
+
 def test_prometheus_endpoint_from_env() -> None:
     import httpx
 

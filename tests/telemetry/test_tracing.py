@@ -85,6 +85,16 @@ def test_chat_and_outcome_attributes(wired: Wired) -> None:
     assert sc.OUTCOME_ERROR_TYPE not in root and sc.OUTCOME_QUALITY not in root
 
 
+def test_token_usage_buckets_are_the_genai_semconv_ones(wired: Wired) -> None:
+    _direct_request(wired)
+    points = wired.metric_points("gen_ai.client.token.usage")
+    assert points
+    for _, point in points:
+        bounds = tuple(point.explicit_bounds)  # type: ignore[attr-defined]
+        assert bounds == tuple(4**k for k in range(14))  # 1, 4, ..., 67108864
+        assert bounds[-1] == 67_108_864
+
+
 def test_no_message_content_by_default(wired: Wired) -> None:
     _direct_request(wired)
     for span in wired.finished():
