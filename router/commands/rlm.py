@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"rlm-router rlm: {exc}", file=sys.stderr)
         return 2
+    _price_simulated_models(args.model, args.sub_model)
     root = ModelSpec(model=args.model, api_base=args.api_base, api_key=args.api_key)
     sub = None
     if args.sub_model:
@@ -119,3 +120,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0 if result.ok else 3
+
+
+def _price_simulated_models(*models: str | None) -> None:
+    """litellm has no price for ``rlm-router sim``'s models, so their calls would cost $0:
+    register the simulator's own prices when a model is one of them (``openai/sim-large``)."""
+    from sim import SIM_MODELS, register_sim_models
+
+    if any(m and m.removeprefix("openai/") in SIM_MODELS for m in models):
+        register_sim_models()

@@ -5,6 +5,8 @@ litellm print banners ("Provider List: …", "Give Feedback / Get Help") unless 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import importlib
 import json
 import os
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from router.cli import COMMANDS
-from sim import SimServer
+from sim import SIM_MODELS, SimConfig, SimServer
 
 SCRIPT = Path(sys.executable).with_name("rlm-router")
 BANNERS = ("Provider List", "Give Feedback", "Get Help", "LiteLLM.Info")
@@ -87,8 +89,25 @@ def test_route_json_with_a_model_litellm_does_not_know(tmp_path: Path) -> None:
     assert decision["model"] == "openai/selfhosted-coder-7b"
 
 
-def test_rlm_json_with_models_litellm_does_not_know(tmp_path: Path, sim_server: SimServer) -> None:
-    # The CLI does not register the simulated models with litellm: to it they are unknown.
+async def test_rlm_json_with_models_litellm_does_not_know(tmp_path: Path) -> None:
+    # The simulator under a self-hosted model's name: litellm knows neither name nor price.
+    models = {"selfhosted-7b": dataclasses.replace(SIM_MODELS["sim-large"], name="selfhosted-7b")}
+    (tmp_path / "context.txt").write_text("Line one.\nThe access code is 4417.\nLine three.\n")
+    async with SimServer(SimConfig(time_scale=0.0, models=models)) as sim:
+        done = await asyncio.to_thread(
+            _run,
+            "rlm", "--json", "--model", "openai/selfhosted-7b",
+            "--api-base", sim.base_url, "--api-key", "sk-sim",
+            "--context-file", "context.txt", "--query", "What is the access code?",
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = _one_document(done.stdout)
+    assert result["ok"] is True
+    assert "4417" in str(result["answer"])
+
+
+def test_rlm_shows_the_simulated_models_prices(tmp_path: Path, sim_server: SimServer) -> None:
     (tmp_path / "context.txt").write_text("Line one.\nThe access code is 4417.\nLine three.\n")
     done = _run(
         "rlm", "--json", "--model", "openai/sim-large", "--sub-model", "openai/sim-mini",
@@ -99,7 +118,7 @@ def test_rlm_json_with_models_litellm_does_not_know(tmp_path: Path, sim_server: 
     assert done.returncode == 0, done.stderr
     result = _one_document(done.stdout)
     assert result["ok"] is True
-    assert "4417" in str(result["answer"])
+    assert result["cost_usd"] > 0  # priced as the simulator prices them, not $0
 
 
 @pytest.mark.slow  # the provider error is retried per the default retry policy first
