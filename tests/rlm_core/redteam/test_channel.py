@@ -143,3 +143,18 @@ async def test_deep_recursion_fails_fast(sandbox: Sandbox) -> None:
     result = await sandbox.execute(code)
     assert result.error is not None and "RecursionError" in result.error
     assert result.limit is None and not result.state_lost
+
+
+async def test_a_slow_str_in_final_var_meets_the_wall_limit_not_the_run_timeout(
+    recorder: Recorder,
+) -> None:
+    limits = SandboxLimits(wall_seconds=2.0, cpu_seconds=1, memory_mb=512)
+    async with Sandbox("ctx", limits=limits, handler=recorder) as sandbox:
+        slow = (
+            "import time\nclass Slow:\n    def __str__(self):\n        time.sleep(60)\nv = Slow()"
+        )
+        assert (await sandbox.execute(slow)).error is None
+        got = await sandbox.get_variable("v")
+        assert got.final is None and got.limit == "wall" and got.state_lost
+        assert "wall-time limit" in (got.error or "")
+        assert (await sandbox.execute("print(context)")).stdout == "ctx\n"  # restarted
