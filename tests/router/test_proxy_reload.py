@@ -5,6 +5,7 @@ one (admin endpoint), and ``SIGHUP`` reloads.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -73,8 +74,8 @@ def _until(predicate: object, seconds: float) -> bool:
 def test_a_retrained_classifier_reaches_the_running_proxy(
     proxy: ProxyProcess, workdir: Path, tmp_path: Path
 ) -> None:
-    before = served_version(proxy, workdir)
-    assert before.endswith("/prior-2026-11-21-s0")
+    shipped = json.loads((workdir / "classifier.json").read_text())["version"]
+    assert served_version(proxy, workdir).endswith(f"/{shipped}")
     traces, feedback = write_traffic(
         tmp_path, n=800, exploration=0.3, truth=long_aggregation_needs_rlm
     )
