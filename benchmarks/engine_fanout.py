@@ -43,7 +43,7 @@ async def _ours_fanout(base_url: str, n: int, cap: int) -> tuple[float, float]:
     costs)."""
     import litellm
 
-    from rlm_core import Budget, ModelSpec, RLMEngine
+    from rlm_core import Budget, ModelSpec, RLMEngine, litellm_api
 
     block = {"code": _batch_code(4)}
 
@@ -54,7 +54,7 @@ async def _ours_fanout(base_url: str, n: int, cap: int) -> tuple[float, float]:
             return await litellm.acompletion(
                 model=kwargs["model"], messages=kwargs["messages"], mock_response=reply
             )
-        return await litellm.acompletion(**kwargs)
+        return await litellm_api.engine_acompletion(**kwargs)  # the engine's own sub-call path
 
     engine = RLMEngine(
         root=ModelSpec(model=f"openai/{ROOT_MODEL}", api_base=base_url, api_key="sim"),

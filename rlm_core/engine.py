@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlm_core import litellm_api
 from rlm_core.budget import Budget, Ledger, StopReason, Usage
 from rlm_core.errors import ProviderError, ProviderFailure
 from rlm_core.loop import NodeOutcome, TreeAborted, TreeRun
@@ -69,7 +70,8 @@ class RLMEngine:
     """A Recursive Language Model: the root model explores the context by writing code.
 
     ``completion`` is an async callable with ``litellm.acompletion``'s signature (default:
-    litellm.acompletion itself). ``concurrency`` bounds the provider calls in flight across
+    ``litellm_api.engine_acompletion``: litellm, or its lean path for OpenAI-compatible
+    endpoints). ``concurrency`` bounds the provider calls in flight across
     the whole recursion tree of one query.
     """
 
@@ -113,7 +115,7 @@ class RLMEngine:
         started = time.perf_counter()
         remaining = ledger.remaining_s()
         try:
-            async with asyncio.timeout(remaining):
+            async with litellm_api.engine_call_scope(), asyncio.timeout(remaining):
                 outcome = await tree.run_node(query, context, 0, None)
         except TimeoutError:
             outcome = NodeOutcome(tree.partial, ledger.time_reason())

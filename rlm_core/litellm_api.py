@@ -16,11 +16,14 @@ defaults through its environment.)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -105,7 +108,7 @@ def map_error(
     """
     if isinstance(exc, RLMRouterError | asyncio.CancelledError) or not isinstance(exc, Exception):
         return exc
-    name = type(exc).__name__
+    name = exc.error_type if isinstance(exc, LeanHTTPError) else type(exc).__name__
     where = f"{model} at {api_base}" if model and api_base else model or api_base
     prefix = f"{where}: " if where else ""
     message = f"{prefix}{name}: {exc}"[:2000]
@@ -180,8 +183,10 @@ def _status(exc: BaseException) -> int | None:
 def _retry_after(exc: BaseException) -> float | None:
     """The provider's requested wait, from the error's response headers (litellm keeps them in
     ``litellm_response_headers``; its ``response`` is often a stand-in without headers)."""
-    headers = getattr(exc, "litellm_response_headers", None) or getattr(
-        getattr(exc, "response", None), "headers", None
+    headers = (
+        getattr(exc, "litellm_response_headers", None)
+        or getattr(getattr(exc, "response", None), "headers", None)
+        or (exc.headers if isinstance(exc, LeanHTTPError) else None)
     )
     if not headers:
         return None
@@ -285,4 +290,242 @@ def new_stream_chunk(
         created=created,
         model=model,
         choices=[StreamingChoices(index=0, delta=Delta(**delta), finish_reason=finish_reason)],
+    )
+
+
+# ── the engine's lean call path ───────────────────────────────────────────────────────────
+#
+# An RLM request makes hundreds of model calls; through ``litellm.acompletion`` each costs
+# ~4 ms of host CPU (its logging payload, cost calculation, response building, httpx/openai
+# client layers): twice the official engine's per call. For the endpoints that speak the
+# OpenAI chat API, the engine's calls inside a run scope (``engine_call_scope``) go instead
+# straight to ``{api_base}/chat/completions`` over one aiohttp session per run (~0.15 ms a
+# call), with the route (provider, URL, key) resolved by litellm once per model and the
+# price read from litellm's cost map once per model. Everything else still goes through
+# litellm: other providers, parameters the lean path does not send, and any run while a
+# LiteLLM logger is registered (``litellm.callbacks`` and friends), so the loggers a user set
+# up keep seeing the inner calls with their tags.
+
+# Providers whose chat endpoint is OpenAI's API at the base litellm resolves for them.
+_LEAN_PROVIDERS = frozenset(
+    {
+        "openai", "hosted_vllm", "lm_studio", "llamafile", "groq", "deepseek", "together_ai",
+        "fireworks_ai", "openrouter", "deepinfra", "xai", "cerebras", "mistral", "nvidia_nim",
+        "sambanova",
+    }
+)  # fmt: skip
+_LEAN_KWARGS = frozenset(
+    {"model", "messages", "api_base", "api_key", "num_retries", "max_retries", "timeout",
+     "metadata", "max_tokens"}
+)  # fmt: skip
+# OpenAI's reasoning models take max_completion_tokens; litellm maps it, the lean path not.
+_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+_CALLBACK_LISTS = (
+    "callbacks", "success_callback", "failure_callback", "_async_success_callback",
+    "_async_failure_callback", "input_callback", "_async_input_callback",
+)  # fmt: skip
+_OPENAI_BASE = "https://api.openai.com/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    url: str
+    headers: Mapping[str, str]
+    model: str  # the name the endpoint knows
+    provider: str
+    price_in: float | None  # USD per token; None: price each call through litellm
+    price_out: float | None
+    priced_as: str
+
+
+_routes: dict[tuple[str, str | None, str | None], _Route | None] = {}
+_scope: contextvars.ContextVar[_CallScope | None] = contextvars.ContextVar(
+    "rlm_core_engine_call_scope", default=None
+)
+
+
+class _CallScope:
+    """One run's HTTP session (made on the first lean call, closed with the scope)."""
+
+    def __init__(self) -> None:
+        self.session: Any = None
+
+    def http(self) -> Any:
+        if self.session is None:
+            import aiohttp
+
+            # No connection cap here: the run's ledger bounds the calls in flight.
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        return self.session
+
+
+@asynccontextmanager
+async def engine_call_scope() -> AsyncIterator[None]:
+    """The scope of one engine run: ``engine_acompletion`` calls inside share one session."""
+    scope = _CallScope()
+    token = _scope.set(scope)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+        if scope.session is not None:
+            await scope.session.close()
+
+
+async def engine_acompletion(**kwargs: Any) -> Any:
+    """The engine's default completion: the lean path when it applies, else litellm's."""
+    scope = _scope.get()
+    route = _lean_route(kwargs) if scope is not None else None
+    if route is None or scope is None:
+        return await acompletion(**kwargs)
+    return await _lean_call(scope, route, kwargs)
+
+
+def _lean_route(kwargs: Mapping[str, Any]) -> _Route | None:
+    if not _LEAN_KWARGS.issuperset(kwargs):
+        return None
+    module = litellm()
+    if any(getattr(module, name, None) for name in _CALLBACK_LISTS):
+        return None
+    model = str(kwargs.get("model", ""))
+    key = (model, kwargs.get("api_base"), kwargs.get("api_key"))
+    if key not in _routes:
+        _routes[key] = _resolve(*key)
+    route = _routes[key]
+    reasoning = route is not None and route.model.startswith(_REASONING_PREFIXES)
+    if reasoning and route is not None and route.provider == "openai" and "max_tokens" in kwargs:
+        return None
+    return route
+
+
+def _resolve(model: str, api_base: str | None, api_key: str | None) -> _Route | None:
+    """The lean route of a model (None: litellm's path), resolved once per process."""
+    import os
+
+    try:
+        name, provider, key, base = litellm().get_llm_provider(
+            model, api_base=api_base, api_key=api_key
+        )
+    except Exception:
+        return None
+    if provider not in _LEAN_PROVIDERS:
+        return None
+    base = base or (_OPENAI_BASE if provider == "openai" else None)
+    key = key or (os.environ.get("OPENAI_API_KEY") if provider == "openai" else None)
+    if not base or not key:
+        return None
+    price_in, price_out = _linear_prices(model)
+    return _Route(
+        url=base.rstrip("/") + "/chat/completions",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        model=name,
+        provider=provider,
+        price_in=price_in,
+        price_out=price_out,
+        priced_as=model,
+    )
+
+
+def _linear_prices(model: str) -> tuple[float | None, float | None]:
+    """Per-token prices when the model's price is linear (no tiers), from one lookup."""
+    try:
+        info = litellm().get_model_info(model)
+    except Exception:
+        return 0.0, 0.0  # unknown to the cost map: litellm would price it at 0 too
+    if any(k.startswith(("input_cost_per_token_above", "output_cost_per_token_above"))
+           and info.get(k) for k in info):  # fmt: skip
+        return None, None
+    return float(info.get("input_cost_per_token") or 0.0), float(
+        info.get("output_cost_per_token") or 0.0
+    )
+
+
+@dataclass(slots=True)
+class _Message:
+    content: str | None
+    role: str = "assistant"
+
+
+@dataclass(slots=True)
+class _Choice:
+    message: _Message
+    finish_reason: str | None
+
+
+@dataclass(slots=True)
+class _Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(slots=True)
+class LeanResponse:
+    """What the engine reads of a chat completion (the lean path's reply)."""
+
+    model: str
+    choices: list[_Choice]
+    usage: _Usage
+    _hidden_params: dict[str, Any]
+
+
+# litellm's exception names for the statuses, so error.type reads the same on both paths.
+_ERROR_TYPES = {
+    400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
+    404: "NotFoundError", 408: "Timeout", 422: "UnprocessableEntityError",
+    429: "RateLimitError", 500: "InternalServerError", 502: "BadGatewayError",
+    503: "ServiceUnavailableError",
+}  # fmt: skip
+
+
+class LeanHTTPError(Exception):
+    """A non-2xx reply on the lean path (mapped by ``map_error`` like litellm's errors)."""
+
+    def __init__(self, message: str, *, status_code: int, headers: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.headers = headers
+        lowered = message.lower()
+        if status_code == 400 and any(m in lowered for m in _CONTEXT_WINDOW_MARKERS):
+            self.error_type = "ContextWindowExceededError"
+        else:
+            self.error_type = _ERROR_TYPES.get(status_code, "APIError")
+
+
+async def _lean_call(scope: _CallScope, route: _Route, kwargs: Mapping[str, Any]) -> LeanResponse:
+    import aiohttp
+    import msgspec
+
+    body: dict[str, Any] = {"model": route.model, "messages": kwargs["messages"]}
+    if kwargs.get("max_tokens") is not None:
+        body["max_tokens"] = kwargs["max_tokens"]
+    timeout = kwargs.get("timeout")
+    try:
+        async with scope.http().post(
+            route.url,
+            data=msgspec.json.encode(body),
+            headers=route.headers,
+            timeout=aiohttp.ClientTimeout(total=float(timeout) if timeout else None),
+        ) as reply:
+            raw = await reply.read()
+            status, headers = reply.status, dict(reply.headers)
+    except aiohttp.ClientConnectionError as exc:
+        raise ConnectionError(f"{route.url}: {type(exc).__name__}: {exc}") from exc
+    if status >= 300:
+        text = raw[:2000].decode("utf-8", "replace")
+        raise LeanHTTPError(f"HTTP {status}: {text}", status_code=status, headers=headers)
+    data = msgspec.json.decode(raw)
+    choice = data["choices"][0]
+    usage = data.get("usage") or {}
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    if route.price_in is not None and route.price_out is not None:
+        cost = prompt * route.price_in + completion * route.price_out
+    else:
+        cost = token_cost(route.priced_as, prompt, completion)
+    message = choice.get("message") or {}
+    return LeanResponse(
+        model=str(data.get("model") or route.model),
+        choices=[_Choice(_Message(message.get("content")), choice.get("finish_reason"))],
+        usage=_Usage(prompt, completion),
+        _hidden_params={"response_cost": cost},
     )

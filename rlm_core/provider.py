@@ -126,7 +126,7 @@ class ModelClient:
     """Calls models through the injected completion callable with the tree's limits."""
 
     def __init__(self, completion: Completion | None, retry: RetryPolicy, ledger: Ledger) -> None:
-        self._completion = completion or litellm_api.acompletion
+        self._completion = completion or litellm_api.engine_acompletion
         self._retry = retry
         self._ledger = ledger
 

@@ -39,7 +39,7 @@ RLM_PREFIX = "rlm/"
 
 def inner_completion(completion: Completion | None, decision_id: str) -> Completion:
     """The engine's model calls: marked as inner, never routed back into ``rlm/*``."""
-    call = completion or litellm_api.acompletion
+    call = completion or litellm_api.engine_acompletion
 
     async def inner(**kwargs: Any) -> Any:
         model = str(kwargs.get("model", ""))

@@ -123,6 +123,7 @@ INTERNAL_EXCEPTIONS = {
     "rlm_core.budget.BudgetRefused",  # the loop turns it into a refusal or a stop reason
     "rlm_core.frames.FrameError",  # the sandbox turns it into SandboxError or REPL output
     "rlm_core.frames.FrameTooLarge",
+    "rlm_core.litellm_api.LeanHTTPError",  # the retry loop maps it to a ProviderError kind
     "rlm_core.loop.TreeAborted",
     "rlm_core.sandbox.SubCallRejected",
     "sim.wire.APIError",
