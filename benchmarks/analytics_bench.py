@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.trace_corpus import generate
+from benchmarks.trace_corpus import generate, policy_yaml
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 
@@ -63,10 +63,13 @@ def _run(argv: list[str], cwd: Path | None, out: Path) -> tuple[float, float, fl
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
 
 
-def _commands(files: list[str], feedback: Path, out: Path, max_rows: int) -> dict[str, list[str]]:
+def _commands(
+    files: list[str], feedback: Path, out: Path, max_rows: int, policy: Path
+) -> dict[str, list[str]]:
     return {
         "train": [
-            "train", "--traces", *files, "--feedback", str(feedback), "--out",
+            "train", "--traces", *files, "--feedback", str(feedback), "--config", str(policy),
+            "--out",
             str(out / "artifact.json"), "--version", "bench", "--report-json",
             str(out / "train.json"), *(["--max-rows", str(max_rows)] if max_rows else []),
         ],
@@ -88,6 +91,12 @@ def run_bench(
     sizes: tuple[int, ...], corpus: Path, out: Path, before: Path | None, before_max: int
 ) -> list[Run]:
     runs: list[Run] = []
+    # Both checkouts train against the same current classifier: the one shipped with the
+    # code before (the new code reads every feature it uses), not each its own default.
+    shipped = (before or Path(__file__).parents[1]) / "policies" / "default_classifier.json"
+    artifact = out / "current_classifier.json"
+    artifact.write_bytes(shipped.read_bytes())
+    policy = policy_yaml(out, artifact=str(artifact.resolve()))
     for size in sizes:
         made = generate(corpus / str(size), size)
         files = [str(p) for p in made.traces]
@@ -98,7 +107,7 @@ def run_bench(
         for code, cwd in sides:
             workdir = out / f"{size}-{code}"
             workdir.mkdir(parents=True, exist_ok=True)
-            commands = _commands(files, made.feedback, workdir, 0)
+            commands = _commands(files, made.feedback, workdir, 0, policy)
             for command, argv in commands.items():
                 wall, cpu, peak, status = _run(argv, cwd, workdir / command)
                 runs.append(Run(size, command, code, wall, cpu, peak, status))
@@ -113,8 +122,8 @@ def run_bench(
         made = generate(corpus / "100000-gzip", 100_000, gzipped=True)
         workdir = out / "100000-gzip"
         workdir.mkdir(parents=True, exist_ok=True)
-        for command, argv in _commands([str(made.traces[0].parent)], made.feedback, workdir,
-                                       0).items():  # fmt: skip
+        inputs = [str(made.traces[0].parent)]
+        for command, argv in _commands(inputs, made.feedback, workdir, 0, policy).items():
             wall, cpu, peak, status = _run(argv, None, workdir / command)
             runs.append(Run(100_000, command, "new", wall, cpu, peak, status, variant="gzip"))
             print(_row(runs[-1]), flush=True)

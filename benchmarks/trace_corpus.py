@@ -14,6 +14,7 @@ file (``feedback.jsonl``) lies beside that directory.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import math
@@ -44,26 +45,28 @@ class Corpus:
     bytes: int
 
 
-def _policy_yaml(directory: Path) -> Path:
+def policy_yaml(directory: Path, artifact: str = "default") -> Path:
     path = directory / "policy.yaml"
     path.write_text(
         "version: 1\nname: corpus\n"
         "models:\n  direct: {model: openai/sim-large, context_window: 272000}\n"
         "  rlm_root: {model: openai/sim-large, context_window: 272000}\n"
         "  rlm_sub: {model: openai/sim-mini, context_window: 272000}\n"
-        "classifier: {artifact: default, threshold: 0.5}\n"
+        f"classifier: {{artifact: {artifact}, threshold: 0.5}}\n"
         "exploration: {rate: 0.05, seed: 1}\n"
     )
     return path
 
 
 def _features(rng: random.Random) -> Any:
-    from router.features import RequestFeatures
+    from policies.features import RequestFeatures
 
     n_tokens = int(2 ** rng.uniform(8, 18))
     aggregation = rng.random() < 0.4
     pairs = aggregation and rng.random() < 0.3
-    return RequestFeatures(
+    multihop = rng.random() < 0.1
+    values: dict[str, Any] = {f.name: 0 for f in dataclasses.fields(RequestFeatures)}
+    values.update(
         n_tokens=n_tokens,
         tokens_estimated=int(n_tokens > 100_000),
         n_chars=4 * n_tokens,
@@ -77,27 +80,24 @@ def _features(rng: random.Random) -> Any:
         digit_rate=rng.uniform(0.0, 0.2),
         entity_rate=rng.uniform(0.0, 0.1),
         lexical_diversity=rng.uniform(0.1, 0.9),
-        prose_line_frac=0.1 if aggregation else 0.8,
-        code_line_frac=0.0,
-        dense_frac=0.9 if aggregation else 0.2,
-        task_chat=0.0,
-        task_lookup=0.0 if aggregation else 1.0,
+        prose_line_frac=rng.uniform(0.0, 0.4) if aggregation else rng.uniform(0.5, 1.0),
+        dense_frac=rng.uniform(0.5, 1.0) if aggregation else rng.uniform(0.0, 0.3),
         task_aggregate=float(aggregation and not pairs),
         task_pairwise=float(pairs),
-        task_multihop=0.0,
-        task_compositional=float(aggregation),
-        task_confidence=1.0,
+        task_multihop=float(multihop),
+        task_lookup=float(not aggregation and not multihop),
+        task_compositional=float(aggregation or multihop),
+        task_confidence=rng.uniform(0.5, 1.0),
         agg_cues=int(aggregation),
         pair_cues=int(pairs),
-        multihop_cues=int(rng.random() < 0.1),
+        multihop_cues=int(multihop),
         lookup_cues=int(not aggregation),
-        latency_budget_ms=0.0,
-        has_latency_budget=0,
         stream=int(rng.random() < 0.2),
-        has_tools=0,
-        n_turns=1,
         n_messages=rng.randint(1, 3),
+        n_turns=1,
     )
+    known = {f.name for f in dataclasses.fields(RequestFeatures)}
+    return RequestFeatures(**{k: v for k, v in values.items() if k in known})
 
 
 def record_template(directory: Path, *, requests: int = TEMPLATE_REQUESTS, seed: int = 0) -> Path:
@@ -115,7 +115,7 @@ def record_template(directory: Path, *, requests: int = TEMPLATE_REQUESTS, seed:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OtlpJsonLinesSpanExporter(traces)))
     telemetry = Telemetry(tracer_provider=provider)
-    policy = parse_policy(_policy_yaml(directory).read_text())
+    policy = parse_policy(policy_yaml(directory).read_text())
     prior = LinearClassifier.load(
         Path(__file__).parents[1] / "policies" / "default_classifier.json"
     )

@@ -16,6 +16,7 @@ defaults through its environment.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import importlib
 import sys
@@ -86,6 +87,17 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     litellm()
     return getattr(importlib.import_module(module), name)
+
+
+def warm_up() -> None:
+    """Load what litellm loads lazily on its first call, without a network call: one mocked
+    completion (its response building, logging and cost paths) and its default tokenizer."""
+    module = litellm()
+    messages = [{"role": "user", "content": "warm-up"}]
+    with contextlib.suppress(Exception):
+        module.completion(model="openai/warm-up", messages=messages, mock_response="ok")
+    with contextlib.suppress(Exception):
+        module.token_counter(model="gpt-4o", messages=messages)
 
 
 async def acompletion(**kwargs: Any) -> Any:

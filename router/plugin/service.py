@@ -80,7 +80,11 @@ class RouterService:
                     from router import Router
 
                     path = self.config.policy_path
-                    self._router = self._fitted(Router.from_config(str(path) if path else None))
+                    router = Router.from_config(str(path) if path else None)
+                    self._router = self._fitted(router)
+                    # At proxy start-up (the plugin builds its router while LiteLLM loads
+                    # its config), so the first request does not pay for it.
+                    self._router.warm_up()
         return self._router
 
     def _fitted(self, router: Router) -> Router:
