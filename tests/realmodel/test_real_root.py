@@ -34,6 +34,10 @@ async def test_the_engine_survives_a_real_root(local_server: LocalModelServer) -
     # Whatever the model wrote, each turn was parsed and recorded, and the run stopped for a
     # stated reason with the model's best answer when it had one.
     assert 1 <= result.iterations <= 4
+    if result.stopped_reason is StopReason.TIMEOUT:
+        # A slow machine: the wall budget cut the run, possibly in the middle of a turn.
+        assert len(result.trajectory.iterations) >= result.iterations - 1
+        return
     assert len(result.trajectory.iterations) == result.iterations
     assert result.stopped_reason in (StopReason.FINAL, StopReason.MAX_ITERATIONS)
     assert result.answer is not None
