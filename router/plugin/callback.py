@@ -20,14 +20,15 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 
 from policies.schema import Route
-from rlm_core import litellm_api
+from rlm_core.errors import ProviderError
 from rlm_core.litellm_api import CustomLogger
+from rlm_core.provider import call_with_retries
 from router.dispatch import RLM_PREFIX
 from router.outcome import Outcome, reason_of
 from router.params import check_params
@@ -121,11 +122,6 @@ def metadata_check(body: bytes) -> str | None:
     except InvalidRequest as exc:
         return f"rlm-router: {exc}"
     return None
-
-
-def _retryable(exc: BaseException) -> bool:
-    """The one retryability rule (``ProviderError.retryable``) for a LiteLLM stream error."""
-    return bool(getattr(litellm_api.map_error(exc), "retryable", False))
 
 
 def _has_content(chunk: Any) -> bool:
@@ -326,40 +322,45 @@ class RouterHook(CustomLogger):
         """Retry a routed direct stream that fails before its first content chunk.
 
         Nothing but the role chunk has reached the client then, so a new attempt (per the
-        policy's retry settings, retryable errors only) is invisible to it; once content has
-        gone out, an error is the stream's end as before.
+        policy's retry settings, retryable errors only: the one retry loop,
+        ``call_with_retries``) is invisible to it; once content has gone out, an error is the
+        stream's end as before.
         """
         routed = RoutingMetadata.read(request_data.get("metadata"))
         if routed is None or routed.route != "llm":
             async for chunk in response:
                 yield chunk
             return
-        retry = self.service.dispatcher.settings.retry
-        held: list[Any] | None = []
-        for attempt in range(1, max(1, retry.max_attempts) + 1):
-            try:
-                async for chunk in response:
-                    if held is None:
-                        yield chunk
-                        continue
-                    held.append(chunk)
-                    if _has_content(chunk):
-                        for early in held:
-                            yield early
-                        held = None
-                for early in held or ():
-                    yield early
-                return
-            except Exception as exc:
-                if held is None or attempt >= retry.max_attempts or not _retryable(exc):
-                    raise
-                delay = retry.backoff(attempt, None)
-                log.info(
-                    "rlm-router: stream failed before content (%s); retry in %.2fs", exc, delay
-                )
-                await asyncio.sleep(delay)
-                response = await proxy_completion(**_retry_kwargs(request_data))
-                held = []
+        stream = response
+
+        async def until_content(attempt: int) -> tuple[list[Any], AsyncIterator[Any] | None]:
+            """The chunks up to the first with content (and the rest of the stream), from a
+            fresh call after the first attempt."""
+            nonlocal stream
+            if attempt > 1:
+                stream = await proxy_completion(**_retry_kwargs(request_data))
+            chunks = stream.__aiter__()
+            held: list[Any] = []
+            async for chunk in chunks:
+                held.append(chunk)
+                if _has_content(chunk):
+                    return held, chunks
+            return held, None
+
+        try:
+            held, rest = await call_with_retries(
+                until_content,
+                retry=self.service.dispatcher.settings.retry,
+                model=str(request_data.get("model")),
+            )
+        except ProviderError as exc:
+            # LiteLLM turns its own exception types into the client's error response.
+            raise (exc.__cause__ or exc) from None
+        for chunk in held:
+            yield chunk
+        if rest is not None:
+            async for chunk in rest:
+                yield chunk
 
     def _direct_pending(self, kwargs: Mapping[str, Any]) -> Pending | None:
         """The hook's pending entry for a finished direct-route call (not inner, not rlm/*)."""
