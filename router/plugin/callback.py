@@ -37,10 +37,6 @@ from router.plugin.metadata import RoutingMetadata, is_inner, of_call
 from router.plugin.service import Pending, RouterService, proxy_completion, release, shared_service
 from router.request import ChatRequest, InvalidRequest
 from router.responses import (
-    HEADER_DECISION_ID,
-    HEADER_DEGRADED,
-    HEADER_REASON,
-    HEADER_ROUTE,
     RouteInfo,
     route_of,
 )
@@ -391,13 +387,12 @@ class RouterHook(CustomLogger):
         routed = RoutingMetadata.read(data.get("metadata"))
         if routed is None:
             return None
-        headers = {
-            HEADER_ROUTE: routed.route,
-            HEADER_DECISION_ID: routed.decision_id,
-            HEADER_REASON: RouteInfo(
-                decision_id="", route="llm", decided="llm", reason=routed.reason
-            ).headers()[HEADER_REASON],
-        }
-        if routed.degraded:
-            headers[HEADER_DEGRADED] = routed.degraded
-        return headers
+        # A direct (or streamed direct) response: the four headers as on every other route,
+        # x-rlm-router-fallback "none" included.
+        return RouteInfo(
+            decision_id=routed.decision_id,
+            route=routed.route,
+            decided=routed.route,
+            reason=routed.reason,
+            degraded=routed.degraded,
+        ).headers()

@@ -163,6 +163,16 @@ def _faults(sim: SimServer) -> str:
     return f"{sim.url}/sim/faults"
 
 
+ROUTE_HEADERS = (ROUTE, "x-rlm-router-decision-id", "x-rlm-router-reason", "x-rlm-router-fallback")
+
+
+def assert_route_headers(headers: Any, route: str) -> None:
+    """The four x-rlm-router-* headers the README promises on every response."""
+    missing = [name for name in ROUTE_HEADERS if not headers.get(name)]
+    assert not missing, missing
+    assert headers[ROUTE] == route
+
+
 @pytest.mark.server
 def test_short_request_is_served_direct(client: openai.OpenAI) -> None:
     task = generate("qa", seed=3)
@@ -170,9 +180,8 @@ def test_short_request_is_served_direct(client: openai.OpenAI) -> None:
         model="auto",
         messages=task.messages(),  # type: ignore[arg-type]
     )
-    assert raw.headers[ROUTE] == "llm"
-    assert raw.headers["x-rlm-router-decision-id"]
-    assert raw.headers["x-rlm-router-reason"]
+    assert_route_headers(raw.headers, "llm")
+    assert raw.headers["x-rlm-router-fallback"] == "none"
     completion = raw.parse()
     assert task.score(completion.choices[0].message.content) == 1.0
 
@@ -187,7 +196,7 @@ def test_long_compositional_request_is_served_by_rlm_and_billed_in_full(
         model="auto",
         messages=task.messages(),  # type: ignore[arg-type]
     )
-    assert raw.headers[ROUTE] == "rlm"
+    assert_route_headers(raw.headers, "rlm")
     completion = raw.parse()
     assert task.score(completion.choices[0].message.content) == 1.0
     # LiteLLM's spend for the request is the sum of what the engine's sub-calls cost.
@@ -207,7 +216,7 @@ def test_streaming_on_the_direct_route(client: openai.OpenAI) -> None:
         messages=task.messages(),  # type: ignore[arg-type]
         stream=True,
     ) as response:
-        assert response.headers[ROUTE] == "llm"
+        assert_route_headers(response.headers, "llm")
         text = "".join(
             chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices
         )
@@ -223,7 +232,7 @@ def test_streaming_on_the_rlm_route(client: openai.OpenAI, sim: SimServer, spend
         messages=task.messages(),  # type: ignore[arg-type]
         stream=True,
     ) as response:
-        assert response.headers[ROUTE] == "rlm"
+        assert_route_headers(response.headers, "rlm")
         decision_id = response.headers["x-rlm-router-decision-id"]
         chunks = [chunk for chunk in response.parse() if chunk.choices]
     assert chunks[0].choices[0].delta.role == "assistant"
