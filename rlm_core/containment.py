@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +110,21 @@ class SandboxCgroup:
                 for pid in (directory / "cgroup.procs").read_text().split():
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(int(pid), signal.SIGKILL)
+
+    def remove_later(self, timeout_s: float = 5.0) -> None:
+        """Keep removing in a daemon thread until the killed processes have left (no await:
+        this runs from close(), also while a run is being cancelled)."""
+        if not self.directories:
+            return
+
+        def retry() -> None:
+            deadline = time.monotonic() + timeout_s
+            while self.directories and time.monotonic() < deadline:
+                time.sleep(0.01)
+                self.kill_all()
+                self.remove()
+
+        threading.Thread(target=retry, name="rlm-cgroup-remove", daemon=True).start()
 
     def remove(self) -> None:
         """Remove the emptied directories; ones still busy stay listed (call again)."""

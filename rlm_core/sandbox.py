@@ -447,12 +447,9 @@ class Sandbox:
                 os.close(self._spill_fd)
                 self._spill_fd = None
             if self._cgroup is not None:
-                for _ in range(50):  # killed processes leave their cgroup within milliseconds
-                    self._cgroup.kill_all()
-                    self._cgroup.remove()
-                    if not self._cgroup.directories:
-                        break
-                    await asyncio.sleep(0.01)
+                self._cgroup.kill_all()
+                self._cgroup.remove()
+                self._cgroup.remove_later()  # killed processes leave within milliseconds
                 self._cgroup = None
             for directory in (self._scratch, self._private):
                 if directory is not None:

@@ -86,6 +86,13 @@ async def test_processes_started_by_model_code_die_with_the_execution() -> None:
         assert box._cgroup is not None
         procs = await asyncio.to_thread(Path(box._cgroup.procs[-1]).read_text)
         assert len(procs.split()) == 2  # the namespace's stub and the REPL, nothing else
+        directories = list(box._cgroup.directories)
+    for _ in range(200):  # the cgroup goes with the sandbox (removed once its processes left)
+        left = [d for d in directories if await asyncio.to_thread(d.exists)]
+        if not left:
+            break
+        await asyncio.sleep(0.01)
+    assert not any(d.exists() for d in directories)
 
 
 async def test_a_fork_bomb_is_confined_to_its_own_sandbox() -> None:
