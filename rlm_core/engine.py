@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlm_core import litellm_api
+import rlm_core.litellm_api as litellm_api
 from rlm_core.budget import Budget, Ledger, StopReason, Usage
 from rlm_core.errors import ProviderError, ProviderFailure
 from rlm_core.loop import NodeOutcome, TreeAborted, TreeRun

@@ -13,7 +13,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rlm_core import litellm_api, protocol
+import rlm_core.litellm_api as litellm_api
+from rlm_core import protocol
 from rlm_core.budget import Budget, BudgetRefused, Ledger, Reservation, StopReason
 from rlm_core.errors import ContextWindowExceeded, ProviderError, SandboxMisbehaving
 from rlm_core.frames import SubCallRequest

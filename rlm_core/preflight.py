@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rlm_core import litellm_api
+import rlm_core.litellm_api as litellm_api
 from rlm_core.budget import Ledger, Reservation
 from rlm_core.tokens import estimate_tokens
 

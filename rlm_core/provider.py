@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from rlm_core import litellm_api
+import rlm_core.litellm_api as litellm_api
 from rlm_core.budget import Ledger
 from rlm_core.errors import ProviderError, ProviderRejected, RLMRouterError
 from rlm_core.litellm_api import Completion

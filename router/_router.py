@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import rlm_core.litellm_api as litellm_api
 from policies.classifier import ArtifactError, LinearClassifier
 from policies.decision import Decision, decide
 from policies.loader import PolicyError, load_policy
 from policies.schema import ClassifierSpec, ModelTarget, Policy
-from rlm_core import litellm_api
 from rlm_core.tokens import encoding
 from router.features import DEFAULT_CONTEXT_WINDOW, FEATURE_NAMES, extract_features
 from router.request import ChatRequest

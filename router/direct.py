@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from rlm_core import litellm_api
+import rlm_core.litellm_api as litellm_api
 from rlm_core.provider import call_with_retries
 from router.call import RequestCall
 from router.dispatch_settings import DispatchSettings

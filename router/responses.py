@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import rlm_core.litellm_api as litellm_api
 from policies.schema import Route
-from rlm_core import litellm_api
 
 if TYPE_CHECKING:
     from rlm_core.litellm_api import GenericStreamingChunk, ModelResponse, ModelResponseStream

@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from rlm_core import litellm_api
+import rlm_core.litellm_api as litellm_api
 from rlm_core.errors import ProviderFailure
 from router.call import RequestCall
 from router.dispatch_settings import DispatchSettings

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from rlm_core import litellm_api
+import rlm_core.litellm_api as litellm_api
 from rlm_core.errors import ConfigError
 
 CONFIG_ENV = "RLM_ROUTER_CONFIG"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import rlm_core.litellm_api as litellm_api
 from policies.decision import Decision
-from rlm_core import litellm_api
 from router.dispatch import Dispatcher
 from router.plugin.admission import Admission, LocalAdmission, Slot
 from router.plugin.config import ServiceConfig
