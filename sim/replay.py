@@ -19,6 +19,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from sim import wire
+from sim.loopback import start_site
 
 
 class ReplayServer:
@@ -44,13 +45,7 @@ class ReplayServer:
     async def start(self) -> Self:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1])
+        self._runner, self.port = await start_site(app)
         return self
 
     async def close(self) -> None:

@@ -33,6 +33,7 @@ from sim.faults import (
     error_for,
     parse_schedule,
 )
+from sim.loopback import start_site
 from sim.models import SIM_MODELS, SimModel
 from sim.reader import Reading, answer_direct
 from sim.root import is_root_prompt, respond_as_root
@@ -195,14 +196,9 @@ class SimServer:
     async def start(self) -> Self:
         """Bind and start serving; returns self."""
         self._closing = asyncio.Event()
-        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port, backlog=1024)
-        await site.start()
-        self._runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self._port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
+        self._runner, self._port = await start_site(
+            self.app(), self.config.host, self.config.port, backlog=1024
+        )
         return self
 
     async def close(self) -> None:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from rlm_core.litellm_api import token_cost
 from rlm_core.tokens import count_tokens
+from sim.loopback import start_site
 
 MODEL = "openai/gpt-4o-mini"  # in litellm's cost map: calls are priced for real
 
@@ -47,11 +48,7 @@ class HostileProvider:
     async def __aenter__(self) -> Self:
         app = web.Application(client_max_size=1 << 30)
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        self._runner, self.port = await start_site(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
