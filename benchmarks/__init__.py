@@ -1,3 +1,3 @@
-from rlm_core.env import apply_offline_defaults
+from rlm_router.rlm_core.env import apply_offline_defaults
 
 apply_offline_defaults()

@@ -51,7 +51,7 @@ def _run(argv: list[str], cwd: Path | None, out: Path) -> tuple[float, float, fl
     started = time.monotonic()
     with (out.with_suffix(".stdout")).open("wb") as stdout:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "router.cli", *argv],
+            [sys.executable, "-m", "rlm_router.router.cli", *argv],
             cwd=cwd,
             env=env,
             stdout=stdout,

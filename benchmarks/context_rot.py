@@ -19,16 +19,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sim.calibrate import direct_score
-from sim.local_model import MODEL_NAME, LocalModelServer
-from sim.models import SIM_MODELS
-from sim.tasks import generate
+from rlm_router.sim.calibrate import direct_score
+from rlm_router.sim.local_model import MODEL_NAME, LocalModelServer
+from rlm_router.sim.models import SIM_MODELS
+from rlm_router.sim.tasks import generate
 
 FAMILIES = ("niah", "oolong")
 
 
 async def _real_score(server: LocalModelServer, family: str, tokens: int, seed: int) -> float:
-    from rlm_core.litellm_api import acompletion
+    from rlm_router.rlm_core.litellm_api import acompletion
 
     task = generate(family, n_tokens=tokens, seed=seed)
     response = await acompletion(

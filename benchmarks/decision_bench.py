@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from rlm_core.tokens import count_tokens
-from router import Router
-from router.features import REPLY_PRIMER_TOKENS, TOKENS_PER_MESSAGE
-from sim.tasks import generate
+from rlm_router.rlm_core.tokens import count_tokens
+from rlm_router.router import Router
+from rlm_router.router.features import REPLY_PRIMER_TOKENS, TOKENS_PER_MESSAGE
+from rlm_router.sim.tasks import generate
 
 TARGETS_P50_MS = {1_000: 0.2, 32_000: 1.0, 1_000_000: 5.0, 10_000_000: 5.0}
 REAL_QUESTION = "For each maintainer, how many uploads are listed above? Rank them."

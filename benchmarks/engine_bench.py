@@ -41,7 +41,7 @@ from typing import Any
 from benchmarks.engine_common import ROOT_MODEL, SUB_MODEL, collect_official_clients, median
 from benchmarks.engine_fanout import bench_batched, default_caps
 from benchmarks.engine_handoff import PROBES, run_probe
-from rlm_core.env import apply_offline_defaults
+from rlm_router.rlm_core.env import apply_offline_defaults
 
 apply_offline_defaults()
 
@@ -53,7 +53,7 @@ TASK_FAMILIES = ("niah", "oolong", "oolong_pairs")
 
 def _serve_sim(spec: str) -> None:
     """Run a simulated provider in this process until stdin closes (see ``_sim_process``)."""
-    from sim import SIM_MODELS, SimConfig, SimServer
+    from rlm_router.sim import SIM_MODELS, SimConfig, SimServer
 
     time_scale, fixed_latency = (float(x) for x in spec.split(":"))
     models = dict(SIM_MODELS)
@@ -97,7 +97,7 @@ def _sim_process(time_scale: float, fixed_latency_s: float = 0.0) -> Iterator[st
 def bench_sandbox_start(rounds: int) -> dict[str, Any]:
     from rlm.environments.local_repl import LocalREPL
 
-    from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRequest
+    from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRequest
 
     async def handler(request: SubCallRequest) -> list[str]:
         return []
@@ -168,7 +168,7 @@ def _union_s(spans: list[tuple[str, float, float]]) -> float:
 
 
 def _ours_run(base_url: str, query: str, context: Any, concurrency: int = 16) -> dict[str, Any]:
-    from rlm_core import Budget, ModelSpec, RLMEngine
+    from rlm_router.rlm_core import Budget, ModelSpec, RLMEngine
 
     engine = RLMEngine(
         root=ModelSpec(model=f"openai/{ROOT_MODEL}", api_base=base_url, api_key="sim"),
@@ -202,7 +202,7 @@ def _ours_run(base_url: str, query: str, context: Any, concurrency: int = 16) ->
 def _official_run(base_url: str, query: str, context: Any) -> dict[str, Any]:
     from rlm import RLM
 
-    from rlm_core.litellm_api import token_cost
+    from rlm_router.rlm_core.litellm_api import token_cost
 
     kwargs = {"model_name": ROOT_MODEL, "base_url": base_url, "api_key": "sim"}
     sub_kwargs = {"model_name": SUB_MODEL, "base_url": base_url, "api_key": "sim"}
@@ -260,7 +260,7 @@ async def _ours_overhead(iterations: int, rounds: int) -> Overheads:
     run, and the gaps between consecutive model calls (one iteration's engine work)."""
     import litellm
 
-    from rlm_core import Budget, ModelSpec, RLMEngine
+    from rlm_router.rlm_core import Budget, ModelSpec, RLMEngine
 
     # Like the official engine's patched client below, the model is a script that answers
     # in microseconds without a client underneath; the response carries its cost as
@@ -369,7 +369,7 @@ def bench_tasks(
     base_url: str, families: list[str], sizes: list[int], seeds: int
 ) -> list[dict[str, Any]]:
     """Every task run by both engines (same task, same models, same simulator)."""
-    from sim.tasks import generate
+    from rlm_router.sim.tasks import generate
 
     rows = []
     warm = generate("niah", n_tokens=2_000, seed=0)  # imports and connections, not measured
@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    from sim import register_sim_models
+    from rlm_router.sim import register_sim_models
 
     register_sim_models()
     sections = set(args.only or SECTIONS)

@@ -19,7 +19,7 @@ def default_caps() -> dict[str, int]:
     """The in-flight caps the two engines use unless told otherwise (from their signatures)."""
     from rlm.core.lm_handler import LMHandler
 
-    from rlm_core import RLMEngine
+    from rlm_router.rlm_core import RLMEngine
 
     ours = inspect.signature(RLMEngine).parameters["concurrency"].default
     official = inspect.signature(LMHandler).parameters["batch_max_concurrent"].default
@@ -43,7 +43,7 @@ async def _ours_fanout(base_url: str, n: int, cap: int) -> tuple[float, float]:
     costs)."""
     import litellm
 
-    from rlm_core import Budget, ModelSpec, RLMEngine, litellm_api
+    from rlm_router.rlm_core import Budget, ModelSpec, RLMEngine, litellm_api
 
     block = {"code": _batch_code(4)}
 

@@ -27,13 +27,13 @@ def _reset_peak() -> None:
 
 
 def _ten_million_token_context() -> str:
-    from sim.tasks import generate
+    from rlm_router.sim.tasks import generate
 
     return generate("niah", n_tokens=10_000_000, seed=0).context
 
 
 def _probe_handoff_ours() -> dict[str, Any]:
-    from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRequest
+    from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRequest
 
     async def handler(request: SubCallRequest) -> list[str]:
         return []

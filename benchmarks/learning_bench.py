@@ -55,14 +55,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sim import SIM_MODELS, SimConfig, SimServer, register_sim_models
-from sim.tasks import Task, generate
+from rlm_router.sim import SIM_MODELS, SimConfig, SimServer, register_sim_models
+from rlm_router.sim.tasks import Task, generate
 
 if TYPE_CHECKING:
-    from policies import LinearClassifier
-    from router import Router
-    from router.dispatch import Dispatcher
-    from telemetry import Telemetry
+    from rlm_router.policies import LinearClassifier
+    from rlm_router.router import Router
+    from rlm_router.router.dispatch import Dispatcher
+    from rlm_router.telemetry import Telemetry
 
 USER_DIRECT = "sim-user-direct"
 FORCE_LLM = "force-llm"
@@ -318,8 +318,8 @@ def write_policy(path: Path, *, artifact: str, config: BenchConfig) -> None:
 
 def dispatcher(router: Router, base_url: str, telemetry: Telemetry | None) -> Dispatcher:
     """A ``Dispatcher`` for ``router`` whose models are served by the simulator."""
-    from rlm_core import ModelSpec, RetryPolicy
-    from router.dispatch import Dispatcher, DispatchSettings
+    from rlm_router.rlm_core import ModelSpec, RetryPolicy
+    from rlm_router.router.dispatch import Dispatcher, DispatchSettings
 
     models = router.policy.models
 
@@ -347,7 +347,7 @@ def dispatcher(router: Router, base_url: str, telemetry: Telemetry | None) -> Di
 
 async def serve(dispatch: Dispatcher, body: dict[str, Any]) -> tuple[str | None, str | None]:
     """(answer text, decision id); (None, id or None) when the request failed."""
-    from router.responses import route_of
+    from rlm_router.router.responses import route_of
 
     try:
         response = await dispatch.acompletion(**body)
@@ -406,8 +406,8 @@ async def evaluate_both_routes(
 
 def greedy_router(router: Router, classifier: LinearClassifier) -> Router:
     """``router``'s policy with ``classifier`` and no exploration (what it serves greedily)."""
-    from policies import Exploration
-    from router import Router as RouterType
+    from rlm_router.policies import Exploration
+    from rlm_router.router import Router as RouterType
 
     policy = dataclasses.replace(router.policy, exploration=Exploration(rate=0.0))
     return RouterType(policy, classifier, windows=router.windows)
@@ -453,10 +453,10 @@ def full_information_value(items: Sequence[EvalItem], router: Router) -> float:
     """
     import numpy as np
 
-    from policies.learning.dataset import LoggedData
-    from policies.learning.fitting import fit_classifier
-    from policies.learning.terms import factor_names, learning_terms, term_matrix
-    from router.features import FEATURE_NAMES
+    from rlm_router.policies.learning.dataset import LoggedData
+    from rlm_router.policies.learning.fitting import fit_classifier
+    from rlm_router.policies.learning.terms import factor_names, learning_terms, term_matrix
+    from rlm_router.router.features import FEATURE_NAMES
 
     terms = learning_terms(router.classifier, FEATURE_NAMES)
     names = factor_names(terms)
@@ -505,7 +505,7 @@ async def train_round(
     policy_path: Path,
 ) -> tuple[int, dict[str, Any] | None, float]:
     """One ``rlm-router train`` on the traces so far: (exit code, its JSON report, seconds)."""
-    from router.cli import main as cli_main
+    from rlm_router.router.cli import main as cli_main
 
     traces = work_dir / "traces.jsonl"
     feedback = work_dir / "feedback.jsonl"
@@ -547,8 +547,8 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from router import Router
-    from telemetry import OtlpJsonLinesSpanExporter, Telemetry
+    from rlm_router.router import Router
+    from rlm_router.telemetry import OtlpJsonLinesSpanExporter, Telemetry
 
     register_user_model(config)
     traces = work_dir / "traces.jsonl"
@@ -646,7 +646,7 @@ async def run_bench(config: BenchConfig, work_dir: Path) -> BenchResult:
         by_family = family_breakdown(items, prior_router, greedy_router(router, router.classifier))
         full_information = full_information_value(items, router)
 
-    from telemetry import load_request_records
+    from rlm_router.telemetry import load_request_records
 
     records = (
         load_request_records([traces], [p for p in (feedback,) if p.exists()])

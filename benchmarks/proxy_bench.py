@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 import yaml
 
-from rlm_core.env import offline_environ
+from rlm_router.rlm_core.env import offline_environ
 
 MASTER_KEY = "sk-rlm-router-bench"
 SHORT_PROMPTS = (
@@ -62,7 +62,7 @@ def sim_model_list(base_url: str) -> list[dict[str, Any]]:
     Prices and windows are declared per deployment, so the proxy's spend tracking uses the
     simulator's prices without ``register_sim_models()`` running in the proxy process.
     """
-    from sim.models import SIM_MODELS
+    from rlm_router.sim.models import SIM_MODELS
 
     return [
         {
@@ -205,7 +205,7 @@ def process_tree_cpu_seconds(root: int) -> float:
 
 def plugin_config(base_url: str, *, policy: str | None = None) -> dict[str, Any]:
     """The proxy config ``rlm-router serve`` would generate for the simulated provider."""
-    from router.plugin.config import ServiceConfig
+    from rlm_router.router.plugin.config import ServiceConfig
 
     section: dict[str, Any] = {
         "models": {"direct": "sim-large", "rlm_root": "sim-large", "rlm_sub": "sim-mini"}
@@ -399,7 +399,7 @@ class SimProcess:
         command = [
             sys.executable,
             "-m",
-            "router.cli",
+            "rlm_router.router.cli",
             "sim",
             "--port",
             str(self.port),

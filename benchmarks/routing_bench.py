@@ -27,8 +27,8 @@ from typing import Any
 
 from benchmarks.decision_bench import _complexity_router
 from benchmarks.routing_eval.cases import CASES, CATEGORIES, LANGS, Case, preload
-from router import Router
-from router.request import ChatRequest
+from rlm_router.router import Router
+from rlm_router.router.request import ChatRequest
 
 SIZE_BUCKETS = (
     (2_000, "<=2K"),

@@ -22,15 +22,15 @@ from typing import Any
 import httpx
 import yaml
 
-from sim import SimConfig, SimServer, register_sim_models
-from sim.tasks import generate
+from rlm_router.sim import SimConfig, SimServer, register_sim_models
+from rlm_router.sim.tasks import generate
 
 ROOTS = {"competent": "sim-large", "frontier": "sim-frontier", "coder": "sim-coder"}
 _KEY_ENV = "RLM_SCALE_BENCH_KEY"
 
 
 def _policy_for(root: str, server: SimServer, directory: Path) -> Path:
-    from policies.loader import DEFAULT_POLICY_PATH
+    from rlm_router.policies.loader import DEFAULT_POLICY_PATH
 
     policy = yaml.safe_load(Path(DEFAULT_POLICY_PATH).read_text())
     for name in ("direct", "rlm_root", "rlm_sub"):
@@ -49,7 +49,7 @@ async def _stats(server: SimServer) -> dict[str, Any]:
 
 
 async def run(tokens: int, personas: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
-    from router import Router
+    from rlm_router.router import Router
 
     register_sim_models()
     os.environ.setdefault(_KEY_ENV, "sk-sim")

@@ -59,7 +59,7 @@ def policy_yaml(directory: Path, artifact: str = "default") -> Path:
 
 
 def _features(rng: random.Random) -> Any:
-    from policies.features import RequestFeatures
+    from rlm_router.policies.features import RequestFeatures
 
     n_tokens = int(2 ** rng.uniform(8, 18))
     aggregation = rng.random() < 0.4
@@ -105,9 +105,9 @@ def record_template(directory: Path, *, requests: int = TEMPLATE_REQUESTS, seed:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from policies import LinearClassifier, decide, parse_policy
-    from rlm_core.trajectory import Execution, Iteration, ModelCall, Node
-    from telemetry import OtlpJsonLinesSpanExporter, Telemetry
+    from rlm_router.policies import LinearClassifier, decide, parse_policy
+    from rlm_router.rlm_core.trajectory import Execution, Iteration, ModelCall, Node
+    from rlm_router.telemetry import OtlpJsonLinesSpanExporter, Telemetry
 
     directory.mkdir(parents=True, exist_ok=True)
     traces = directory / "template-traces.jsonl"
@@ -296,7 +296,7 @@ def generate(
 
     The template is recorded once, beside ``directory`` (so corpora of several sizes share it).
     """
-    from telemetry import FeedbackRecord
+    from rlm_router.telemetry import FeedbackRecord
 
     manifest = directory / "corpus.json"
     key = {"requests": requests, "per_file": requests_per_file, "gzip": gzipped,

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
-from sim import SimConfig, SimServer
+from rlm_router.sim import SimConfig, SimServer
 
 WARM_REQUESTS = 10
 

@@ -5,11 +5,11 @@ Fitting (``policies.fit``, ``policies.prior``) imports scikit-learn and is never
 computed by ``router.features``; builders that need them are given an extractor.
 """
 
-from policies.calibrate import calibrate_threshold
-from policies.classifier import ArtifactError, LinearClassifier
-from policies.decision import Decision, decide, hard_rule
-from policies.loader import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy
-from policies.schema import (
+from rlm_router.policies.calibrate import calibrate_threshold
+from rlm_router.policies.classifier import ArtifactError, LinearClassifier
+from rlm_router.policies.decision import Decision, decide, hard_rule
+from rlm_router.policies.loader import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy
+from rlm_router.policies.schema import (
     Calibration,
     ClassifierSpec,
     Exploration,

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlm_core.errors import ConfigError
+from rlm_router.rlm_core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from policies.features import RequestFeatures
+    from rlm_router.policies.features import RequestFeatures
 
 ARTIFACT_FORMAT = "rlm-router/linear-classifier"
 ARTIFACT_FORMAT_VERSION = 1

@@ -7,11 +7,11 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from policies.classifier import LinearClassifier
-from policies.schema import Policy, Route
+from rlm_router.policies.classifier import LinearClassifier
+from rlm_router.policies.schema import Policy, Route
 
 if TYPE_CHECKING:
-    from policies.features import RequestFeatures
+    from rlm_router.policies.features import RequestFeatures
 
 TOP_CONTRIBUTIONS = 5
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.classifier import LinearClassifier, Term
+from rlm_router.policies.classifier import LinearClassifier, Term
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from policies.corpus.instructions import TEMPLATES, fill
-from policies.task_model import DEFAULT_PATH, KINDS, MAX_CHARS, ORDERS, TaskModel, grams
+from rlm_router.policies.corpus.instructions import TEMPLATES, fill
+from rlm_router.policies.task_model import DEFAULT_PATH, KINDS, MAX_CHARS, ORDERS, TaskModel, grams
 
 PRUNE = 0.02
 C = 16.0
@@ -80,7 +80,9 @@ def accuracy(model: TaskModel, data: Sequence[tuple[str, int]]) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policies.fit_task", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m rlm_router.policies.fit_task", description=__doc__
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -90,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = rows(args.seed)
     model = fit(data, version=version)
     training = {
-        "built_by": "python -m policies.fit_task",
+        "built_by": "python -m rlm_router.policies.fit_task",
         "doc": "policies/TASK_MODEL.md",
         "n_rows": len(data),
         "seed": args.seed,

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar, cast
 import yaml
 from yaml.constructor import SafeConstructor
 
-from policies.schema import (
+from rlm_router.policies.schema import (
     ROUTES,
     AdmissionSettings,
     Calibration,
@@ -31,8 +31,8 @@ from policies.schema import (
     Route,
     Rules,
 )
-from rlm_core import Budget, RetryPolicy
-from rlm_core.errors import ConfigError
+from rlm_router.rlm_core import Budget, RetryPolicy
+from rlm_router.rlm_core.errors import ConfigError
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default.yaml")
 SCHEMA_VERSION = 1

@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
-from policies.classifier import LinearClassifier
-from policies.corpus.requests import chat_request, data_request
-from policies.features import FeatureExtractor
-from policies.fit import TermSpec, fit_linear
+from rlm_router.policies.classifier import LinearClassifier
+from rlm_router.policies.corpus.requests import chat_request, data_request
+from rlm_router.policies.features import FeatureExtractor
+from rlm_router.policies.fit import TermSpec, fit_linear
 
 DEFAULT_OUT = Path(__file__).with_name("default_classifier.json")
 WINDOW = 272_000  # the GPT-5-like direct model the figures were measured on

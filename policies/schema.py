@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rlm_core import Budget, RetryPolicy
+from rlm_router.rlm_core import Budget, RetryPolicy
 
 Route = Literal["llm", "rlm"]
 ROUTES: tuple[Route, ...] = ("llm", "rlm")

@@ -31,7 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from policies.classifier import ArtifactError
+from rlm_router.policies.classifier import ArtifactError
 
 FORMAT = "rlm-router/task-model"
 FORMAT_VERSION = 1

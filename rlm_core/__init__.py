@@ -1,12 +1,12 @@
 """The embedded Recursive Language Model engine."""
 
-from rlm_core.budget import Budget, StopReason, Usage
-from rlm_core.engine import RLMEngine, RLMResult
-from rlm_core.errors import ProviderFailure, RLMError, SandboxError
-from rlm_core.observer import EngineObserver
-from rlm_core.provider import ModelSpec, RetryPolicy
-from rlm_core.sandbox import SandboxLimits
-from rlm_core.trajectory import Trajectory
+from rlm_router.rlm_core.budget import Budget, StopReason, Usage
+from rlm_router.rlm_core.engine import RLMEngine, RLMResult
+from rlm_router.rlm_core.errors import ProviderFailure, RLMError, SandboxError
+from rlm_router.rlm_core.observer import EngineObserver
+from rlm_router.rlm_core.provider import ModelSpec, RetryPolicy
+from rlm_router.rlm_core.sandbox import SandboxLimits
+from rlm_router.rlm_core.trajectory import Trajectory
 
 __all__ = [
     "Budget",

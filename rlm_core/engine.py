@@ -8,14 +8,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import rlm_core.litellm_api as litellm_api
-from rlm_core.budget import Budget, Ledger, StopReason, Usage
-from rlm_core.errors import ProviderError, ProviderFailure
-from rlm_core.loop import NodeOutcome, TreeAborted, TreeRun
-from rlm_core.observer import EngineObserver, Notifier
-from rlm_core.provider import Completion, ModelClient, ModelSpec, RetryPolicy
-from rlm_core.sandbox import SandboxLimits
-from rlm_core.trajectory import Trajectory
+import rlm_router.rlm_core.litellm_api as litellm_api
+from rlm_router.rlm_core.budget import Budget, Ledger, StopReason, Usage
+from rlm_router.rlm_core.errors import ProviderError, ProviderFailure
+from rlm_router.rlm_core.loop import NodeOutcome, TreeAborted, TreeRun
+from rlm_router.rlm_core.observer import EngineObserver, Notifier
+from rlm_router.rlm_core.provider import Completion, ModelClient, ModelSpec, RetryPolicy
+from rlm_router.rlm_core.sandbox import SandboxLimits
+from rlm_router.rlm_core.trajectory import Trajectory
 
 
 @dataclass

@@ -41,7 +41,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rlm_core.trajectory import Trajectory
+    from rlm_router.rlm_core.trajectory import Trajectory
 
 
 class RLMRouterError(Exception):

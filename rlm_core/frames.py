@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TypeAlias, cast
 
-from rlm_core.worker.framing import HEADER
+from rlm_router.rlm_core.worker.framing import HEADER
 
 JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
 

@@ -29,8 +29,8 @@ from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from rlm_core.env import apply_offline_defaults
-from rlm_core.errors import (
+from rlm_router.rlm_core.env import apply_offline_defaults
+from rlm_router.rlm_core.errors import (
     ContextWindowExceeded,
     ProviderError,
     ProviderRejected,

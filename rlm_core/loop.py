@@ -13,16 +13,16 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import rlm_core.litellm_api as litellm_api
-from rlm_core import protocol
-from rlm_core.budget import Budget, BudgetRefused, Ledger, Reservation, StopReason
-from rlm_core.errors import ContextWindowExceeded, ProviderError, SandboxMisbehaving
-from rlm_core.frames import SubCallRequest
-from rlm_core.observer import Notifier
-from rlm_core.preflight import Plan, Preflight
-from rlm_core.provider import ModelClient, ModelReply, ModelSpec
-from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected
-from rlm_core.trajectory import Execution, Iteration, ModelCall, Node, Trajectory
+import rlm_router.rlm_core.litellm_api as litellm_api
+from rlm_router.rlm_core import protocol
+from rlm_router.rlm_core.budget import Budget, BudgetRefused, Ledger, Reservation, StopReason
+from rlm_router.rlm_core.errors import ContextWindowExceeded, ProviderError, SandboxMisbehaving
+from rlm_router.rlm_core.frames import SubCallRequest
+from rlm_router.rlm_core.observer import Notifier
+from rlm_router.rlm_core.preflight import Plan, Preflight
+from rlm_router.rlm_core.provider import ModelClient, ModelReply, ModelSpec
+from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected
+from rlm_router.rlm_core.trajectory import Execution, Iteration, ModelCall, Node, Trajectory
 
 _DEFAULT_SUB_WINDOW_CHARS = 400_000
 _FREE = Reservation(0, 0.0)  # checked, nothing to reserve (no token or USD budget)

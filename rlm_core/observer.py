@@ -6,10 +6,10 @@ import logging
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from rlm_core.engine import RLMResult
-    from rlm_core.trajectory import Execution, Iteration, ModelCall, Node
+    from rlm_router.rlm_core.engine import RLMResult
+    from rlm_router.rlm_core.trajectory import Execution, Iteration, ModelCall, Node
 
-logger = logging.getLogger("rlm_core.observer")
+logger = logging.getLogger("rlm_router.rlm_core.observer")
 
 
 @runtime_checkable

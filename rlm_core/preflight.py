@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import rlm_core.litellm_api as litellm_api
-from rlm_core.budget import Ledger, Reservation
-from rlm_core.tokens import estimate_tokens
+import rlm_router.rlm_core.litellm_api as litellm_api
+from rlm_router.rlm_core.budget import Ledger, Reservation
+from rlm_router.rlm_core.tokens import estimate_tokens
 
 # Chat formatting around one user message, as the router counts it: 3 for the message and 3
 # for the reply primer, plus a margin for the estimate's sampling error on long prompts.

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import rlm_core.litellm_api as litellm_api
-from rlm_core.budget import Ledger
-from rlm_core.errors import ProviderError, ProviderRejected, RLMRouterError
-from rlm_core.litellm_api import Completion
+import rlm_router.rlm_core.litellm_api as litellm_api
+from rlm_router.rlm_core.budget import Ledger
+from rlm_router.rlm_core.errors import ProviderError, ProviderRejected, RLMRouterError
+from rlm_router.rlm_core.litellm_api import Completion
 
 __all__ = [
     "Completion",

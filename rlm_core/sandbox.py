@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlm_core import frames
-from rlm_core.containment import SandboxCgroup
-from rlm_core.errors import SandboxError, SandboxMisbehaving
-from rlm_core.frames import DoneFrame, FrameError, FrameTooLarge, SubCallRequest
-from rlm_core.worker.framing import HEADER as _HEADER
+from rlm_router.rlm_core import frames
+from rlm_router.rlm_core.containment import SandboxCgroup
+from rlm_router.rlm_core.errors import SandboxError, SandboxMisbehaving
+from rlm_router.rlm_core.frames import DoneFrame, FrameError, FrameTooLarge, SubCallRequest
+from rlm_router.rlm_core.worker.framing import HEADER as _HEADER
 
-logger = logging.getLogger("rlm_core.sandbox")
+logger = logging.getLogger("rlm_router.rlm_core.sandbox")
 
 _WORKER = Path(__file__).with_name("worker")  # run as a directory: see worker/__main__.py
 _warned: set[str] = set()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
-from rlm_core.env import apply_offline_defaults
+from rlm_router.rlm_core.env import apply_offline_defaults
 
 if TYPE_CHECKING:
     import tiktoken

@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import rlm_core.litellm_api as litellm_api
-from policies.classifier import ArtifactError, LinearClassifier
-from policies.decision import Decision, decide
-from policies.loader import PolicyError, load_policy
-from policies.schema import ClassifierSpec, ModelTarget, Policy
-from rlm_core.tokens import encoding
-from router.features import DEFAULT_CONTEXT_WINDOW, FEATURE_NAMES, extract_features
-from router.request import ChatRequest
+import rlm_router.rlm_core.litellm_api as litellm_api
+from rlm_router.policies.classifier import ArtifactError, LinearClassifier
+from rlm_router.policies.decision import Decision, decide
+from rlm_router.policies.loader import PolicyError, load_policy
+from rlm_router.policies.schema import ClassifierSpec, ModelTarget, Policy
+from rlm_router.rlm_core.tokens import encoding
+from rlm_router.router.features import DEFAULT_CONTEXT_WINDOW, FEATURE_NAMES, extract_features
+from rlm_router.router.request import ChatRequest
 
 if TYPE_CHECKING:
-    from rlm_core.litellm_api import ModelResponse
-    from router.dispatch import Dispatcher, RoutedStream
-    from telemetry import Telemetry
+    from rlm_router.rlm_core.litellm_api import ModelResponse
+    from rlm_router.router.dispatch import Dispatcher, RoutedStream
+    from rlm_router.telemetry import Telemetry
 
 logger = logging.getLogger("rlm_router.router")
 _FEATURES = frozenset(FEATURE_NAMES)
@@ -161,8 +161,8 @@ class Router:
     def dispatcher(self) -> Dispatcher:
         """The ``Dispatcher`` behind ``acompletion``, built from the live policy (and rebuilt
         after ``reload`` swapped it); it reports to ``telemetry``."""
-        from router.dispatch import Dispatcher
-        from router.dispatch_settings import DispatchSettings
+        from rlm_router.router.dispatch import Dispatcher
+        from rlm_router.router.dispatch_settings import DispatchSettings
 
         cached = self._dispatcher
         if cached is not None and cached[0] is self.policy:
@@ -254,6 +254,6 @@ def _app_telemetry() -> Telemetry:
     """Spans and metrics through the OpenTelemetry API, so an application that configured an
     SDK gets the library's request trees with its own; built once (the API's providers
     delegate to whatever is configured, also later)."""
-    from telemetry import Telemetry
+    from rlm_router.telemetry import Telemetry
 
     return Telemetry.from_api()

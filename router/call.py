@@ -7,16 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from policies.decision import Decision
-from policies.schema import Route
-from rlm_core.errors import PartialAnswerError, ProviderError
-from router.errors import DispatchError
-from router.outcome import Outcome, RequestTelemetry, reason_of
-from router.request import ChatRequest
-from router.responses import RouteInfo
+from rlm_router.policies.decision import Decision
+from rlm_router.policies.schema import Route
+from rlm_router.rlm_core.errors import PartialAnswerError, ProviderError
+from rlm_router.router.errors import DispatchError
+from rlm_router.router.outcome import Outcome, RequestTelemetry, reason_of
+from rlm_router.router.request import ChatRequest
+from rlm_router.router.responses import RouteInfo
 
 if TYPE_CHECKING:
-    from telemetry.tracing import ChatCall
+    from rlm_router.telemetry.tracing import ChatCall
 
 __all__ = ["Deadline", "RequestCall", "error_type", "failed_outcome", "headers_of"]
 

@@ -14,14 +14,20 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sim": ("router.commands.sim", "run the simulated OpenAI-compatible provider"),
-    "rlm": ("router.commands.rlm", "answer a query over a context file with the RLM engine"),
-    "route": ("router.commands.route", "decide the route for a request read from stdin"),
-    "policy": ("router.commands.policy", "check or calibrate a routing policy"),
-    "serve": ("router.commands.serve", "start the LiteLLM proxy with the router plugin"),
-    "demo": ("router.commands.demo", "run the offline demo workload against the simulator"),
-    "train": ("router.commands.train", "retrain the routing policy from traces"),
-    "dashboard": ("router.commands.dashboard", "render the HTML cost/latency report"),
+    "sim": ("rlm_router.router.commands.sim", "run the simulated OpenAI-compatible provider"),
+    "rlm": (
+        "rlm_router.router.commands.rlm",
+        "answer a query over a context file with the RLM engine",
+    ),
+    "route": ("rlm_router.router.commands.route", "decide the route for a request read from stdin"),
+    "policy": ("rlm_router.router.commands.policy", "check or calibrate a routing policy"),
+    "serve": ("rlm_router.router.commands.serve", "start the LiteLLM proxy with the router plugin"),
+    "demo": (
+        "rlm_router.router.commands.demo",
+        "run the offline demo workload against the simulator",
+    ),
+    "train": ("rlm_router.router.commands.train", "retrain the routing policy from traces"),
+    "dashboard": ("rlm_router.router.commands.dashboard", "render the HTML cost/latency report"),
 }
 
 

@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-import rlm_core.litellm_api as litellm_api
-from rlm_core.provider import call_with_retries
-from router.call import RequestCall
-from router.dispatch_settings import DispatchSettings
-from router.errors import LatencyBudgetExceeded
+import rlm_router.rlm_core.litellm_api as litellm_api
+from rlm_router.rlm_core.provider import call_with_retries
+from rlm_router.router.call import RequestCall
+from rlm_router.router.dispatch_settings import DispatchSettings
+from rlm_router.router.errors import LatencyBudgetExceeded
 
 if TYPE_CHECKING:
-    from rlm_core.litellm_api import Completion
+    from rlm_router.rlm_core.litellm_api import Completion
 
 __all__ = ["call_direct", "direct_kwargs"]
 

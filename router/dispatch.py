@@ -35,18 +35,18 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from policies.decision import Decision
-from rlm_core.errors import PartialAnswerError, RLMError
-from rlm_core.litellm_api import response_cost, token_cost
-from router import fallback as fallback_rule
-from router.call import Deadline, RequestCall, error_type, failed_outcome, headers_of
-from router.direct import call_direct
-from router.dispatch_settings import DispatchSettings
-from router.errors import DispatchError, EscalationFailed, LatencyBudgetExceeded
-from router.outcome import Outcome, RequestTelemetry
-from router.params import check_params
-from router.request import ChatRequest
-from router.responses import (
+from rlm_router.policies.decision import Decision
+from rlm_router.rlm_core.errors import PartialAnswerError, RLMError
+from rlm_router.rlm_core.litellm_api import response_cost, token_cost
+from rlm_router.router import fallback as fallback_rule
+from rlm_router.router.call import Deadline, RequestCall, error_type, failed_outcome, headers_of
+from rlm_router.router.direct import call_direct
+from rlm_router.router.dispatch_settings import DispatchSettings
+from rlm_router.router.errors import DispatchError, EscalationFailed, LatencyBudgetExceeded
+from rlm_router.router.outcome import Outcome, RequestTelemetry
+from rlm_router.router.params import check_params
+from rlm_router.router.request import ChatRequest
+from rlm_router.router.responses import (
     ChunkFactory,
     Fallback,
     Route,
@@ -58,7 +58,7 @@ from router.responses import (
     served_from_response,
     split_text,
 )
-from router.rlm_run import (
+from rlm_router.router.rlm_run import (
     INNER_METADATA_KEY,
     INNER_TAG,
     RLM_PREFIX,
@@ -70,13 +70,13 @@ from router.rlm_run import (
     usage_int,
     usage_int0,
 )
-from router.streaming import RoutedStream, empty, keepalives
+from rlm_router.router.streaming import RoutedStream, empty, keepalives
 
 if TYPE_CHECKING:
-    from rlm_core import RLMResult
-    from rlm_core.litellm_api import Completion, ModelResponse, ModelResponseStream
-    from telemetry import Telemetry
-    from telemetry.tracing import RequestTrace
+    from rlm_router.rlm_core import RLMResult
+    from rlm_router.rlm_core.litellm_api import Completion, ModelResponse, ModelResponseStream
+    from rlm_router.telemetry import Telemetry
+    from rlm_router.telemetry.tracing import RequestTrace
 
 __all__ = [
     "INNER_METADATA_KEY",

@@ -6,16 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from policies.schema import LatencySettings
-from rlm_core import Budget, ModelSpec, RetryPolicy, SandboxLimits
-from router.fallback import OnDeadline
+from rlm_router.policies.schema import LatencySettings
+from rlm_router.rlm_core import Budget, ModelSpec, RetryPolicy, SandboxLimits
+from rlm_router.router.fallback import OnDeadline
 
 __all__ = ["DispatchSettings", "LatencySettings", "OnDeadline", "RouteModels"]
 
 if TYPE_CHECKING:
-    from policies.schema import ModelTarget, Policy
-    from rlm_core import EngineObserver, RLMEngine
-    from rlm_core.provider import Completion
+    from rlm_router.policies.schema import ModelTarget, Policy
+    from rlm_router.rlm_core import EngineObserver, RLMEngine
+    from rlm_router.rlm_core.provider import Completion
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +42,7 @@ class DispatchSettings:
         self, *, observer: EngineObserver | None = None, completion: Completion | None = None
     ) -> RLMEngine:
         """The RLM engine of the escalated route, with these settings' models and limits."""
-        from rlm_core import RLMEngine
+        from rlm_router.rlm_core import RLMEngine
 
         return RLMEngine(
             root=self.models.rlm_root,

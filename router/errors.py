@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rlm_core.errors import PartialAnswerError, RLMRouterError
+from rlm_router.rlm_core.errors import PartialAnswerError, RLMRouterError
 
 if TYPE_CHECKING:
-    from router.responses import RouteInfo
+    from rlm_router.router.responses import RouteInfo
 
 __all__ = ["DispatchError", "EscalationFailed", "LatencyBudgetExceeded"]
 

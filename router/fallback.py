@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from rlm_core.errors import ContextWindowExceeded, ProviderTimeout
-from router.errors import LatencyBudgetExceeded
+from rlm_router.rlm_core.errors import ContextWindowExceeded, ProviderTimeout
+from rlm_router.router.errors import LatencyBudgetExceeded
 
 OnDeadline = Literal["direct", "partial"]
 AfterDirect = Literal["escalate", "raise"]

@@ -32,12 +32,12 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from policies.features import FEATURE_NAMES, RequestFeatures
-from policies.task_model import TaskModel, default_task_model
-from rlm_core.tokens import EXACT_MAX_CHARS as EXACT_MAX_CHARS  # used by its tests
-from rlm_core.tokens import count_span_tokens, even_slices
-from router.instruction import CODE_LINE, prose_line
-from router.request import ChatRequest, TextSpan
+from rlm_router.policies.features import FEATURE_NAMES, RequestFeatures
+from rlm_router.policies.task_model import TaskModel, default_task_model
+from rlm_router.rlm_core.tokens import EXACT_MAX_CHARS as EXACT_MAX_CHARS  # used by its tests
+from rlm_router.rlm_core.tokens import count_span_tokens, even_slices
+from rlm_router.router.instruction import CODE_LINE, prose_line
+from rlm_router.router.request import ChatRequest, TextSpan
 
 __all__ = ["FEATURE_NAMES", "RequestFeatures", "extract_body_features", "extract_features"]
 

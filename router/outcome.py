@@ -13,13 +13,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rlm_core.litellm_api import response_cost
-from router.responses import RouteInfo
+from rlm_router.rlm_core.litellm_api import response_cost
+from rlm_router.router.responses import RouteInfo
 
 if TYPE_CHECKING:
-    from policies.decision import Decision
-    from telemetry.rlm_observer import RLMTraceObserver
-    from telemetry.tracing import ChatCall, RequestTrace
+    from rlm_router.policies.decision import Decision
+    from rlm_router.telemetry.rlm_observer import RLMTraceObserver
+    from rlm_router.telemetry.tracing import ChatCall, RequestTrace
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from router.request import InvalidRequest
+from rlm_router.router.request import InvalidRequest
 
 # OpenAI's bound on ``n`` (choices per request).
 MAX_CHOICES = 128

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple
 
-from rlm_core.errors import RequestError
-from router.instruction import locate
+from rlm_router.rlm_core.errors import RequestError
+from rlm_router.router.instruction import locate
 
 LATENCY_HEADER = "x-latency-budget-ms"
 # metadata keys that identify the caller's key, most specific first (LiteLLM proxy names).

@@ -17,11 +17,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import rlm_core.litellm_api as litellm_api
-from policies.schema import Route
+import rlm_router.rlm_core.litellm_api as litellm_api
+from rlm_router.policies.schema import Route
 
 if TYPE_CHECKING:
-    from rlm_core.litellm_api import GenericStreamingChunk, ModelResponse, ModelResponseStream
+    from rlm_router.rlm_core.litellm_api import (
+        GenericStreamingChunk,
+        ModelResponse,
+        ModelResponseStream,
+    )
 
 Fallback = Literal["none", "rlm_to_llm", "llm_to_rlm"]
 

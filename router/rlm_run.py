@@ -7,16 +7,16 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-import rlm_core.litellm_api as litellm_api
-from rlm_core.errors import ProviderFailure
-from router.call import RequestCall
-from router.dispatch_settings import DispatchSettings
-from router.errors import DispatchError
-from router.responses import Served, TokenUsage
+import rlm_router.rlm_core.litellm_api as litellm_api
+from rlm_router.rlm_core.errors import ProviderFailure
+from rlm_router.router.call import RequestCall
+from rlm_router.router.dispatch_settings import DispatchSettings
+from rlm_router.router.errors import DispatchError
+from rlm_router.router.responses import Served, TokenUsage
 
 if TYPE_CHECKING:
-    from rlm_core import RLMResult
-    from rlm_core.litellm_api import Completion
+    from rlm_router.rlm_core import RLMResult
+    from rlm_router.rlm_core.litellm_api import Completion
 
 __all__ = [
     "INNER_METADATA_KEY",

@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from router.responses import RouteInfo, attach_route
+from rlm_router.router.responses import RouteInfo, attach_route
 
 if TYPE_CHECKING:
-    from router.outcome import Outcome
+    from rlm_router.router.outcome import Outcome
 
 __all__ = ["RoutedStream", "empty", "keepalives"]
 

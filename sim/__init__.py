@@ -6,9 +6,9 @@ How the simulated models read prompts and how their recall is calibrated: ``read
 ``recall`` and CALIBRATION.md; how they act as RLM root models: ``root`` and ``programs``.
 """
 
-from sim.faults import FAULT_HEADER, FAULTS
-from sim.models import SIM_MODELS, SimModel, register_sim_models
-from sim.server import SimConfig, SimServer
+from rlm_router.sim.faults import FAULT_HEADER, FAULTS
+from rlm_router.sim.models import SIM_MODELS, SimModel, register_sim_models
+from rlm_router.sim.server import SimConfig, SimServer
 
 __all__ = [
     "FAULTS",

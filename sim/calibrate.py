@@ -11,11 +11,11 @@ import argparse
 import statistics
 from collections.abc import Sequence
 
-from sim.models import SIM_MODELS, SimModel
-from sim.reader import Reading, answer_direct
-from sim.recall import SPARSE_LOAD_DIVISOR, recall
-from sim.server import prompt_token_count
-from sim.tasks import OOLONG_KINDS, generate
+from rlm_router.sim.models import SIM_MODELS, SimModel
+from rlm_router.sim.reader import Reading, answer_direct
+from rlm_router.sim.recall import SPARSE_LOAD_DIVISOR, recall
+from rlm_router.sim.server import prompt_token_count
+from rlm_router.sim.tasks import OOLONG_KINDS, generate
 
 LENGTHS = (8_000, 32_000, 64_000, 131_000, 262_000)
 COLUMNS: tuple[tuple[str, str | None], ...] = (

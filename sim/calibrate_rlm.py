@@ -16,10 +16,10 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from rlm_core import ModelSpec, RLMEngine
-from sim.models import register_sim_models
-from sim.server import SimConfig, SimServer
-from sim.tasks import generate
+from rlm_router.rlm_core import ModelSpec, RLMEngine
+from rlm_router.sim.models import register_sim_models
+from rlm_router.sim.server import SimConfig, SimServer
+from rlm_router.sim.tasks import generate
 
 ROOTS = {"competent": "sim-large", "frontier": "sim-frontier", "coder": "sim-coder"}
 # Pairs queries are cheap and their failures all-or-nothing, so they get twice the seeds.

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sim import wire
-from sim.models import SimModel
+from rlm_router.sim import wire
+from rlm_router.sim.models import SimModel
 
 __all__ = [
     "FAULTS",

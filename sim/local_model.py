@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlm_core.errors import ConfigError
+from rlm_router.rlm_core.errors import ConfigError
 
 MODEL_NAME = "qwen2.5-coder-1.5b-instruct"
 PARTS = 22

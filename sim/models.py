@@ -139,6 +139,6 @@ def register_sim_models() -> None:
     Registered as ``openai/<name>`` so ``litellm.completion_cost(response)`` and
     ``litellm.get_model_info("openai/sim-large")`` return the declared figures.
     """
-    import rlm_core.litellm_api as litellm_api
+    import rlm_router.rlm_core.litellm_api as litellm_api
 
     litellm_api.register_models({f"openai/{m.name}": m.litellm_info() for m in SIM_MODELS.values()})

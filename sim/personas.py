@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.questions import Question
-from sim.recall import draw
-from sim.tasks.records import LABELS
+from rlm_router.sim.questions import Question
+from rlm_router.sim.recall import draw
+from rlm_router.sim.tasks.records import LABELS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sim import prompts
-from sim.questions import Question
-from sim.tasks.records import LABELS
+from rlm_router.sim import prompts
+from rlm_router.sim.questions import Question
+from rlm_router.sim.tasks.records import LABELS
 
 STEP_MARKER = "# rlm-sim step: "
 # Records are ~3.4 characters per token: a chunk is ~7K tokens, the high-recall end of the

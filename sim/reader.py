@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sim import prompts
-from sim.models import SimModel
-from sim.questions import Question, split_question, understand
-from sim.recall import caught, draw
-from sim.tasks.records import LABELS, RECORD_RE, classify_instance
+from rlm_router.sim import prompts
+from rlm_router.sim.models import SimModel
+from rlm_router.sim.questions import Question, split_question, understand
+from rlm_router.sim.recall import caught, draw
+from rlm_router.sim.tasks.records import LABELS, RECORD_RE, classify_instance
 
 _NONE = "NONE"
 _WORD = re.compile(r"[a-z0-9]{4,}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sim.models import SimModel
+from rlm_router.sim.models import SimModel
 
 SPARSE_LOAD_DIVISOR = 16.0
 

@@ -18,8 +18,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from sim import wire
-from sim.loopback import start_site
+from rlm_router.sim import wire
+from rlm_router.sim.loopback import start_site
 
 
 class ReplayServer:

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import re
 
-from sim import personas, programs
-from sim.questions import Question, split_question, understand
-from sim.reader import Reading, answer_question
+from rlm_router.sim import personas, programs
+from rlm_router.sim.questions import Question, split_question, understand
+from rlm_router.sim.reader import Reading, answer_question
 
 _QUERY = re.compile(r"<query>\s*\n(.*?)\n\s*</query>", re.S)
 # rlms 0.1.3: "Answer the following: {root_prompt}\n\nYour context is a str of N total ..."

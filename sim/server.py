@@ -22,9 +22,9 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from rlm_core.tokens import count_tokens, encoding
-from sim import wire
-from sim.faults import (
+from rlm_router.rlm_core.tokens import count_tokens, encoding
+from rlm_router.sim import wire
+from rlm_router.sim.faults import (
     FAULT_HEADER,
     FAULTS,
     FaultQueue,
@@ -33,10 +33,10 @@ from sim.faults import (
     error_for,
     parse_schedule,
 )
-from sim.loopback import start_site
-from sim.models import SIM_MODELS, SimModel
-from sim.reader import Reading, answer_direct
-from sim.root import is_root_prompt, respond_as_root
+from rlm_router.sim.loopback import start_site
+from rlm_router.sim.models import SIM_MODELS, SimModel
+from rlm_router.sim.reader import Reading, answer_direct
+from rlm_router.sim.root import is_root_prompt, respond_as_root
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # Bodies up to this size are read; a 1M-token prompt is ~4 MB, so this leaves room for

@@ -5,18 +5,18 @@ span tree (``RequestTrace``); ``RLMTraceObserver`` implements the RLM engine's o
 ``read_spans`` reads OTLP-JSON lines (ours or a Collector's) back as ``SpanRecord``.
 """
 
-from telemetry.exporters import TelemetryConfigError
-from telemetry.feedback import FeedbackRecord, read_feedback, record_feedback
-from telemetry.otlp_json import (
+from rlm_router.telemetry.exporters import TelemetryConfigError
+from rlm_router.telemetry.feedback import FeedbackRecord, read_feedback, record_feedback
+from rlm_router.telemetry.otlp_json import (
     OtlpJsonLinesSpanExporter,
     SpanEvent,
     SpanRecord,
     read_spans,
 )
-from telemetry.records import RequestRecord, load_request_records
-from telemetry.rlm_observer import RLMTraceObserver
-from telemetry.setup import Telemetry
-from telemetry.tracing import ChatCall, RequestTrace, shielded
+from rlm_router.telemetry.records import RequestRecord, load_request_records
+from rlm_router.telemetry.rlm_observer import RLMTraceObserver
+from rlm_router.telemetry.setup import Telemetry
+from rlm_router.telemetry.tracing import ChatCall, RequestTrace, shielded
 
 __all__ = [
     "ChatCall",

@@ -15,9 +15,9 @@ from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from rlm_core.errors import ConfigError
+from rlm_router.rlm_core.errors import ConfigError
 
-logger = logging.getLogger("telemetry")
+logger = logging.getLogger("rlm_router.telemetry")
 
 TRACES_FILE_ENV: Final = "RLM_ROUTER_TRACES_FILE"
 FEEDBACK_FILE_ENV: Final = "RLM_ROUTER_FEEDBACK_FILE"
@@ -160,7 +160,7 @@ def int_setting(env: Mapping[str, str], key: str, default: int) -> int:
 
 def span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
     if name == FILE_EXPORTER_NAME:
-        from telemetry.otlp_json import OtlpJsonLinesSpanExporter
+        from rlm_router.telemetry.otlp_json import OtlpJsonLinesSpanExporter
 
         return OtlpJsonLinesSpanExporter(env.get(TRACES_FILE_ENV) or DEFAULT_TRACES_FILE)
     if name == "console":

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.trace import SpanKind
 
-from telemetry import semconv as sc
-from telemetry.otlp_json import SpanLike
-from telemetry.trace_files import expand_paths, iter_lines
+from rlm_router.telemetry import semconv as sc
+from rlm_router.telemetry.otlp_json import SpanLike
+from rlm_router.telemetry.trace_files import expand_paths, iter_lines
 
 if TYPE_CHECKING:
-    from telemetry.setup import Telemetry
+    from rlm_router.telemetry.setup import Telemetry
 
 logger = logging.getLogger(__name__)
 _write_lock = threading.Lock()

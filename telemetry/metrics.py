@@ -13,7 +13,7 @@ from typing import Final
 
 from opentelemetry.metrics import Meter, MeterProvider
 
-from telemetry import semconv as sc
+from rlm_router.telemetry import semconv as sc
 
 METER_NAME: Final = "rlm_router"
 

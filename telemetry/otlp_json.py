@@ -28,8 +28,8 @@ from typing import Any, Protocol, TypeAlias
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from rlm_core.errors import RequestError
-from telemetry.trace_files import expand_paths, iter_lines
+from rlm_router.rlm_core.errors import RequestError
+from rlm_router.telemetry.trace_files import expand_paths, iter_lines
 
 logger = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
-from telemetry import semconv as sc
-from telemetry.feedback import FeedbackRecord, feedback_of, merge_feedback, read_feedback
-from telemetry.otlp_json import SpanLike, Value
-from telemetry.span_scan import scan_spans
-from telemetry.trace_files import bulk_reading
+from rlm_router.telemetry import semconv as sc
+from rlm_router.telemetry.feedback import FeedbackRecord, feedback_of, merge_feedback, read_feedback
+from rlm_router.telemetry.otlp_json import SpanLike, Value
+from rlm_router.telemetry.span_scan import scan_spans
+from rlm_router.telemetry.trace_files import bulk_reading
 
 
 @dataclass(frozen=True, slots=True)

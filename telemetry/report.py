@@ -19,10 +19,10 @@ from html import escape
 
 import numpy as np
 
-from telemetry import semconv as sc
-from telemetry.otlp_json import TraceFormatError
-from telemetry.records import RequestRecord, RequestScan
-from telemetry.report_data import (
+from rlm_router.telemetry import semconv as sc
+from rlm_router.telemetry.otlp_json import TraceFormatError
+from rlm_router.telemetry.records import RequestRecord, RequestScan
+from rlm_router.telemetry.report_data import (
     UNKNOWN,
     BoolArray,
     FloatArray,
@@ -30,7 +30,14 @@ from telemetry.report_data import (
     ReportColumns,
     ReportData,
 )
-from telemetry.svg_charts import PALETTE, Series, bar_chart, format_number, histogram, line_chart
+from rlm_router.telemetry.svg_charts import (
+    PALETTE,
+    Series,
+    bar_chart,
+    format_number,
+    histogram,
+    line_chart,
+)
 
 ROUTE_COLORS = {sc.ROUTE_LLM: PALETTE[0], sc.ROUTE_RLM: PALETTE[1]}
 FALLBACK_COLORS = {sc.FALLBACK_RLM_TO_LLM: PALETTE[4], sc.FALLBACK_LLM_TO_RLM: PALETTE[3]}

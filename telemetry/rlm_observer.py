@@ -27,12 +27,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from telemetry import semconv as sc
-from telemetry.metrics import ChatCallMeasurement
+from rlm_router.telemetry import semconv as sc
+from rlm_router.telemetry.metrics import ChatCallMeasurement
 
 if TYPE_CHECKING:
-    from rlm_core.trajectory import Execution, Iteration, ModelCall, Node
-    from telemetry.setup import Telemetry
+    from rlm_router.rlm_core.trajectory import Execution, Iteration, ModelCall, Node
+    from rlm_router.telemetry.setup import Telemetry
 
 ROLE_ROOT = "root"
 ROLE_SUB = "sub"

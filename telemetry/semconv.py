@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Final, Protocol, TypeAlias
 
-from rlm_core.errors import ProviderError
+from rlm_router.rlm_core.errors import ProviderError
 
 # One attribute value as OpenTelemetry accepts it.
 AttributeValue: TypeAlias = str | bool | int | float | Sequence[str]

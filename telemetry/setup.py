@@ -34,8 +34,8 @@ from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import NoOpTracerProvider, Tracer, TracerProvider
 
-from telemetry import semconv as sc
-from telemetry.exporters import (
+from rlm_router.telemetry import semconv as sc
+from rlm_router.telemetry.exporters import (
     DEFAULT_FEEDBACK_FILE,
     DEFAULT_PROMETHEUS_PORT,
     FEEDBACK_FILE_ENV,
@@ -48,13 +48,13 @@ from telemetry.exporters import (
     span_exporter,
     trace_exporter_names,
 )
-from telemetry.metrics import RouterMetrics
-from telemetry.tracing import RequestTrace
+from rlm_router.telemetry.metrics import RouterMetrics
+from rlm_router.telemetry.tracing import RequestTrace
 
 if TYPE_CHECKING:
-    from telemetry.feedback import FeedbackRecord
+    from rlm_router.telemetry.feedback import FeedbackRecord
 
-logger = logging.getLogger("telemetry")
+logger = logging.getLogger("rlm_router.telemetry")
 
 TRACER_NAME: Final = "rlm_router"
 
@@ -295,7 +295,7 @@ class Telemetry:
         comment: str | None = None,
     ) -> FeedbackRecord:
         """Report the outcome quality (0..1) of a decision; see ``telemetry.feedback``."""
-        from telemetry.feedback import record_feedback
+        from rlm_router.telemetry.feedback import record_feedback
 
         return record_feedback(
             self, decision_id, quality, source=source, trace_id=trace_id, comment=comment

@@ -22,11 +22,11 @@ from typing import NamedTuple
 
 import msgspec
 
-from telemetry import semconv as sc
-from telemetry.otlp_json import TraceFormatError, Value, any_value, hex_id, parse_line
-from telemetry.trace_files import expand_paths, iter_lines
+from rlm_router.telemetry import semconv as sc
+from rlm_router.telemetry.otlp_json import TraceFormatError, Value, any_value, hex_id, parse_line
+from rlm_router.telemetry.trace_files import expand_paths, iter_lines
 
-logger = logging.getLogger("telemetry.otlp_json")
+logger = logging.getLogger("rlm_router.telemetry.otlp_json")
 
 # The spans request records are made of.
 RECORD_SPANS = frozenset({sc.SPAN_DECIDE, sc.SPAN_REQUEST, sc.SPAN_FEEDBACK})

@@ -27,12 +27,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
 
-from telemetry import semconv as sc
-from telemetry.metrics import ChatCallMeasurement
+from rlm_router.telemetry import semconv as sc
+from rlm_router.telemetry.metrics import ChatCallMeasurement
 
 if TYPE_CHECKING:
-    from telemetry.rlm_observer import RLMTraceObserver
-    from telemetry.setup import Telemetry
+    from rlm_router.telemetry.rlm_observer import RLMTraceObserver
+    from rlm_router.telemetry.setup import Telemetry
 
 
 @contextmanager
@@ -256,7 +256,7 @@ class RequestTrace:
 
     def rlm_observer(self) -> RLMTraceObserver:
         """An ``rlm_core.EngineObserver`` whose ``invoke_agent rlm`` span is a child of this one."""
-        from telemetry.rlm_observer import RLMTraceObserver
+        from rlm_router.telemetry.rlm_observer import RLMTraceObserver
 
         observer = RLMTraceObserver(self._telemetry, parent=self.context)
         self._observers.append(observer)

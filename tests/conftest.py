@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from rlm_core.env import apply_offline_defaults
-from sim import SimConfig, SimServer
+from rlm_router.rlm_core.env import apply_offline_defaults
+from rlm_router.sim import SimConfig, SimServer
 
 # Tests import litellm directly (not only through rlm_core.litellm_api, which applies these
 # itself): without them its import fetches the cost map from the network.
@@ -55,7 +55,7 @@ def sim_models() -> None:
 
     import litellm
 
-    from sim import register_sim_models
+    from rlm_router.sim import register_sim_models
 
     register_sim_models()
     with warnings.catch_warnings():

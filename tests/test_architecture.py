@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
+TOP = "rlm_router"  # the one installed import package; the folders below are its subpackages
 PRODUCT = ("rlm_core", "policies", "telemetry", "router", "sim")
 OURS = (*PRODUCT, "benchmarks")
 # package -> the packages of ours it must never import
@@ -48,13 +49,34 @@ def _sources(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
+def _ours(name: str) -> str | None:
+    """The package of ours an imported name belongs to (``rlm_router.policies.x`` → policies)."""
+    parts = name.split(".")
+    if parts[0] == TOP and len(parts) > 1:
+        return parts[1]
+    return None
+
+
+def test_nothing_imports_the_source_folders_by_their_bare_names() -> None:
+    """``import router`` would load a second copy of the package from a checkout, and collide
+    with an app's own ``router`` when installed; everything goes through ``rlm_router``."""
+    paths = [p for package in (*OURS, "tests") for p in _sources(package)]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for path in paths
+        for line, name in _imports(path)
+        if name.split(".")[0] in PRODUCT
+    ]
+    assert offenders == []
+
+
 @pytest.mark.parametrize("package", PRODUCT)
 def test_no_import_runs_from_a_lower_layer_to_a_higher_one(package: str) -> None:
     offenders = [
         f"{path.relative_to(ROOT)}:{line} imports {name}"
         for path in _sources(package)
         for line, name in _imports(path)
-        if name.split(".")[0] in FORBIDDEN[package]
+        if (_ours(name) or name.split(".")[0]) in FORBIDDEN[package]
     ]
     assert offenders == []
 
@@ -79,8 +101,9 @@ def test_benchmarks_is_not_installed_as_a_package() -> None:
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     include = config["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert not [pattern for pattern in include if pattern.startswith("benchmarks")]
-    assert {f"{p}*" for p in PRODUCT} <= set(include)
+    assert include == [f"{TOP}*"]
+    for package in PRODUCT:  # each source folder is reached through the one top-level package
+        assert (ROOT / TOP / package).resolve() == (ROOT / package).resolve()
 
 
 def _exported(module: types.ModuleType) -> set[str]:
@@ -94,20 +117,20 @@ def _exported(module: types.ModuleType) -> set[str]:
     }
 
 
-@pytest.mark.parametrize(
-    "package", ["rlm_core", "policies", "telemetry", "router", "sim", "sim.tasks"]
-)
+@pytest.mark.parametrize("package", [TOP, *(f"{TOP}.{p}" for p in PRODUCT), f"{TOP}.sim.tasks"])
 def test_all_is_exactly_what_the_package_exports(package: str) -> None:
     module = importlib.import_module(package)
-    assert sorted(module.__all__) == sorted(_exported(module))
+    # Names a package creates on first access (PEP 562 ``__getattr__``) are exports too.
+    lazy = {name for name in module.__all__ if name not in vars(module) and hasattr(module, name)}
+    assert sorted(module.__all__) == sorted(_exported(module) | lazy)
 
 
 def _product_modules() -> list[types.ModuleType]:
     modules = []
     for package in PRODUCT:
-        root = importlib.import_module(package)
+        root = importlib.import_module(f"{TOP}.{package}")
         modules.append(root)
-        for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
+        for info in pkgutil.walk_packages(root.__path__, prefix=f"{TOP}.{package}."):
             if info.name.endswith("__main__") or ".worker." in f"{info.name}.":
                 continue  # the sandbox worker's entry point locks its own process down
             try:
@@ -119,19 +142,21 @@ def _product_modules() -> list[types.ModuleType]:
 
 # Control flow inside a module, never raised to a caller (each is caught where it is raised).
 INTERNAL_EXCEPTIONS = {
-    "policies.loader._Invalid",
-    "rlm_core.budget.BudgetRefused",  # the loop turns it into a refusal or a stop reason
-    "rlm_core.frames.FrameError",  # the sandbox turns it into SandboxError or REPL output
-    "rlm_core.frames.FrameTooLarge",
-    "rlm_core.litellm_api.LeanHTTPError",  # the retry loop maps it to a ProviderError kind
-    "rlm_core.loop.TreeAborted",
-    "rlm_core.sandbox.SubCallRejected",
-    "sim.wire.APIError",
+    "rlm_router.policies.loader._Invalid",
+    "rlm_router.rlm_core.budget.BudgetRefused",  # the loop turns it into a refusal or a stop reason
+    # the sandbox turns the two frame errors into SandboxError or REPL output
+    "rlm_router.rlm_core.frames.FrameError",
+    "rlm_router.rlm_core.frames.FrameTooLarge",
+    # the retry loop maps it to a ProviderError kind
+    "rlm_router.rlm_core.litellm_api.LeanHTTPError",
+    "rlm_router.rlm_core.loop.TreeAborted",
+    "rlm_router.rlm_core.sandbox.SubCallRejected",
+    "rlm_router.sim.wire.APIError",
 }
 
 
 def test_every_exception_the_product_raises_roots_in_one_tree() -> None:
-    from rlm_core.errors import RLMRouterError
+    from rlm_router.rlm_core.errors import RLMRouterError
 
     stray = sorted(
         f"{cls.__module__}.{cls.__qualname__}"

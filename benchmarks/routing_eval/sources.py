@@ -21,7 +21,7 @@ from collections.abc import Callable
 from functools import cache, partial
 from pathlib import Path
 
-from rlm_core.tokens import count_tokens
+from rlm_router.rlm_core.tokens import count_tokens
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 REPO = Path(__file__).resolve().parents[2]

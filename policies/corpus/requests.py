@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from policies.corpus.instructions import sample
-from policies.corpus.sources import KINDS_OF_TEXT, text_of
+from rlm_router.policies.corpus.instructions import sample
+from rlm_router.policies.corpus.sources import KINDS_OF_TEXT, text_of
 
 LAYOUTS = (
     "last",

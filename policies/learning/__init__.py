@@ -9,11 +9,16 @@ steps, ``estimators`` for the estimates, ``utility`` for what is maximised. Impo
 here and scikit-learn when fitting.
 """
 
-from policies.learning.dataset import DatasetSummary, LoggedData, TrainingDataError, build_dataset
-from policies.learning.estimators import Comparison, Interval
-from policies.learning.terms import ArtifactPolicy
-from policies.learning.training import TrainingConfig, TrainingReport, train
-from policies.learning.utility import Utility
+from rlm_router.policies.learning.dataset import (
+    DatasetSummary,
+    LoggedData,
+    TrainingDataError,
+    build_dataset,
+)
+from rlm_router.policies.learning.estimators import Comparison, Interval
+from rlm_router.policies.learning.terms import ArtifactPolicy
+from rlm_router.policies.learning.training import TrainingConfig, TrainingReport, train
+from rlm_router.policies.learning.utility import Utility
 
 __all__ = [
     "ArtifactPolicy",

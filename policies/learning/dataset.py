@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from policies.learning.utility import Utility
-from rlm_core.errors import RequestError
+from rlm_router.policies.learning.utility import Utility
+from rlm_router.rlm_core.errors import RequestError
 
 if TYPE_CHECKING:
-    from telemetry.records import RequestRecord
+    from rlm_router.telemetry.records import RequestRecord
 
 LLM = 0
 RLM = 1

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from policies.learning.dataset import LLM, RLM, FloatArray, IntArray, LoggedData
+from rlm_router.policies.learning.dataset import LLM, RLM, FloatArray, IntArray, LoggedData
 
 Estimator = Literal["dr", "ips"]
 ProgressFn = Callable[[str, int, int], None]

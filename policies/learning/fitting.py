@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.learning.dataset import RLM, FloatArray, IntArray, LoggedData
-from policies.learning.estimators import ProgressFn, fold_ids
+from rlm_router.policies.learning.dataset import RLM, FloatArray, IntArray, LoggedData
+from rlm_router.policies.learning.estimators import ProgressFn, fold_ids
 
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 # A constant classifier's logit when every example says the same route.

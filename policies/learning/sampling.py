@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from policies.learning.dataset import IntArray, LoggedData
+from rlm_router.policies.learning.dataset import IntArray, LoggedData
 
 DEFAULT_MAX_ROWS = 60_000
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from policies.classifier import LinearClassifier, Term
-from policies.fit import TermSpec
-from policies.learning.dataset import FloatArray, IntArray
-from policies.learning.fitting import LinearScorer
+from rlm_router.policies.classifier import LinearClassifier, Term
+from rlm_router.policies.fit import TermSpec
+from rlm_router.policies.learning.dataset import FloatArray, IntArray
+from rlm_router.policies.learning.fitting import LinearScorer
 
 _PROB_EPS = 1e-6
 
@@ -35,7 +35,7 @@ def learning_terms(current: LinearClassifier, available: Sequence[str]) -> tuple
 
     Only terms whose factors are all in ``available`` (the features the router logs) are kept.
     """
-    from policies.prior import TERMS
+    from rlm_router.policies.prior import TERMS
 
     have = set(available)
     out: list[TermSpec] = []

@@ -34,16 +34,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policies.classifier import LinearClassifier
-from policies.features import FEATURE_NAMES
-from policies.learning.dataset import (
+from rlm_router.policies.classifier import LinearClassifier
+from rlm_router.policies.features import FEATURE_NAMES
+from rlm_router.policies.learning.dataset import (
     DatasetSummary,
     IntArray,
     LoggedData,
     TrainingDataError,
     build_dataset,
 )
-from policies.learning.estimators import (
+from rlm_router.policies.learning.estimators import (
     Comparison,
     Estimator,
     OutcomeModel,
@@ -54,9 +54,9 @@ from policies.learning.estimators import (
     policy_rewards,
     rewards,
 )
-from policies.learning.fitting import C_GRID, FitResult, LinearScorer, fit_classifier
-from policies.learning.sampling import DEFAULT_MAX_ROWS, SampleSummary, sample_rows
-from policies.learning.terms import (
+from rlm_router.policies.learning.fitting import C_GRID, FitResult, LinearScorer, fit_classifier
+from rlm_router.policies.learning.sampling import DEFAULT_MAX_ROWS, SampleSummary, sample_rows
+from rlm_router.policies.learning.terms import (
     ArtifactPolicy,
     TermSpec,
     factor_names,
@@ -64,10 +64,10 @@ from policies.learning.terms import (
     term_matrix,
     to_artifact,
 )
-from policies.learning.utility import Utility
+from rlm_router.policies.learning.utility import Utility
 
 if TYPE_CHECKING:
-    from telemetry.records import RequestRecord
+    from rlm_router.telemetry.records import RequestRecord
 
 
 @dataclass(frozen=True, kw_only=True)

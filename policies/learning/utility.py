@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from telemetry.records import RequestRecord
+    from rlm_router.telemetry.records import RequestRecord
 
 DEFAULT_COST_WEIGHT = 0.25  # utility per USD (policies.prior.LAMBDA)
 DEFAULT_LATENCY_WEIGHT = 0.01  # utility per second

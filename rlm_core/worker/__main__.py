@@ -1,9 +1,10 @@
 """Entry point of the worker process: lock down, load the context, serve the host's requests.
 
 Run as ``python -I -S -B <rlm_core/worker> <config-json>``. Python puts this directory first
-on ``sys.path``; it is replaced by a bare ``rlm_core`` package object pointing at the parent
-directory, so the worker's modules import under their real names (the host imports
-``rlm_core.worker.framing`` too) without running ``rlm_core/__init__`` (which needs litellm).
+on ``sys.path``; it is replaced by bare ``rlm_router`` and ``rlm_router.rlm_core`` package
+objects, the second pointing at the parent directory, so the worker's modules import under
+their real names (the host imports ``rlm_router.rlm_core.worker.framing`` too) without running
+the packages' ``__init__`` (which needs litellm).
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ import types
 from typing import Any
 
 if __package__ in (None, ""):  # started from its directory, not imported
-    _package = types.ModuleType("rlm_core")
-    _package.__path__ = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-    sys.modules.setdefault("rlm_core", _package)
+    # Bare package objects, so the worker's modules import under their real names without
+    # running rlm_router/__init__ or rlm_core/__init__ (which would need litellm).
+    _top = types.ModuleType("rlm_router")
+    _top.__path__ = []
+    _core = types.ModuleType("rlm_router.rlm_core")
+    _core.__path__ = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    _top.rlm_core = _core  # type: ignore[attr-defined]
+    sys.modules.setdefault("rlm_router", _top)
+    sys.modules.setdefault("rlm_router.rlm_core", _core)
     del sys.path[0]
 
-from rlm_core.worker.framing import Channel, FrameTooBig
-from rlm_core.worker.lockdown import lockdown
-from rlm_core.worker.repl import Repl, load_context, on_xcpu
+from rlm_router.rlm_core.worker.framing import Channel, FrameTooBig
+from rlm_router.rlm_core.worker.lockdown import lockdown
+from rlm_router.rlm_core.worker.repl import Repl, load_context, on_xcpu
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import sys
 import traceback
 from typing import Any
 
-from rlm_core.worker.framing import Channel, FrameTooBig
+from rlm_router.rlm_core.worker.framing import Channel, FrameTooBig
 
 _MAX_VARIABLES = 200  # names listed back to the model after each execution
 

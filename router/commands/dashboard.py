@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from router.commands import add_trace_inputs
+from rlm_router.router.commands import add_trace_inputs
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from telemetry.report import write_report
-    from telemetry.trace_files import expand_paths, missing_paths
+    from rlm_router.telemetry.report import write_report
+    from rlm_router.telemetry.trace_files import expand_paths, missing_paths
 
     missing = missing_paths([*args.traces, *args.feedback])
     if missing:

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from router.dispatch import Dispatcher
-    from router.dispatch_settings import DispatchSettings
-    from sim.tasks import Task
+    from rlm_router.router.dispatch import Dispatcher
+    from rlm_router.router.dispatch_settings import DispatchSettings
+    from rlm_router.sim.tasks import Task
 
 # (family, context tokens) in the order they are sent.
 WORKLOAD: tuple[tuple[str, int], ...] = (
@@ -148,7 +148,7 @@ class Progress:
 
 
 def _settings(policy: Any, base_url: str) -> DispatchSettings:
-    from router.dispatch_settings import DispatchSettings
+    from rlm_router.router.dispatch_settings import DispatchSettings
 
     settings = DispatchSettings.from_policy(policy)
     models = settings.models
@@ -168,9 +168,9 @@ def _settings(policy: Any, base_url: str) -> DispatchSettings:
 
 
 async def _via_router(dispatcher: Dispatcher, task: Task) -> Row:
-    from rlm_core.litellm_api import response_cost
-    from router.dispatch import DispatchError
-    from router.responses import route_of
+    from rlm_router.rlm_core.litellm_api import response_cost
+    from rlm_router.router.dispatch import DispatchError
+    from rlm_router.router.responses import route_of
 
     started = time.monotonic()
     try:
@@ -226,7 +226,7 @@ def _baseline_row(
 
 
 async def _always_direct(settings: DispatchSettings, task: Task) -> Row:
-    from rlm_core.litellm_api import acompletion, response_cost
+    from rlm_router.rlm_core.litellm_api import acompletion, response_cost
 
     spec = settings.models.direct
     started = time.monotonic()
@@ -253,7 +253,7 @@ async def _always_direct(settings: DispatchSettings, task: Task) -> Row:
 
 
 async def _always_rlm(settings: DispatchSettings, task: Task) -> Row:
-    from router.request import ChatRequest
+    from rlm_router.router.request import ChatRequest
 
     request = ChatRequest.parse({"messages": task.messages()})
     engine = settings.engine()
@@ -277,8 +277,8 @@ async def _always_rlm(settings: DispatchSettings, task: Task) -> Row:
 def _telemetry(path: Path, feedback: Path) -> Any:
     """Spans of the routed requests to ``path``, quality reports to ``feedback`` (both
     replaced on each run)."""
-    from telemetry import Telemetry
-    from telemetry.setup import FEEDBACK_FILE_ENV
+    from rlm_router.telemetry import Telemetry
+    from rlm_router.telemetry.setup import FEEDBACK_FILE_ENV
 
     for file in (path, feedback):
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -345,10 +345,10 @@ def _line(row: Row) -> str:
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    from router import Router
-    from router.dispatch import Dispatcher
-    from sim import SimConfig, SimServer, register_sim_models
-    from sim.tasks import generate
+    from rlm_router.router import Router
+    from rlm_router.router.dispatch import Dispatcher
+    from rlm_router.sim import SimConfig, SimServer, register_sim_models
+    from rlm_router.sim.tasks import generate
 
     workload = [
         (family, n) for family, n in WORKLOAD if args.max_tokens is None or n <= args.max_tokens

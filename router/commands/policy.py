@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from policies import ArtifactError, PolicyError, load_policy
-    from router._router import load_classifier
+    from rlm_router.policies import ArtifactError, PolicyError, load_policy
+    from rlm_router.router._router import load_classifier
 
     try:
         policy = load_policy(args.path)
@@ -59,8 +59,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_prior(args: argparse.Namespace) -> int:
-    from policies import prior
-    from router.features import extract_body_features
+    from rlm_router.policies import prior
+    from rlm_router.router.features import extract_body_features
 
     argv = ["--seed", str(args.seed), "--n", str(args.n)]
     if args.out:
@@ -86,10 +86,10 @@ def _read_requests(path: str) -> list[tuple[dict[str, Any], dict[str, str] | Non
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from policies import PolicyError, calibrate_threshold
-    from policies.calibrate import set_classifier_value
-    from policies.loader import DEFAULT_POLICY_PATH
-    from router import InvalidRequest, Router
+    from rlm_router.policies import PolicyError, calibrate_threshold
+    from rlm_router.policies.calibrate import set_classifier_value
+    from rlm_router.policies.loader import DEFAULT_POLICY_PATH
+    from rlm_router.router import InvalidRequest, Router
 
     try:
         router = Router.from_config(args.config)

@@ -57,7 +57,14 @@ def load_context(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlm_core import Budget, ModelSpec, ProviderFailure, RLMEngine, RLMError, SandboxLimits
+    from rlm_router.rlm_core import (
+        Budget,
+        ModelSpec,
+        ProviderFailure,
+        RLMEngine,
+        RLMError,
+        SandboxLimits,
+    )
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.context_file.is_file():
@@ -125,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 def _price_simulated_models(*models: str | None) -> None:
     """litellm has no price for ``rlm-router sim``'s models, so their calls would cost $0:
     register the simulator's own prices when a model is one of them (``openai/sim-large``)."""
-    from sim import SIM_MODELS, register_sim_models
+    from rlm_router.sim import SIM_MODELS, register_sim_models
 
     if any(m and m.removeprefix("openai/") in SIM_MODELS for m in models):
         register_sim_models()

@@ -36,8 +36,8 @@ _WHERE = {
 
 
 def run(args: argparse.Namespace) -> int:
-    from policies import PolicyError
-    from router import InvalidRequest, Router
+    from rlm_router.policies import PolicyError
+    from rlm_router.router import InvalidRequest, Router
 
     headers = {}
     for item in args.header:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(decision.to_dict()))
     elif args.explain:
-        from router.request import ChatRequest
+        from rlm_router.router.request import ChatRequest
 
         request = ChatRequest.parse(body, headers or None)
         shown = " ".join(request.question.split())

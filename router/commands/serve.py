@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rlm_core.env import offline_environ
-from rlm_core.errors import ConfigError
-from router.plugin.config import CONFIG_ENV, ServiceConfig, ServiceConfigError
+from rlm_router.rlm_core.env import offline_environ
+from rlm_router.rlm_core.errors import ConfigError
+from rlm_router.router.plugin.config import CONFIG_ENV, ServiceConfig, ServiceConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -80,7 +80,7 @@ def check_port(host: str, port: int) -> None:
 def check_service(config: ServiceConfig) -> None:
     """Build the router and the dispatcher exactly as the plugin will inside the proxy, so a
     bad policy value or model group is reported before anything starts."""
-    from router.plugin.service import RouterService
+    from rlm_router.router.plugin.service import RouterService
 
     service = RouterService(config)
     policy = service.router.policy

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from sim import SIM_MODELS, SimConfig, SimServer
+    from rlm_router.sim import SIM_MODELS, SimConfig, SimServer
 
     config = SimConfig(seed=args.seed, time_scale=args.time_scale, host=args.host, port=args.port)
     stop = asyncio.Event()

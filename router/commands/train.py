@@ -16,10 +16,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from router.commands import add_trace_inputs
+from rlm_router.router.commands import add_trace_inputs
 
 if TYPE_CHECKING:
-    from telemetry.records import RequestRecord
+    from rlm_router.telemetry.records import RequestRecord
 
 EXIT_PROMOTED = 0
 EXIT_KEPT = 1
@@ -27,8 +27,8 @@ EXIT_CANNOT_TRAIN = 2
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from policies.learning.sampling import DEFAULT_MAX_ROWS
-    from policies.learning.utility import DEFAULT_COST_WEIGHT, DEFAULT_LATENCY_WEIGHT
+    from rlm_router.policies.learning.sampling import DEFAULT_MAX_ROWS
+    from rlm_router.policies.learning.utility import DEFAULT_COST_WEIGHT, DEFAULT_LATENCY_WEIGHT
 
     parser = subparsers.add_parser(
         "train",
@@ -118,11 +118,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from policies import ArtifactError, LinearClassifier, PolicyError, load_policy
-    from policies.learning import TrainingConfig, TrainingDataError, Utility, train
-    from router.features import FEATURE_NAMES
-    from telemetry.records import RequestScan
-    from telemetry.trace_files import missing_paths
+    from rlm_router.policies import ArtifactError, LinearClassifier, PolicyError, load_policy
+    from rlm_router.policies.learning import TrainingConfig, TrainingDataError, Utility, train
+    from rlm_router.router.features import FEATURE_NAMES
+    from rlm_router.telemetry.records import RequestScan
+    from rlm_router.telemetry.trace_files import missing_paths
 
     missing = missing_paths([*args.traces, *args.feedback])
     if missing:

@@ -31,8 +31,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from router.plugin.callback import RouterHook
-    from router.plugin.provider import RLMProvider
+    from rlm_router.router.plugin.callback import RouterHook
+    from rlm_router.router.plugin.provider import RLMProvider
 
 __all__ = ["hook", "rlm_provider"]
 
@@ -43,9 +43,9 @@ def __getattr__(name: str) -> RouterHook | RLMProvider:
     if name not in ("hook", "rlm_provider"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if name not in _INSTANCES:
-        from router.plugin.callback import RouterHook
-        from router.plugin.provider import RLMProvider
-        from router.plugin.service import shared_service
+        from rlm_router.router.plugin.callback import RouterHook
+        from rlm_router.router.plugin.provider import RLMProvider
+        from rlm_router.router.plugin.service import shared_service
 
         instance = RouterHook() if name == "hook" else RLMProvider()
         # LiteLLM resolves these while loading its config: load ours now too, so a bad
@@ -56,9 +56,9 @@ def __getattr__(name: str) -> RouterHook | RLMProvider:
             raise RuntimeError(f"rlm-router plugin cannot start: {exc}") from exc
         _INSTANCES[name] = instance
         if name == "hook":  # the proxy loads the hook at startup: add POST /rlm-router/feedback
-            from router.plugin import disconnect, reload
-            from router.plugin.callback import metadata_check
-            from router.plugin.feedback import install_on_running_proxy
+            from rlm_router.router.plugin import disconnect, reload
+            from rlm_router.router.plugin.callback import metadata_check
+            from rlm_router.router.plugin.feedback import install_on_running_proxy
 
             service = shared_service()
             install_on_running_proxy(lambda: service.telemetry)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from policies.schema import AdmissionSettings
+from rlm_router.policies.schema import AdmissionSettings
 
 
 @dataclass(frozen=True)

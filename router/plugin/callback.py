@@ -25,29 +25,35 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 
-from policies.schema import Route
-from rlm_core.errors import ProviderError
-from rlm_core.litellm_api import CustomLogger
-from rlm_core.provider import call_with_retries
-from router.dispatch import RLM_PREFIX
-from router.outcome import Outcome, reason_of
-from router.params import check_params
-from router.plugin.admission import Caller, Slot
-from router.plugin.metadata import RoutingMetadata, is_inner, of_call
-from router.plugin.service import Pending, RouterService, proxy_completion, release, shared_service
-from router.request import ChatRequest, InvalidRequest
-from router.responses import (
+from rlm_router.policies.schema import Route
+from rlm_router.rlm_core.errors import ProviderError
+from rlm_router.rlm_core.litellm_api import CustomLogger
+from rlm_router.rlm_core.provider import call_with_retries
+from rlm_router.router.dispatch import RLM_PREFIX
+from rlm_router.router.outcome import Outcome, reason_of
+from rlm_router.router.params import check_params
+from rlm_router.router.plugin.admission import Caller, Slot
+from rlm_router.router.plugin.metadata import RoutingMetadata, is_inner, of_call
+from rlm_router.router.plugin.service import (
+    Pending,
+    RouterService,
+    proxy_completion,
+    release,
+    shared_service,
+)
+from rlm_router.router.request import ChatRequest, InvalidRequest
+from rlm_router.router.responses import (
     RouteInfo,
     route_of,
 )
 
 if TYPE_CHECKING:
-    from policies.schema import Limits
+    from rlm_router.policies.schema import Limits
 
 
 __all__ = ["RouterHook"]
 
-log = logging.getLogger("router.plugin")
+log = logging.getLogger("rlm_router.router.plugin")
 
 _CHAT_CALL_TYPES = frozenset({"completion", "acompletion"})
 

@@ -33,14 +33,14 @@ from typing import Any
 
 import yaml
 
-import rlm_core.litellm_api as litellm_api
-from rlm_core.errors import ConfigError
+import rlm_router.rlm_core.litellm_api as litellm_api
+from rlm_router.rlm_core.errors import ConfigError
 
 CONFIG_ENV = "RLM_ROUTER_CONFIG"
 SECTION = "rlm_router"
-HOOK_PATH = "router.plugin.hook"
+HOOK_PATH = "rlm_router.router.plugin.hook"
 PROVIDER = "rlm"
-PROVIDER_PATH = "router.plugin.rlm_provider"
+PROVIDER_PATH = "rlm_router.router.plugin.rlm_provider"
 # Process-wide objects shared by the proxy plugin's hook and provider (see router.plugin).
 PROCESS_STATE: dict[str, object] = {}
 _SECTION_KEYS = frozenset({"policy", "virtual_models", "rlm_name", "models", "litellm_config"})

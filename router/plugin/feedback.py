@@ -25,13 +25,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from rlm_core.errors import RequestError
+from rlm_router.rlm_core.errors import RequestError
 
 if TYPE_CHECKING:
     from fastapi import APIRouter, FastAPI, Request
     from fastapi.responses import JSONResponse
 
-    from telemetry import Telemetry
+    from rlm_router.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from policies.schema import Route
-from router.rlm_run import INNER_METADATA_KEY
+from rlm_router.policies.schema import Route
+from rlm_router.router.rlm_run import INNER_METADATA_KEY
 
 __all__ = ["METADATA_KEY", "RoutingMetadata", "is_inner", "of_call"]
 

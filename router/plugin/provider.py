@@ -18,25 +18,25 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from policies.schema import Route
-from rlm_core.errors import ProviderError
-from rlm_core.litellm_api import CustomLLM, CustomLLMError
-from router.dispatch import RLM_PREFIX, DispatchError
-from router.plugin.admission import Caller
-from router.plugin.metadata import RoutingMetadata
-from router.plugin.service import Pending, RouterService, release, shared_service
-from router.request import ChatRequest, InvalidRequest
-from router.responses import (
+from rlm_router.policies.schema import Route
+from rlm_router.rlm_core.errors import ProviderError
+from rlm_router.rlm_core.litellm_api import CustomLLM, CustomLLMError
+from rlm_router.router.dispatch import RLM_PREFIX, DispatchError
+from rlm_router.router.plugin.admission import Caller
+from rlm_router.router.plugin.metadata import RoutingMetadata
+from rlm_router.router.plugin.service import Pending, RouterService, release, shared_service
+from rlm_router.router.request import ChatRequest, InvalidRequest
+from rlm_router.router.responses import (
     RouteInfo,
     Served,
     generic_chunk,
     model_response,
     split_text,
 )
-from router.streaming import keepalives
+from rlm_router.router.streaming import keepalives
 
 if TYPE_CHECKING:
-    from rlm_core.litellm_api import GenericStreamingChunk, ModelResponse
+    from rlm_router.rlm_core.litellm_api import GenericStreamingChunk, ModelResponse
 
 
 __all__ = ["RLMProvider"]

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import rlm_core.litellm_api as litellm_api
-from policies.decision import Decision
-from router.dispatch import Dispatcher
-from router.plugin.admission import Admission, LocalAdmission, Slot
-from router.plugin.config import ServiceConfig
-from router.plugin.reload import PolicyReloader, ReloadResult
+import rlm_router.rlm_core.litellm_api as litellm_api
+from rlm_router.policies.decision import Decision
+from rlm_router.router.dispatch import Dispatcher
+from rlm_router.router.plugin.admission import Admission, LocalAdmission, Slot
+from rlm_router.router.plugin.config import ServiceConfig
+from rlm_router.router.plugin.reload import PolicyReloader, ReloadResult
 
 if TYPE_CHECKING:
-    from router import Router
-    from telemetry import Telemetry
-    from telemetry.tracing import RequestTrace
+    from rlm_router.router import Router
+    from rlm_router.telemetry import Telemetry
+    from rlm_router.telemetry.tracing import RequestTrace
 
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "shared_service",
 ]
 
-log = logging.getLogger("router.plugin")
+log = logging.getLogger("rlm_router.router.plugin")
 
 _MAX_PENDING_DECISIONS = 4096
 
@@ -77,7 +77,7 @@ class RouterService:
         if self._router is None:
             with self._lock:
                 if self._router is None:
-                    from router import Router
+                    from rlm_router.router import Router
 
                     path = self.config.policy_path
                     router = Router.from_config(str(path) if path else None)
@@ -89,7 +89,7 @@ class RouterService:
 
     def _fitted(self, router: Router) -> Router:
         """``router`` measuring inputs against the window of the config's direct group."""
-        from router import Router
+        from rlm_router.router import Router
 
         config = self.config
         window = config.group_window(config.direct) if config.direct else None
@@ -144,7 +144,7 @@ class RouterService:
     @property
     def dispatcher(self) -> Dispatcher:
         if self._dispatcher is None:
-            from router.dispatch_settings import DispatchSettings
+            from rlm_router.router.dispatch_settings import DispatchSettings
 
             config = self.config
             settings = DispatchSettings.from_policy(
@@ -172,7 +172,7 @@ class RouterService:
             self._telemetry = self.router.telemetry
             if self._telemetry is None:
                 try:
-                    from telemetry import Telemetry
+                    from rlm_router.telemetry import Telemetry
 
                     self._telemetry = Telemetry.from_env()
                 except Exception:  # telemetry must never stop the proxy from serving
@@ -229,7 +229,7 @@ def shared_service() -> RouterService:
     (LiteLLM execs a callback's module from a file next to the config when one exists, once
     per reference, so the hook and the provider could otherwise hold different services.)
     """
-    from router.plugin import config as service_config
+    from rlm_router.router.plugin import config as service_config
 
     service = service_config.PROCESS_STATE.get("plugin_service")
     if not isinstance(service, RouterService):

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import typing
 
-from sim.tasks import _aggregate, _chat, _lookup
-from sim.tasks._aggregate import OOLONG_KINDS
-from sim.tasks._task import Task, parse_pairs, render_request
-from sim.tasks.records import LABELS, classify_instance
+from rlm_router.sim.tasks import _aggregate, _chat, _lookup
+from rlm_router.sim.tasks._aggregate import OOLONG_KINDS
+from rlm_router.sim.tasks._task import Task, parse_pairs, render_request
+from rlm_router.sim.tasks.records import LABELS, classify_instance
 
 if typing.TYPE_CHECKING:
     from collections.abc import Callable

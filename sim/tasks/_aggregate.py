@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 import random
 
-from sim.tasks._task import Scoring, Task
-from sim.tasks.records import LABELS, background, header, plant, user_ids
+from rlm_router.sim.tasks._task import Scoring, Task
+from rlm_router.sim.tasks.records import LABELS, background, header, plant, user_ids
 
 OOLONG_KINDS = ("count", "most_common", "compare")
 

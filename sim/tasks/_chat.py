@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from sim.tasks._task import Task
+from rlm_router.sim.tasks._task import Task
 
 _NAMES = ("Priya", "Tomas", "Aiko", "Lena", "Omar", "Sofia", "Mateo", "Ingrid", "Kwame", "Nadia")
 _CITIES = ("Lisbon", "Tallinn", "Porto", "Ghent", "Bergen", "Lyon", "Krakow", "Turin")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from functools import lru_cache
 
-from rlm_core.tokens import count_tokens
+from rlm_router.rlm_core.tokens import count_tokens
 
 _SUBJECTS = (
     "The committee",

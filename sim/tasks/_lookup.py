@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from sim.tasks._filler import haystack
-from sim.tasks._task import Task
+from rlm_router.sim.tasks._filler import haystack
+from rlm_router.sim.tasks._task import Task
 
 _KEY_ADJECTIVES = (
     "silent",

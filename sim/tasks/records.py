@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 
-from rlm_core.tokens import count_tokens
+from rlm_router.rlm_core.tokens import count_tokens
 
 LABELS: tuple[str, ...] = (
     "abbreviation",

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from benchmarks.learning_bench import main
-from telemetry import load_request_records
+from rlm_router.telemetry import load_request_records
 
 
 def test_learning_loop_small_run(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from benchmarks.routing_eval.cases import CASES, CATEGORIES, LANGS
-from router.request import ChatRequest
+from rlm_router.router.request import ChatRequest
 
 
 def test_the_set_covers_every_category_and_language() -> None:
@@ -26,7 +26,7 @@ def test_the_set_covers_every_category_and_language() -> None:
 
 @pytest.mark.slow
 def test_every_case_is_a_valid_request_of_about_its_size() -> None:
-    from rlm_core.tokens import count_tokens
+    from rlm_router.rlm_core.tokens import count_tokens
 
     for case in CASES:
         body, headers = case.body()
@@ -40,9 +40,9 @@ def test_the_training_corpus_shares_no_source_and_no_wording_with_the_eval() -> 
     import glob
 
     from benchmarks.routing_eval import sources as eval_sources
-    from policies.corpus import instructions
-    from policies.corpus import sources as corpus_sources
-    from policies.fit_task import rows
+    from rlm_router.policies.corpus import instructions
+    from rlm_router.policies.corpus import sources as corpus_sources
+    from rlm_router.policies.fit_task import rows
 
     def files(patterns: dict[str, tuple[str, ...]]) -> set[str]:
         return {p for pats in patterns.values() for pat in pats for p in glob.glob(pat)}
@@ -60,7 +60,7 @@ def test_the_training_corpus_shares_no_source_and_no_wording_with_the_eval() -> 
     assert eval_questions & corpus == set()
     assert eval_questions & templates == set()
     # The benchmark task generators' questions stay out of the corpus too.
-    from sim.tasks import generate
+    from rlm_router.sim.tasks import generate
 
     for family in ("oolong", "oolong_pairs", "niah"):
         task = generate(family, n_tokens=2000, seed=0)

@@ -37,7 +37,7 @@ import httpx
 import pytest
 
 from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, SimProcess, plugin_config
-from sim.tasks import generate
+from rlm_router.sim.tasks import generate
 from tests.router.test_proxy_cancel import descendants
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from policies import calibrate_threshold, load_policy
-from policies.loader import DEFAULT_POLICY_PATH
-from router.cli import main
-from sim.tasks import generate
+from rlm_router.policies import calibrate_threshold, load_policy
+from rlm_router.policies.loader import DEFAULT_POLICY_PATH
+from rlm_router.router.cli import main
+from rlm_router.sim.tasks import generate
 
 
 def test_threshold_is_the_score_quantile() -> None:
@@ -156,7 +156,12 @@ def test_route_interrupted_exits_without_a_traceback() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(1.0)  # let it reach the stdin read; an earlier Ctrl-C is handled the same way
+    # Wait until it blocks in read(0, ...) on stdin (Linux: syscall 0, first argument fd 0): a
+    # fixed sleep sent the signal while the interpreter was still starting on a loaded machine.
+    syscall = Path(f"/proc/{process.pid}/syscall")
+    deadline = time.monotonic() + 120
+    while not syscall.read_text().startswith("0 0x0 ") and time.monotonic() < deadline:
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130

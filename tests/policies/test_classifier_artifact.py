@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from policies import ArtifactError, LinearClassifier
-from policies.features import FEATURE_NAMES, RequestFeatures
-from policies.fit import TermSpec, fit_linear
-from router.features import extract_body_features
+from rlm_router.policies import ArtifactError, LinearClassifier
+from rlm_router.policies.features import FEATURE_NAMES, RequestFeatures
+from rlm_router.policies.fit import TermSpec, fit_linear
+from rlm_router.router.features import extract_body_features
 
 SHIPPED = Path(__file__).parents[2] / "policies" / "default_classifier.json"
 FEATURES = frozenset(FEATURE_NAMES)
@@ -92,7 +92,7 @@ def test_unreadable_artifacts(tmp_path: Path) -> None:
 
 
 def test_the_prior_can_be_rebuilt(tmp_path: Path) -> None:
-    from policies import prior
+    from rlm_router.policies import prior
 
     out = tmp_path / "clf.json"
     assert (

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from policies import PolicyError, load_policy, parse_policy
-from policies.loader import DEFAULT_POLICY_PATH
-from rlm_core import Budget, RetryPolicy
+from rlm_router.policies import PolicyError, load_policy, parse_policy
+from rlm_router.policies.loader import DEFAULT_POLICY_PATH
+from rlm_router.rlm_core import Budget, RetryPolicy
 
 MINIMAL = """\
 models:

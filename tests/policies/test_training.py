@@ -22,10 +22,10 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-from policies import LinearClassifier, Policy, decide, parse_policy
-from policies.features import FEATURE_NAMES, RequestFeatures
-from policies.fit import TermSpec
-from policies.learning import (
+from rlm_router.policies import LinearClassifier, Policy, decide, parse_policy
+from rlm_router.policies.features import FEATURE_NAMES, RequestFeatures
+from rlm_router.policies.fit import TermSpec
+from rlm_router.policies.learning import (
     ArtifactPolicy,
     TrainingConfig,
     TrainingDataError,
@@ -33,10 +33,15 @@ from policies.learning import (
     build_dataset,
     train,
 )
-from policies.learning.estimators import compare, policy_rewards, rewards
-from policies.learning.terms import learning_terms, term_matrix
-from router.cli import main as cli_main
-from telemetry import OtlpJsonLinesSpanExporter, RequestRecord, Telemetry, load_request_records
+from rlm_router.policies.learning.estimators import compare, policy_rewards, rewards
+from rlm_router.policies.learning.terms import learning_terms, term_matrix
+from rlm_router.router.cli import main as cli_main
+from rlm_router.telemetry import (
+    OtlpJsonLinesSpanExporter,
+    RequestRecord,
+    Telemetry,
+    load_request_records,
+)
 
 PRIOR = LinearClassifier.load(Path(__file__).parents[2] / "policies" / "default_classifier.json")
 
@@ -217,7 +222,7 @@ def test_vectorised_policy_routes_as_policies_decide(tmp_path: Path) -> None:
 
 def test_ips_and_dr_intervals_cover_a_known_policy_value() -> None:
     """Logged bandit data with a known truth: both estimates' intervals contain it."""
-    from policies.learning.dataset import LoggedData
+    from rlm_router.policies.learning.dataset import LoggedData
 
     rng = np.random.default_rng(0)
     n = 4000
@@ -278,7 +283,7 @@ def test_train_promotes_a_better_classifier_that_the_router_then_serves(
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["promoted"] and report["improvement"]["lower"] > 0
 
-    from router import Router
+    from rlm_router.router import Router
 
     router = Router.from_config(policy_yaml(tmp_path, exploration=0.0, artifact=str(out)))
     assert router.classifier.version == "learned-test" and router.warning is None
@@ -329,12 +334,12 @@ def test_cli_reports_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture
 async def test_inner_sub_calls_never_become_training_rows(
     tmp_path: Path, sim_server: Any, sim_models: None
 ) -> None:
-    from rlm_core import ModelSpec
-    from router import Router
-    from router.dispatch import Dispatcher, DispatchSettings
-    from router.responses import route_of
-    from sim.tasks import generate
-    from telemetry import read_spans
+    from rlm_router.rlm_core import ModelSpec
+    from rlm_router.router import Router
+    from rlm_router.router.dispatch import Dispatcher, DispatchSettings
+    from rlm_router.router.responses import route_of
+    from rlm_router.sim.tasks import generate
+    from rlm_router.telemetry import read_spans
 
     traces = tmp_path / "traces.jsonl"
     provider = TracerProvider()

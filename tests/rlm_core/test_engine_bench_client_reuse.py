@@ -13,13 +13,13 @@ import time
 
 import pytest
 
-from sim import SimConfig, SimServer
-from sim.tasks import generate
+from rlm_router.sim import SimConfig, SimServer
+from rlm_router.sim.tasks import generate
 
 
 @pytest.mark.usefixtures("sim_models")
 async def test_a_run_with_a_deadline_reuses_its_connections() -> None:
-    from rlm_core import Budget, ModelSpec, RLMEngine
+    from rlm_router.rlm_core import Budget, ModelSpec, RLMEngine
 
     task = generate("oolong", n_tokens=32_000, seed=1)
     # A provider of its own: connections are counted from its first request.

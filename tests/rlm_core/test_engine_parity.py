@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlm_core import Budget, ModelSpec, RetryPolicy, RLMEngine, StopReason
+from rlm_router.rlm_core import Budget, ModelSpec, RetryPolicy, RLMEngine, StopReason
 from tests.rlm_core.scripted_model import MODEL, ScriptedModel, is_root, last_user, turn
 from tests.rlm_core.test_engine_scripted import FAST_LIMITS, code
 

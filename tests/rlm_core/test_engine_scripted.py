@@ -13,7 +13,7 @@ from typing import Any
 import litellm
 import pytest
 
-from rlm_core import (
+from rlm_router.rlm_core import (
     Budget,
     EngineObserver,
     ModelSpec,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rlm_core import (
+from rlm_router.rlm_core import (
     Budget,
     ModelSpec,
     ProviderFailure,
@@ -20,8 +20,8 @@ from rlm_core import (
     RLMResult,
     StopReason,
 )
-from sim import SimServer
-from sim.tasks import generate
+from rlm_router.sim import SimServer
+from rlm_router.sim.tasks import generate
 
 FAST_RETRY = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.05, timeout_s=5.0)
 
@@ -146,7 +146,7 @@ async def test_budget_breach_returns_a_typed_reason(sim: SimServer) -> None:
 
 
 def test_cli_json(sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from router.cli import main
+    from rlm_router.router.cli import main
 
     task = generate("niah", n_tokens=32_000, seed=5)
     context_file = tmp_path / "context.txt"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import rlm_core
+import rlm_router.rlm_core as rlm_core
 
 
 def test_exported_names() -> None:
@@ -22,7 +22,7 @@ def test_exported_names() -> None:
         "Usage",
     }
     for name in rlm_core.__all__:
-        assert getattr(rlm_core, name).__module__.startswith("rlm_core.")
+        assert getattr(rlm_core, name).__module__.startswith("rlm_router.rlm_core.")
 
 
 def test_error_tree() -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from rlm_core import protocol
-from rlm_core.protocol import Final, parse_reply
+from rlm_router.rlm_core import protocol
+from rlm_router.rlm_core.protocol import Final, parse_reply
 
 SHAPES: list[tuple[str, str, Final | None]] = [
     ("bare line", "FINAL(42)", Final(text="42")),

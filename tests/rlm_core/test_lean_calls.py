@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from rlm_core import ModelSpec, RetryPolicy, RLMEngine, RLMResult, litellm_api
-from sim import SimServer
-from sim.tasks import generate
+from rlm_router.rlm_core import ModelSpec, RetryPolicy, RLMEngine, RLMResult, litellm_api
+from rlm_router.sim import SimServer
+from rlm_router.sim.tasks import generate
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ async def test_lean_path_answers_and_prices_as_litellm_does(sim: SimServer) -> N
 
 
 async def test_lean_path_errors_are_the_provider_errors_litellm_gives(sim: SimServer) -> None:
-    from rlm_core.errors import ContextWindowExceeded
+    from rlm_router.rlm_core.errors import ContextWindowExceeded
 
     spec = {"model": "openai/sim-mini", "api_base": sim.base_url, "api_key": "sim"}
     too_long = [{"role": "user", "content": "word " * 300_000}]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rlm_core import protocol
-from rlm_core.protocol import ContextInfo, Final, parse_reply
+from rlm_router.rlm_core import protocol
+from rlm_router.rlm_core.protocol import ContextInfo, Final, parse_reply
 
 
 def test_initial_messages_carry_the_protocol_and_the_query_tags() -> None:

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from rlm_core import Budget, ModelSpec, RLMEngine, SandboxLimits, StopReason
-from sim.replay import ReplayServer
+from rlm_router.rlm_core import Budget, ModelSpec, RLMEngine, SandboxLimits, StopReason
+from rlm_router.sim.replay import ReplayServer
 
 REPLAYS = Path(__file__).with_name("replays")
 LIMITS = SandboxLimits(wall_seconds=10.0, cpu_seconds=5, memory_mb=512, max_processes=16)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected, SubCallRequest
+from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected, SubCallRequest
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox is POSIX-only")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from policies.schema import AdmissionSettings
-from router.plugin.admission import Admission, Caller, LocalAdmission
+from rlm_router.policies.schema import AdmissionSettings
+from rlm_router.router.plugin.admission import Admission, Caller, LocalAdmission
 
 
 async def test_the_instance_limit_queues_then_gives_up() -> None:

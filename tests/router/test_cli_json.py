@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from router.cli import COMMANDS
-from sim import SIM_MODELS, SimConfig, SimServer
+from rlm_router.router.cli import COMMANDS
+from rlm_router.sim import SIM_MODELS, SimConfig, SimServer
 
 SCRIPT = Path(sys.executable).with_name("rlm-router")
 BANNERS = ("Provider List", "Give Feedback", "Get Help", "LiteLLM.Info")

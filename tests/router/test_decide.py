@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from policies import Decision
-from router import Router
-from sim.tasks import generate
+from rlm_router.policies import Decision
+from rlm_router.router import Router
+from rlm_router.sim.tasks import generate
 
 DEFAULT = Path(__file__).parents[2] / "policies" / "default.yaml"
 
@@ -166,7 +166,7 @@ def test_decision_ids_are_unique(router: Router) -> None:
 
 
 def test_window_comes_from_litellm_model_info(tmp_path: Path) -> None:
-    from sim import register_sim_models
+    from rlm_router.sim import register_sim_models
 
     register_sim_models()
     path = _policy(tmp_path, {"    context_window: 272000\n": ""})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from router.cli import main
+from rlm_router.router.cli import main
 
 
 @pytest.mark.slow
@@ -30,7 +30,7 @@ def test_demo_compares_the_router_with_both_baselines(
     printed = capsys.readouterr().out
     assert "always-direct" in printed and "mean score" in printed
     # The routed requests' spans feed `rlm-router dashboard`.
-    from telemetry import read_spans
+    from rlm_router.telemetry import read_spans
 
     requests = [s for s in read_spans([traces]) if s.name == "rlm_router.request"]
     assert len(requests) == len(routed)

@@ -15,14 +15,19 @@ import httpx
 import pytest
 import yaml
 
-from rlm_core import Budget, RetryPolicy
-from rlm_core.errors import ProviderTimeout, ProviderUnavailable
-from router.dispatch import INNER_METADATA_KEY, Dispatcher, EscalationFailed, RoutedStream
-from router.dispatch_settings import DispatchSettings, LatencySettings
-from router.request import InvalidRequest
-from router.responses import route_of
-from sim import SimServer
-from sim.tasks import Task, generate
+from rlm_router.rlm_core import Budget, RetryPolicy
+from rlm_router.rlm_core.errors import ProviderTimeout, ProviderUnavailable
+from rlm_router.router.dispatch import (
+    INNER_METADATA_KEY,
+    Dispatcher,
+    EscalationFailed,
+    RoutedStream,
+)
+from rlm_router.router.dispatch_settings import DispatchSettings, LatencySettings
+from rlm_router.router.request import InvalidRequest
+from rlm_router.router.responses import route_of
+from rlm_router.sim import SimServer
+from rlm_router.sim.tasks import Task, generate
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05, timeout_s=30)
 
@@ -37,8 +42,8 @@ def sim(sim_server: SimServer, sim_faults: str, sim_models: None) -> SimServer:
 def router(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The shipped policy, except that budgets from 200 ms may go to the RLM route (the
     shipped 8 s minimum would make the deadline tests slow)."""
-    from policies.loader import DEFAULT_POLICY_PATH
-    from router import Router
+    from rlm_router.policies.loader import DEFAULT_POLICY_PATH
+    from rlm_router.router import Router
 
     policy = yaml.safe_load(Path(DEFAULT_POLICY_PATH).read_text())
     policy["latency"]["rlm_min_ms"] = 200
@@ -378,8 +383,8 @@ async def test_latency_budget_bounds_the_direct_route(router: Any, sim: SimServe
 @pytest.fixture
 def library_router(sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A Router whose policy points every route at the simulator (key from the env)."""
-    from policies.loader import DEFAULT_POLICY_PATH
-    from router import Router
+    from rlm_router.policies.loader import DEFAULT_POLICY_PATH
+    from rlm_router.router import Router
 
     policy = yaml.safe_load(Path(DEFAULT_POLICY_PATH).read_text())
     for role in ("direct", "rlm_root", "rlm_sub"):

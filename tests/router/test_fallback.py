@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from rlm_core.errors import (
+from rlm_router.rlm_core.errors import (
     ContextWindowExceeded,
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
 )
-from router.errors import EscalationFailed, LatencyBudgetExceeded
-from router.fallback import (
+from rlm_router.router.errors import EscalationFailed, LatencyBudgetExceeded
+from rlm_router.router.fallback import (
     after_direct_error,
     after_fallback_direct_error,
     after_rlm,

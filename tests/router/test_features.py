@@ -6,10 +6,15 @@ import time
 
 import pytest
 
-from rlm_core.tokens import count_tokens
-from router import ChatRequest, RequestFeatures, extract_features
-from router.features import EXACT_MAX_CHARS, FEATURE_NAMES, REPLY_PRIMER_TOKENS, TOKENS_PER_MESSAGE
-from sim.tasks import generate
+from rlm_router.rlm_core.tokens import count_tokens
+from rlm_router.router import ChatRequest, RequestFeatures, extract_features
+from rlm_router.router.features import (
+    EXACT_MAX_CHARS,
+    FEATURE_NAMES,
+    REPLY_PRIMER_TOKENS,
+    TOKENS_PER_MESSAGE,
+)
+from rlm_router.sim.tasks import generate
 
 
 def _features(family: str, n_tokens: int, seed: int = 0, window: int = 272_000) -> RequestFeatures:

@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from router.plugin.feedback import FEEDBACK_PATH, feedback_router, install
-from telemetry import Telemetry, load_request_records
+from rlm_router.router.plugin.feedback import FEEDBACK_PATH, feedback_router, install
+from rlm_router.telemetry import Telemetry, load_request_records
 
 
 @pytest.fixture
@@ -109,8 +109,8 @@ _PROXY_SCRIPT = textwrap.dedent(
     from fastapi.testclient import TestClient
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from telemetry import OtlpJsonLinesSpanExporter, Telemetry
-    from router.plugin.feedback import install_on_running_proxy
+    from rlm_router.telemetry import OtlpJsonLinesSpanExporter, Telemetry
+    from rlm_router.router.plugin.feedback import install_on_running_proxy
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(OtlpJsonLinesSpanExporter(work / "t.jsonl")))
     telemetry = Telemetry(tracer_provider=provider, feedback_path=work / "feedback.jsonl")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from sim import SimServer
+from rlm_router.sim import SimServer
 
 APP = textwrap.dedent(
     """
@@ -33,7 +33,7 @@ APP = textwrap.dedent(
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
 
-    from router import Router
+    from rlm_router.router import Router
 
     async def main():
         router = Router.from_config(sys.argv[1])
@@ -67,7 +67,7 @@ APP = textwrap.dedent(
 def test_an_app_configured_sdk_receives_the_library_span_tree(
     sim_server: SimServer, tmp_path: Path
 ) -> None:
-    from policies.loader import DEFAULT_POLICY_PATH
+    from rlm_router.policies.loader import DEFAULT_POLICY_PATH
 
     policy = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
     for role in ("direct", "rlm_root", "rlm_sub"):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from router import Router
-from router.params import check_params
-from router.request import InvalidRequest
+from rlm_router.router import Router
+from rlm_router.router.params import check_params
+from rlm_router.router.request import InvalidRequest
 
 
 @pytest.mark.parametrize(

@@ -30,14 +30,14 @@ from benchmarks.proxy_bench import (
     plugin_config,
     sim_model_list,
 )
-from router.plugin.config import (
+from rlm_router.router.plugin.config import (
     HOOK_PATH,
     PROVIDER_PATH,
     ServiceConfig,
     ServiceConfigError,
 )
-from sim import SIM_MODELS, SimServer
-from sim.tasks import generate
+from rlm_router.sim import SIM_MODELS, SimServer
+from rlm_router.sim.tasks import generate
 
 ROUTE = "x-rlm-router-route"
 
@@ -316,7 +316,7 @@ def test_malformed_requests_get_a_4xx_that_says_what_is_wrong(
 def test_each_routed_request_leaves_a_request_span_with_its_outcome(
     client: openai.OpenAI, traces_file: Path
 ) -> None:
-    from telemetry import read_spans
+    from rlm_router.telemetry import read_spans
 
     short = client.chat.completions.with_raw_response.create(
         model="auto",
@@ -430,7 +430,7 @@ def test_serve_on_a_busy_port_fails_at_once_in_one_line(tmp_path: Path) -> None:
 
 
 def test_serve_reports_a_bad_policy_value_before_starting(tmp_path: Path) -> None:
-    from policies.loader import DEFAULT_POLICY_PATH
+    from rlm_router.policies.loader import DEFAULT_POLICY_PATH
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(DEFAULT_POLICY_PATH.read_text().replace("threshold: 0.5", "threshold: 2"))
@@ -454,7 +454,7 @@ def test_serve_reports_a_bad_policy_value_before_starting(tmp_path: Path) -> Non
 def test_serve_refuses_to_start_without_a_master_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from router.cli import main
+    from rlm_router.router.cli import main
 
     config = tmp_path / "router.yaml"
     config.write_text(yaml.safe_dump({"model_list": sim_model_list("http://127.0.0.1:1/v1")}))
@@ -466,7 +466,7 @@ def test_serve_refuses_to_start_without_a_master_key(
 def test_serve_prints_the_generated_proxy_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from router.cli import main
+    from rlm_router.router.cli import main
 
     config = tmp_path / "router.yaml"
     config.write_text(yaml.safe_dump({"model_list": sim_model_list("http://127.0.0.1:1/v1")}))
@@ -523,7 +523,7 @@ def test_provider_errors_on_the_direct_route_are_retried(
 def test_a_failed_request_leaves_a_request_span_with_its_error(
     client: openai.OpenAI, sim: SimServer, traces_file: Path
 ) -> None:
-    from telemetry import read_spans
+    from rlm_router.telemetry import read_spans
 
     httpx.post(_faults(sim), json={"model": "sim-large", "fault": "500", "count": 20})
     try:
@@ -573,7 +573,7 @@ def test_group_window_comes_from_model_info_or_litellm() -> None:
 def test_feedback_endpoint_records_quality_for_a_decision(
     client: openai.OpenAI, proxy: ProxyProcess, traces_file: Path
 ) -> None:
-    from telemetry import read_spans
+    from rlm_router.telemetry import read_spans
 
     raw = client.chat.completions.with_raw_response.create(
         model="auto",

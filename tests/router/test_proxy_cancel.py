@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
-from sim import SimConfig, SimServer
-from sim.tasks import generate
+from rlm_router.sim import SimConfig, SimServer
+from rlm_router.sim.tasks import generate
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}

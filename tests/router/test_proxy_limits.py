@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
-from policies.loader import DEFAULT_POLICY_PATH
-from sim import SimServer
-from sim.tasks import generate
+from rlm_router.policies.loader import DEFAULT_POLICY_PATH
+from rlm_router.sim import SimServer
+from rlm_router.sim.tasks import generate
 
 ROUTE = "x-rlm-router-route"
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
-from policies.loader import DEFAULT_POLICY_PATH
-from router.cli import main as cli_main
-from sim import SimServer
-from telemetry import load_request_records
+from rlm_router.policies.loader import DEFAULT_POLICY_PATH
+from rlm_router.router.cli import main as cli_main
+from rlm_router.sim import SimServer
+from rlm_router.telemetry import load_request_records
 from tests.policies.test_training import long_aggregation_needs_rlm, policy_yaml, write_traffic
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

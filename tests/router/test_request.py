@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from router import ChatRequest, InvalidRequest
-from router.instruction import MAX_CHARS as QUESTION_MAX_CHARS
+from rlm_router.router import ChatRequest, InvalidRequest
+from rlm_router.router.instruction import MAX_CHARS as QUESTION_MAX_CHARS
 
 
 def _user(content: Any) -> dict[str, Any]:

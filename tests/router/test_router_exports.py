@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import policies
-import router
+import rlm_router.policies as policies
+import rlm_router.router as router
 
 
 def test_router_exports() -> None:

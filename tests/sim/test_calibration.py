@@ -11,9 +11,9 @@ import statistics
 
 import pytest
 
-from sim import SIM_MODELS, SimServer
-from sim.recall import caught, draw, recall
-from sim.tasks import generate
+from rlm_router.sim import SIM_MODELS, SimServer
+from rlm_router.sim.recall import caught, draw, recall
+from rlm_router.sim.tasks import generate
 
 pytestmark = pytest.mark.usefixtures("sim_models")
 
@@ -78,7 +78,7 @@ def test_draws_are_deterministic_and_seeded() -> None:
 
 
 def test_calibration_table_tool() -> None:
-    from sim.calibrate import table
+    from rlm_router.sim.calibrate import table
 
     rows = table(SIM_MODELS["sim-mini"], seeds=1, lengths=(4_000,))
     assert rows[0][:3] == ["tokens", "r dense", "r sparse"]

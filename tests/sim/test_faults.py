@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sim import FAULT_HEADER, SimServer
+from rlm_router.sim import FAULT_HEADER, SimServer
 
 pytestmark = pytest.mark.usefixtures("sim_models")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from rlm_core import ModelSpec, RLMEngine
-from sim import SimServer
-from sim.personas import PERSONAS, chance, misread
-from sim.questions import Question
-from sim.tasks import generate
+from rlm_router.rlm_core import ModelSpec, RLMEngine
+from rlm_router.sim import SimServer
+from rlm_router.sim.personas import PERSONAS, chance, misread
+from rlm_router.sim.questions import Question
+from rlm_router.sim.tasks import generate
 
 
 def _engine(server: SimServer, root: str) -> RLMEngine:

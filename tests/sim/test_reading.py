@@ -12,7 +12,7 @@ import json
 
 import httpx
 
-from sim import SimServer
+from rlm_router.sim import SimServer
 
 _UNPUNCTUATED = "lorem ipsum dolor sit amet "
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from sim import SIM_MODELS, SimServer
-from sim import programs as prog
-from sim.questions import Question, understand
-from sim.reader import Reading
-from sim.root import is_root_prompt, respond_as_root
-from sim.tasks import FAMILIES, generate
+from rlm_router.sim import SIM_MODELS, SimServer
+from rlm_router.sim import programs as prog
+from rlm_router.sim.questions import Question, understand
+from rlm_router.sim.reader import Reading
+from rlm_router.sim.root import is_root_prompt, respond_as_root
+from rlm_router.sim.tasks import FAMILIES, generate
 
 SYSTEM = "Write code in ```repl blocks. You can call llm_query(prompt) and llm_query_batched."
 READING = Reading(SIM_MODELS["sim-large"], 0, 2_000)
@@ -107,7 +107,7 @@ def test_child_query_returns_a_json_partial() -> None:
 
 
 def _engine(sim: SimServer):  # type: ignore[no-untyped-def]
-    from rlm_core import ModelSpec, RLMEngine
+    from rlm_router.rlm_core import ModelSpec, RLMEngine
 
     return RLMEngine(
         root=ModelSpec(model="openai/sim-large", api_base=sim.base_url, api_key="sk-sim"),

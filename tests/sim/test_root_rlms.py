@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from sim import SIM_MODELS, SimServer
-from sim import programs as prog
-from sim.reader import Reading
-from sim.root import is_root_prompt, respond_as_root
-from sim.tasks import generate
+from rlm_router.sim import SIM_MODELS, SimServer
+from rlm_router.sim import programs as prog
+from rlm_router.sim.reader import Reading
+from rlm_router.sim.root import is_root_prompt, respond_as_root
+from rlm_router.sim.tasks import generate
 
 rlm_prompts = pytest.importorskip("rlm.utils.prompts")
 

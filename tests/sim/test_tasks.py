@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from rlm_core.tokens import count_tokens
-from sim import tasks
-from sim.tasks import FAMILIES, LABELS, classify_instance, generate, render_request
-from sim.tasks.records import RECORD_RE, instance_pool
+from rlm_router.rlm_core.tokens import count_tokens
+from rlm_router.sim import tasks
+from rlm_router.sim.tasks import FAMILIES, LABELS, classify_instance, generate, render_request
+from rlm_router.sim.tasks.records import RECORD_RE, instance_pool
 
 
 def test_exported_names() -> None:

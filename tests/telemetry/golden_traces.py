@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from telemetry import OtlpJsonLinesSpanExporter, Telemetry
+from rlm_router.telemetry import OtlpJsonLinesSpanExporter, Telemetry
 from tests.telemetry.telemetry_support import simulate_traffic
 
 BASE_NS = 1_780_000_000 * 10**9
@@ -81,7 +81,7 @@ def golden_outputs(out: Path) -> None:
     import contextlib
     import io
 
-    from router.cli import main
+    from rlm_router.router.cli import main
     from tests.policies.test_training import long_aggregation_needs_rlm, write_traffic
 
     out.mkdir(parents=True, exist_ok=True)

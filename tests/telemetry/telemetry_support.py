@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from telemetry import Telemetry
+from rlm_router.telemetry import Telemetry
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def simulate_traffic(telemetry: Telemetry, n: int = 240, seed: int = 0) -> list[
     import random
     import time as _time
 
-    from rlm_core.trajectory import Execution, Iteration, ModelCall, Node
+    from rlm_router.rlm_core.trajectory import Execution, Iteration, ModelCall, Node
 
     rng = random.Random(seed)
     ids = []
@@ -231,7 +231,7 @@ def write_sample_traces(directory: Path, *, n: int = 240, seed: int = 0) -> tupl
     """Simulated traffic written as our exporter writes it: (traces file, feedback file)."""
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from telemetry import OtlpJsonLinesSpanExporter
+    from rlm_router.telemetry import OtlpJsonLinesSpanExporter
 
     raw = directory / "raw-traces.jsonl"
     feedback = directory / "feedback.jsonl"

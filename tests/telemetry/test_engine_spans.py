@@ -10,7 +10,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from telemetry import semconv as sc
+from rlm_router.telemetry import semconv as sc
 from tests.telemetry.telemetry_support import SampleDecision, Wired
 
 MODEL = "openai/gpt-4o-mini"  # in litellm's cost map, so costs are real numbers
@@ -47,7 +47,7 @@ def _children(wired: Wired, parent: ReadableSpan) -> list[ReadableSpan]:
 
 
 async def test_engine_run_span_tree(wired: Wired) -> None:
-    from rlm_core import Budget, ModelSpec, RLMEngine
+    from rlm_router.rlm_core import Budget, ModelSpec, RLMEngine
 
     with wired.telemetry.request_span(model="auto") as req:
         req.decision(SampleDecision(route="rlm", score=0.9))

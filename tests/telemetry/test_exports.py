@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import telemetry
+import rlm_router.telemetry as telemetry
 
 
 def test_exported_members() -> None:
@@ -24,13 +24,13 @@ def test_exported_members() -> None:
         "shielded",
     ]
     for name in telemetry.__all__:
-        assert getattr(telemetry, name).__module__.startswith("telemetry.")
+        assert getattr(telemetry, name).__module__.startswith("rlm_router.telemetry.")
 
 
 def test_observer_implements_the_engine_protocol() -> None:
     from opentelemetry import context
 
-    from rlm_core import EngineObserver
+    from rlm_router.rlm_core import EngineObserver
 
     observer = telemetry.RLMTraceObserver(telemetry.Telemetry(), parent=context.Context())
     assert isinstance(observer, EngineObserver)

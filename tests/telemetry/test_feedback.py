@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from telemetry import FeedbackRecord, read_feedback, record_feedback
-from telemetry import semconv as sc
-from telemetry.feedback import feedback_from_spans
-from telemetry.otlp_json import encode_spans_line, parse_line
+from rlm_router.telemetry import FeedbackRecord, read_feedback, record_feedback
+from rlm_router.telemetry import semconv as sc
+from rlm_router.telemetry.feedback import feedback_from_spans
+from rlm_router.telemetry.otlp_json import encode_spans_line, parse_line
 from tests.telemetry.telemetry_support import Wired
 
 

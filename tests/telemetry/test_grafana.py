@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from telemetry import Telemetry
-from telemetry.metrics import PROMETHEUS_NAMES
+from rlm_router.telemetry import Telemetry
+from rlm_router.telemetry.metrics import PROMETHEUS_NAMES
 from tests.telemetry.telemetry_support import scrape_names, simulate_traffic
 
 PROMQL_WORDS = {
@@ -20,7 +20,7 @@ PROMQL_WORDS = {
 
 
 def _dashboard() -> dict[str, Any]:
-    text = resources.files("telemetry").joinpath("grafana_dashboard.json").read_text()
+    text = resources.files("rlm_router.telemetry").joinpath("grafana_dashboard.json").read_text()
     data = json.loads(text)
     assert isinstance(data, dict)
     return data

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 
-from sim import SimServer
-from telemetry import semconv as sc
+from rlm_router.sim import SimServer
+from rlm_router.telemetry import semconv as sc
 from tests.telemetry.telemetry_support import SampleDecision, Wired
 
 MESSAGES = [{"role": "user", "content": "hello"}]

@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from telemetry import OtlpJsonLinesSpanExporter, Telemetry, read_spans
-from telemetry import semconv as sc
-from telemetry.otlp_json import parse_line
+from rlm_router.telemetry import OtlpJsonLinesSpanExporter, Telemetry, read_spans
+from rlm_router.telemetry import semconv as sc
+from rlm_router.telemetry.otlp_json import parse_line
 from tests.telemetry.telemetry_support import SampleDecision
 
 COLLECTOR_FILE = Path(__file__).parent / "data" / "collector_traces.jsonl"
@@ -104,7 +104,7 @@ def test_reads_collector_file(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_parse_line_rejects_non_trace_json() -> None:
-    from telemetry.otlp_json import TraceFormatError
+    from rlm_router.telemetry.otlp_json import TraceFormatError
 
     with pytest.raises(TraceFormatError):
         list(parse_line('{"hello": 1}'))
@@ -151,7 +151,7 @@ def test_direct_encoding_equals_the_otlp_protobuf_encoding() -> None:
         set_span_in_context,
     )
 
-    from telemetry.otlp_json import encode_spans_line
+    from rlm_router.telemetry.otlp_json import encode_spans_line
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "t", "n": 3}))

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from telemetry import Telemetry
-from telemetry.metrics import PROMETHEUS_NAMES
+from rlm_router.telemetry import Telemetry
+from rlm_router.telemetry.metrics import PROMETHEUS_NAMES
 from tests.telemetry.telemetry_support import scrape_names, simulate_traffic
 
 pytestmark = pytest.mark.server

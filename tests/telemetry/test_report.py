@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from router.cli import main
-from telemetry import semconv as sc
-from telemetry.records import iter_request_records, load_request_records
-from telemetry.report import bucket_by_time, percentile, render_report
+from rlm_router.router.cli import main
+from rlm_router.telemetry import semconv as sc
+from rlm_router.telemetry.records import iter_request_records, load_request_records
+from rlm_router.telemetry.report import bucket_by_time, percentile, render_report
 from tests.telemetry.telemetry_support import SampleDecision, Wired, write_sample_traces
 
 N = 240
@@ -51,7 +51,7 @@ def test_records_ignore_inner_spans_and_join_across_lines(wired: Wired) -> None:
             with req.chat(model="openai/sim-mini"):
                 pass
             req.outcome(route_served=route)
-    from telemetry.otlp_json import encode_spans_line, parse_line
+    from rlm_router.telemetry.otlp_json import encode_spans_line, parse_line
 
     spans = wired.finished()
     # One span per line, request spans before their decide spans: still joined.
@@ -132,7 +132,7 @@ def test_request_without_decision_is_reported(wired: Wired) -> None:
 
 
 def _roundtrip(span: object) -> list[object]:
-    from telemetry.otlp_json import encode_spans_line, parse_line
+    from rlm_router.telemetry.otlp_json import encode_spans_line, parse_line
 
     return list(parse_line(encode_spans_line([span])))  # type: ignore[list-item]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from telemetry.report import ROUTE_COLORS, read_report_data, render_report, write_report
+from rlm_router.telemetry.report import ROUTE_COLORS, read_report_data, render_report, write_report
 from tests.telemetry.telemetry_support import write_sample_traces
 
 pytestmark = pytest.mark.server

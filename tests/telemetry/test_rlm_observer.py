@@ -12,10 +12,10 @@ import time
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from rlm_core import EngineObserver
-from rlm_core.budget import StopReason, Usage
-from rlm_core.trajectory import Execution, Iteration, ModelCall, Node
-from telemetry import semconv as sc
+from rlm_router.rlm_core import EngineObserver
+from rlm_router.rlm_core.budget import StopReason, Usage
+from rlm_router.rlm_core.trajectory import Execution, Iteration, ModelCall, Node
+from rlm_router.telemetry import semconv as sc
 from tests.telemetry.telemetry_support import SampleDecision, Wired
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telemetry import semconv as sc
+from rlm_router.telemetry import semconv as sc
 from tests.telemetry.telemetry_support import SampleDecision, SampleFeatures
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from telemetry import Telemetry, TelemetryConfigError, read_spans
-from telemetry import semconv as sc
+from rlm_router.telemetry import Telemetry, TelemetryConfigError, read_spans
+from rlm_router.telemetry import semconv as sc
 
 
 def _requests(telemetry: Telemetry, n: int) -> float:
@@ -90,7 +90,7 @@ def test_unreachable_collector_never_fails_or_slows_requests(
         "OTEL_BSP_SCHEDULE_DELAY": "10",
         "OTEL_METRICS_EXPORTER": "none",
     }
-    with caplog.at_level(logging.WARNING, logger="telemetry"):
+    with caplog.at_level(logging.WARNING, logger="rlm_router.telemetry"):
         telemetry = Telemetry.from_env(env)
         elapsed = _requests(telemetry, 200)
         deadline = time.monotonic() + 10
@@ -103,7 +103,9 @@ def test_unreachable_collector_never_fails_or_slows_requests(
         shutdown_s = time.monotonic() - started
     assert elapsed < 1.0, f"200 traced requests took {elapsed:.2f} s with a dead collector"
     assert exporter.failures >= 2
-    ours = [r for r in caplog.records if r.name == "telemetry" and "failed" in r.getMessage()]
+    ours = [
+        r for r in caplog.records if r.name == "rlm_router.telemetry" and "failed" in r.getMessage()
+    ]
     assert len(ours) == 1, [r.getMessage() for r in ours]
     assert shutdown_s < 3.0
 
@@ -120,7 +122,7 @@ def test_read_only_traces_file_never_fails_requests(
     else:
         target = read_only / "traces.jsonl"
     env = {"RLM_ROUTER_TRACES_FILE": str(target), "OTEL_BSP_SCHEDULE_DELAY": "10"}
-    with caplog.at_level(logging.WARNING, logger="telemetry"):
+    with caplog.at_level(logging.WARNING, logger="rlm_router.telemetry"):
         telemetry = Telemetry.from_env(env)
         for _ in range(3):
             _requests(telemetry, 5)
@@ -128,7 +130,7 @@ def test_read_only_traces_file_never_fails_requests(
         telemetry.shutdown()
     (exporter,) = telemetry.span_exporters
     assert exporter.failures >= 3
-    ours = [r for r in caplog.records if r.name == "telemetry"]
+    ours = [r for r in caplog.records if r.name == "rlm_router.telemetry"]
     assert len(ours) == 1 and str(target.parent) in ours[0].getMessage()
     read_only.chmod(stat.S_IRWXU)
 
@@ -142,7 +144,7 @@ def test_shutdown_is_bounded_while_exporter_retries(caplog: pytest.LogCaptureFix
     telemetry = Telemetry.from_env(env)
     _requests(telemetry, 10)
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="telemetry"):
+    with caplog.at_level(logging.WARNING, logger="rlm_router.telemetry"):
         telemetry.shutdown(timeout_s=0.3)
     assert time.monotonic() - started < 2.5
     assert any("did not finish" in r.getMessage() for r in caplog.records)
@@ -163,7 +165,7 @@ def test_a_busy_metrics_port_disables_metrics_only(
             "OTEL_METRICS_EXPORTER": "prometheus",
             "OTEL_EXPORTER_PROMETHEUS_PORT": str(port),
         }
-        with caplog.at_level(logging.WARNING, logger="telemetry"):
+        with caplog.at_level(logging.WARNING, logger="rlm_router.telemetry"):
             telemetry = Telemetry.from_env(env)
         try:
             assert telemetry.prometheus_port is None

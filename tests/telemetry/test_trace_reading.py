@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policies.learning import Utility, build_dataset
-from policies.learning.estimators import compare
-from policies.learning.sampling import sample_rows
-from router.cli import main
-from router.features import FEATURE_NAMES
-from telemetry.feedback import feedback_from_spans, merge_feedback, read_feedback
-from telemetry.otlp_json import read_spans
-from telemetry.records import RequestRecord, RequestScan, iter_request_records
-from telemetry.records import load_request_records as load
-from telemetry.report import write_report
+from rlm_router.policies.learning import Utility, build_dataset
+from rlm_router.policies.learning.estimators import compare
+from rlm_router.policies.learning.sampling import sample_rows
+from rlm_router.router.cli import main
+from rlm_router.router.features import FEATURE_NAMES
+from rlm_router.telemetry.feedback import feedback_from_spans, merge_feedback, read_feedback
+from rlm_router.telemetry.otlp_json import read_spans
+from rlm_router.telemetry.records import RequestRecord, RequestScan, iter_request_records
+from rlm_router.telemetry.records import load_request_records as load
+from rlm_router.telemetry.report import write_report
 from tests.policies.test_training import long_aggregation_needs_rlm, write_traffic
 from tests.telemetry.golden_traces import golden_outputs, write_golden_traces
 

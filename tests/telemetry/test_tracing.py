@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from telemetry import semconv as sc
+from rlm_router.telemetry import semconv as sc
 from tests.telemetry.telemetry_support import SampleDecision, Wired
 
 MESSAGES = [{"role": "user", "content": "SECRET-PROMPT what is 2+2?"}]

@@ -16,9 +16,9 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from rlm_core.litellm_api import token_cost
-from rlm_core.tokens import count_tokens
-from sim.loopback import start_site
+from rlm_router.rlm_core.litellm_api import token_cost
+from rlm_router.rlm_core.tokens import count_tokens
+from rlm_router.sim.loopback import start_site
 
 MODEL = "openai/gpt-4o-mini"  # in litellm's cost map: calls are priced for real
 

@@ -6,9 +6,9 @@ counts what really went out, priced with litellm's cost map for the model.
 
 from __future__ import annotations
 
-from rlm_core import Budget, ModelSpec, RetryPolicy, RLMEngine, SandboxLimits, StopReason
-from rlm_core.litellm_api import token_cost
-from rlm_core.tokens import count_tokens
+from rlm_router.rlm_core import Budget, ModelSpec, RetryPolicy, RLMEngine, SandboxLimits, StopReason
+from rlm_router.rlm_core.litellm_api import token_cost
+from rlm_router.rlm_core.tokens import count_tokens
 from tests.rlm_core.scripted_model import MODEL, ScriptedModel, is_root
 
 LIMITS = SandboxLimits(wall_seconds=20.0, cpu_seconds=10, memory_mb=1024)

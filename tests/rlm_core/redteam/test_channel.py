@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rlm_core.errors import SandboxMisbehaving
-from rlm_core.frames import SubCallRequest
-from rlm_core.sandbox import Sandbox, SandboxLimits
+from rlm_router.rlm_core.errors import SandboxMisbehaving
+from rlm_router.rlm_core.frames import SubCallRequest
+from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits
 
 # Writes one frame (4-byte length + body) to every descriptor that takes it.
 FORGE = """

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core.litellm_api import token_cost
+from rlm_router.rlm_core.litellm_api import token_cost
 from tests.rlm_core.redteam.hostile_provider import MODEL, HostileProvider
 
 pytestmark = [

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core.errors import SandboxError
-from rlm_core.frames import SubCallRequest
-from rlm_core.sandbox import Sandbox, SandboxLimits
+from rlm_router.rlm_core.errors import SandboxError
+from rlm_router.rlm_core.frames import SubCallRequest
+from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="full containment needs root here")
 
@@ -161,7 +161,7 @@ async def test_the_opted_in_weaker_mode_still_blocks_udp_tcp_and_exec() -> None:
     tcp.setblocking(False)
     code = (
         # The audit hook refuses ctypes.CDLL, but the worker's own libc handle is reachable.
-        "import ctypes, sys\nlibc = sys.modules['rlm_core.worker.lockdown']._libc\n"
+        "import ctypes, sys\nlibc = sys.modules['rlm_router.rlm_core.worker.lockdown']._libc\n"
         "print('socket', libc.socket(2, 2, 0), ctypes.get_errno())\n"  # AF_INET/DGRAM via libc
         "print('execve', libc.execve(b'/bin/true', None, None), ctypes.get_errno())\n"
     )
