@@ -45,7 +45,7 @@ YAML shape (every key optional except ``models``; unknown keys are errors)::
     limits:                         # checked before any routing work; null = no limit
       max_request_bytes: 33554432   # request body bytes (32 MiB): larger is answered 413
       max_messages: 4096            # more messages is answered 400
-      max_input_tokens: 8000000     # estimated input tokens: more is answered 400
+      max_input_tokens: 12000000    # estimated input tokens: more is answered 400
     admission:                      # RLM runs admitted at once, per proxy instance
       max_concurrent_rlm: 4         # null = unbounded
       max_concurrent_rlm_per_key: null   # per API key (LiteLLM's key hash or alias)
@@ -173,7 +173,8 @@ class Limits:
 
     max_request_bytes: int | None = 32 * 1024 * 1024
     max_messages: int | None = 4096
-    max_input_tokens: int | None = 8_000_000
+    # Above the 10M-token requests the RLM route is built for (a 10M OOLONG body is ~31 MiB).
+    max_input_tokens: int | None = 12_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
