@@ -194,19 +194,29 @@ def respond_as_root(reading: Reading, messages: list[tuple[str, str]]) -> str:
     if last_step == "solve" and persona.verify and not as_child and not _ERROR.search(output):
         flip = personas.FLIP_RESULT if chance("flip") < persona.verify_flips else ""
         return _code("Let me verify the result by recomputing it.", solve("verify", flip), fence)
+
+    def final_var(text: str) -> str:
+        """End on the REPL's ``result`` (with the persona's FINAL/FINAL_VAR confusion)."""
+        if by_dict:
+            return _code(text, programs.SUBMIT_RESULT)
+        if chance("final") < persona.final_confusion:
+            return f"{text}\n\nFINAL(result)"
+        return f"{text}\n\nFINAL_VAR(result)"
+
     if last_step in ("solve", "fallback", "assign", "verify"):
         if _ERROR.search(output) and last_step == "solve":
             return _code(
                 "The program failed; I will use a simpler chunk-and-combine approach.",
                 programs.fallback_program(question.text),
             )
+        if _ERROR.search(output) and last_step == "verify":
+            # The re-run failed (at 10M tokens: the cost budget refused its batches), but the
+            # first run's ``result`` is still in the REPL: a coder root hands that in, as the
+            # engine's refusal says ("finish with what you have").
+            return final_var("The verification could not finish; the first result stands.")
         if _ERROR.search(output):
             found = _RESULT_LINE.findall(output)
             answer = found[-1] if found else "I could not determine the answer."
             return _final(answer, by_dict=by_dict) if by_dict else f"FINAL({answer})"
-        if by_dict:
-            return _code("The program printed the result.", programs.SUBMIT_RESULT)
-        if chance("final") < persona.final_confusion:
-            return "The program printed the result.\n\nFINAL(result)"
-        return "The program printed the result.\n\nFINAL_VAR(result)"
+        return final_var("The program printed the result.")
     return _code("Let me look at the context first.", programs.INSPECT)

@@ -39,3 +39,33 @@ def test_misreading_changes_the_label_or_user() -> None:
     assert misread(q, 0.5).params["label"] != "location"
     most = Question("most_common", "Which label ...", {"user": "12"})
     assert misread(most, 0.1).params["user"] != "12"
+
+
+def test_a_verification_that_fails_hands_in_the_first_result() -> None:
+    # At 10M tokens the coder's re-run is refused by the cost budget partway; its first
+    # result is still in the REPL, and that is what it answers (it used to answer "I could
+    # not determine the answer." and score 0).
+    from sim import SIM_MODELS
+    from sim.programs import STEP_MARKER
+    from sim.reader import Reading
+    from sim.root import respond_as_root
+
+    query = generate("oolong", n_tokens=2_000, seed=1, kind="count").question
+    system = "Write code in ```repl blocks. You can call llm_query(prompt) and llm_query_batched."
+    refused = (
+        'Traceback (most recent call last):\n  File "<repl>", line 88, in <module>\n'
+        "rlm_core.worker.repl.SubCallError: refused before sending: ... $5 budget."
+    )
+    messages = [
+        ("system", system),
+        ("user", f"<query>\n{query}\n</query>\n\nContext: str"),
+        ("assistant", f"```repl\n{STEP_MARKER}inspect\n```"),
+        ("user", "REPL output:\nstr 900000 chars,"),
+        ("assistant", f"```repl\n{STEP_MARKER}solve\n```"),
+        ("user", "REPL output:\nresult: 7"),
+        ("assistant", f"```repl\n{STEP_MARKER}verify\n```"),
+        ("user", f"REPL output:\n{refused}"),
+    ]
+    reply = respond_as_root(Reading(SIM_MODELS["sim-coder"], 0, 2_000), messages)
+    assert "could not determine" not in reply
+    assert reply.rstrip().endswith(("FINAL_VAR(result)", "FINAL(result)"))
