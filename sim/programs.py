@@ -272,10 +272,38 @@ def chunk_note(chars: int) -> str:
     return "" if chars == RECORD_CHUNK_CHARS else CHUNK_NOTE.format(chars=chars)
 
 
+def _hop_program(q: Question) -> str:
+    """Two passes over the text: which organisation the director runs, then its city."""
+    first = prompts.EXCERPT_PROMPT.format(
+        question=f"Which organisation is directed by {q.params['person']}?"
+    )
+    return f"""{STEP_MARKER}solve
+{_PRELUDE}
+
+def found(replies):
+    return [r.strip() for r in replies if r.strip() and r.strip().upper() != "NONE"]
+
+
+orgs = found(ask_chunks(text, {first!r}, {PROSE_CHUNK_CHARS}))
+print("organisations found:", orgs)
+if orgs:
+    org = Counter(orgs).most_common(1)[0][0]
+    prompt = {prompts.EXCERPT_PROMPT!r}.format(question=f"In which city is {{org}} based?")
+    cities = found(ask_chunks(text, prompt, {PROSE_CHUNK_CHARS}))
+    print("cities found:", cities)
+    result = Counter(cities).most_common(1)[0][0] if cities else "unknown"
+else:
+    result = "unknown"
+print("result:", result)
+"""
+
+
 def solve_program(
     q: Question, *, as_child: bool, record_chunk_chars: int = RECORD_CHUNK_CHARS
 ) -> str:
     """The program for question ``q``; a child stores the JSON partial as ``result``."""
+    if q.kind == "hop_city" and not as_child:
+        return _hop_program(q)
     shape = _shape(q, record_chunk_chars)
     reduce = "result = json.dumps(partial)\n" if as_child else _reduce(q)
     return (

@@ -44,6 +44,15 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "arithmetic",
         re.compile(r"What is (?P<a>-?\d+) (?P<op>plus|minus|times) (?P<b>-?\d+)\?", re.I),
     ),
+    # Before fact_city, whose pattern also matches this wording.
+    (
+        "hop_city",
+        re.compile(
+            r"In which city is the organisation whose director is (?P<person>[A-Z][\w-]+"
+            r"(?: [A-Z][\w-]+)*) based\?"
+        ),
+    ),
+    ("fact_org", re.compile(r"Which organisation is directed by (?P<person>.+?)\?", re.I)),
     ("fact_year", re.compile(r"In which year was (?P<entity>.+?) founded\?", re.I)),
     ("fact_city", re.compile(r"In which city is (?P<entity>.+?) based\?", re.I)),
     ("fact_count", re.compile(r"How many people does (?P<entity>.+?) employ\?", re.I)),

@@ -121,8 +121,23 @@ _RECALL = {
 }
 
 
+def _org_of(reading: Reading, text: str, person: str) -> str | None:
+    match = re.search(rf"The director of (the [A-Z][\w ]+?) is {re.escape(person)}\.", text)
+    if match and reading.catches(match.group(0), sparse=True):
+        return match.group(1)
+    return None
+
+
 def _lookup(reading: Reading, text: str, q: Question) -> str | None:
-    """Answers that are one fact in the text (or need no text at all)."""
+    """Answers that are one fact in the text (or need no text at all); a multi-hop question
+    is two facts, each caught (or not) on its own."""
+    if q.kind == "fact_org":
+        return _org_of(reading, text, q.params["person"])
+    if q.kind == "hop_city":
+        org = _org_of(reading, text, q.params["person"])
+        if org is None:
+            return None
+        return _lookup(reading, text, Question("fact_city", q.text, {"entity": org}))
     if q.kind == "arithmetic":
         a, b = int(q.params["a"]), int(q.params["b"])
         op = q.params["op"].lower()

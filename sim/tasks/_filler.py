@@ -8,6 +8,7 @@ them whose size is the sum of their counts.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from functools import lru_cache
 
 from rlm_router.rlm_core.tokens import count_tokens
@@ -98,6 +99,12 @@ def _paragraph(rng: random.Random) -> str:
             f"{opener}{subject} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} {rng.choice(_TAILS)}."
         )
     return " ".join(sentences)
+
+
+# How a family gets its haystack: (rng, n_tokens) -> (paragraphs, each ending in a blank
+# line, and their token count). ``haystack`` below is the default; the realistic-mix benchmark
+# passes one over real text.
+Filler = Callable[[random.Random, int], tuple[list[str], int]]
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from rlm_router.sim.tasks._filler import haystack
+from rlm_router.sim.tasks._filler import Filler, haystack
 from rlm_router.sim.tasks._task import Task
 
 _KEY_ADJECTIVES = (
@@ -50,12 +50,18 @@ NIAH_HEADER = (
 )
 
 
-def niah(n_tokens: int, seed: int, kind: str | None = None) -> Task:
-    """One needle sentence carrying a key's 7-digit value at a random depth of a haystack."""
+def niah(
+    n_tokens: int,
+    seed: int,
+    kind: str | None = None,
+    filler: Filler | None = None,
+) -> Task:
+    """One needle sentence carrying a key's 7-digit value at a random depth of a haystack
+    (the essay filler, or the paragraphs ``filler`` returns)."""
     rng = random.Random(f"niah:{seed}:{n_tokens}")
     key = f"{rng.choice(_KEY_ADJECTIVES)}-{rng.choice(_KEY_NOUNS)}"
     value = str(rng.randint(1_000_000, 9_999_999))
-    paragraphs, total = haystack(rng, max(64, n_tokens - 40))
+    paragraphs, total = (filler or haystack)(rng, max(64, n_tokens - 40))
     needle = f"One of the special magic numbers for {key} is: {value}.\n\n"
     depth = rng.uniform(0.05, 0.95)
     paragraphs.insert(int(depth * len(paragraphs)), needle)
@@ -77,7 +83,7 @@ def niah(n_tokens: int, seed: int, kind: str | None = None) -> Task:
     )
 
 
-_ORGS = (
+ORGS = (
     "the Varnel Bridge Company",
     "the Quillford Museum",
     "the Ostreva Rowing Club",
@@ -88,7 +94,7 @@ _ORGS = (
     "the Skelby Ferry Service",
     "the Orvanto Library",
 )
-_PEOPLE = (
+PEOPLE = (
     "Ilse Marrow",
     "Tomas Greaves",
     "Anika Solberg",
@@ -98,7 +104,7 @@ _PEOPLE = (
     "Priya Castellan",
     "Jonah Whitcombe",
 )
-_CITIES = ("Lisbon", "Tallinn", "Porto", "Ghent", "Bergen", "Lyon", "Krakow", "Turin")
+CITIES = ("Lisbon", "Tallinn", "Porto", "Ghent", "Bergen", "Lyon", "Krakow", "Turin")
 
 # (fact sentence, question, answer slot): {org} is the entity, {v} the value.
 QA_FACTS: tuple[tuple[str, str, str], ...] = (
@@ -113,10 +119,10 @@ def _value(slot: str, rng: random.Random) -> str:
     if slot == "year":
         return str(rng.randint(1820, 2015))
     if slot == "city":
-        return rng.choice(_CITIES)
+        return rng.choice(CITIES)
     if slot == "count":
         return str(rng.randint(12, 4800))
-    return rng.choice(_PEOPLE)
+    return rng.choice(PEOPLE)
 
 
 def qa(n_tokens: int, seed: int, kind: str | None = None) -> Task:
@@ -137,7 +143,7 @@ def qa(n_tokens: int, seed: int, kind: str | None = None) -> Task:
             seed=seed,
             scoring="numeric",
         )
-    orgs = rng.sample(_ORGS, 3)
+    orgs = rng.sample(ORGS, 3)
     facts = []
     for org in orgs:
         for sentence, _, slot in rng.sample(QA_FACTS, 3):

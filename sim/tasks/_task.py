@@ -30,7 +30,8 @@ def score_exact(prediction: str, answer: str, options: tuple[str, ...] = ()) -> 
     if got == want:
         return 1.0
     if options:
-        named = {opt for opt in options if re.search(rf"\b{re.escape(opt.lower())}\b", got)}
+        # Options compared as normalised, like the answer (a city is "Lyon", not "lyon").
+        named = {_normalise(o) for o in options if re.search(rf"\b{re.escape(o.lower())}\b", got)}
         return 1.0 if named == {want} else 0.0
     return 0.0
 

@@ -7,7 +7,7 @@ import pytest
 from rlm_router.sim import SIM_MODELS, SimServer
 from rlm_router.sim import programs as prog
 from rlm_router.sim.questions import Question, understand
-from rlm_router.sim.reader import Reading
+from rlm_router.sim.reader import Reading, answer_question
 from rlm_router.sim.root import is_root_prompt, respond_as_root
 from rlm_router.sim.tasks import FAMILIES, generate
 
@@ -126,6 +126,7 @@ def _engine(sim: SimServer):  # type: ignore[no-untyped-def]
         ("oolong_pairs", None),
         ("niah", None),
         ("qa", "reading"),
+        ("multihop", None),
     ],
 )
 async def test_rlm_runs_end_to_end_at_32k(
@@ -163,3 +164,19 @@ async def test_rlm_generic_program_and_structured_contexts(sim_server: SimServer
     for context in (as_list, {"records": lines}):
         result = await _engine(sim_server).acompletion(task.question, context)
         assert task.score(result.answer) >= 0.75
+
+
+@pytest.mark.usefixtures("sim_models")
+async def test_multihop_needs_both_hops_and_the_root_chains_them(sim_server: SimServer) -> None:
+    task = generate("multihop", n_tokens=64_000, seed=4)
+    result = await _engine(sim_server).acompletion(task.question, task.context)
+    assert task.score(result.answer) == 1.0
+    code = "\n".join(e.code for i in result.trajectory.iterations for e in i.executions)
+    assert "Which organisation is directed by" in code  # the first hop, then the second
+    assert "cities found:" in code
+    # A reader that finds only the first fact has no answer: the question is two lookups.
+    first_hop_only = task.context.replace(" is based in ", " was once visited in ")
+    reading = Reading(SIM_MODELS["sim-large"], 0, 2_000)
+    assert understand(task.question).kind == "hop_city"
+    assert task.score(answer_question(reading, first_hop_only, task.question, partial=False)) == 0
+    assert answer_question(reading, task.context, task.question, partial=False) == task.answer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 import time
 
 import pytest
@@ -14,10 +16,10 @@ from rlm_router.sim.tasks.records import RECORD_RE, instance_pool
 
 def test_exported_names() -> None:
     assert set(tasks.__all__) == {
-        "FAMILIES", "LABELS", "OOLONG_KINDS", "Task", "classify_instance", "generate",
+        "FAMILIES", "Filler", "LABELS", "OOLONG_KINDS", "Task", "classify_instance", "generate",
         "parse_pairs", "render_request",
     }  # fmt: skip
-    assert FAMILIES == ("chat", "qa", "niah", "oolong", "oolong_pairs")
+    assert FAMILIES == ("chat", "qa", "niah", "oolong", "oolong_pairs", "multihop")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -139,3 +141,33 @@ def test_ten_million_tokens_in_seconds(family: str) -> None:
     assert elapsed < 10.0
     assert 9_500_000 <= task.n_tokens <= 10_500_000
     assert len(task.context) > 30_000_000
+
+
+def test_multihop_answer_is_the_city_of_the_named_directors_organisation() -> None:
+    for seed in range(5):
+        task = generate("multihop", n_tokens=20_000, seed=seed)
+        person, org = task.metadata["person"], task.metadata["organisation"]
+        assert person in task.question and org not in task.question
+        assert f"The director of {org} is {person}." in task.context
+        based = re.findall(r"(?:the|The) ([\w ]+?) is based in (\w+)\.", task.context)
+        assert len(based) == 5  # the organisation and four distractors
+        assert dict(based)[org.removeprefix("the ")] == task.answer
+        # Only the right chain gives the answer: no distractor shares the city.
+        assert sum(city == task.answer for _, city in based) == 1
+        assert task.score(f"It is based in {task.answer}.") == 1.0
+        assert task.score(next(c for _, c in based if c != task.answer)) == 0.0
+
+
+def test_filler_plants_the_facts_in_given_text_and_only_for_lookup_families() -> None:
+    lines = [f"Line {i} of a real document.\n\n" for i in range(400)]
+
+    def filler(rng: random.Random, n_tokens: int) -> tuple[list[str], int]:
+        return list(lines), 3_000
+
+    for family in ("niah", "multihop"):
+        task = generate(family, n_tokens=3_000, seed=2, filler=filler)
+        assert "Line 399 of a real document." in task.context
+        assert "The committee" not in task.context  # none of the essay filler
+        assert task.score(task.answer) == 1.0
+    with pytest.raises(ValueError, match="takes no filler"):
+        generate("oolong", n_tokens=3_000, seed=2, filler=filler)
