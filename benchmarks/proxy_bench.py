@@ -56,8 +56,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def sim_model_list(base_url: str) -> list[dict[str, Any]]:
-    """model_list entries for the simulated provider's models (group name = sim model name).
+def sim_model_list(
+    base_url: str, names: tuple[str, ...] = ("sim-large", "sim-mini")
+) -> list[dict[str, Any]]:
+    """model_list entries for the simulated provider's ``names`` (group name = model name).
 
     Prices and windows are declared per deployment, so the proxy's spend tracking uses the
     simulator's prices without ``register_sim_models()`` running in the proxy process.
@@ -80,7 +82,7 @@ def sim_model_list(base_url: str) -> list[dict[str, Any]]:
             },
         }
         for name, model in SIM_MODELS.items()
-        if name in ("sim-large", "sim-mini")
+        if name in names
     ]
 
 
