@@ -45,16 +45,16 @@ def test_a_verification_that_fails_hands_in_the_first_result() -> None:
     # At 10M tokens the coder's re-run is refused by the cost budget partway; its first
     # result is still in the REPL, and that is what it answers (it used to answer "I could
     # not determine the answer." and score 0).
-    from sim import SIM_MODELS
-    from sim.programs import STEP_MARKER
-    from sim.reader import Reading
-    from sim.root import respond_as_root
+    from rlm_router.sim import SIM_MODELS
+    from rlm_router.sim.programs import STEP_MARKER
+    from rlm_router.sim.reader import Reading
+    from rlm_router.sim.root import respond_as_root
 
     query = generate("oolong", n_tokens=2_000, seed=1, kind="count").question
     system = "Write code in ```repl blocks. You can call llm_query(prompt) and llm_query_batched."
     refused = (
         'Traceback (most recent call last):\n  File "<repl>", line 88, in <module>\n'
-        "rlm_core.worker.repl.SubCallError: refused before sending: ... $5 budget."
+        "rlm_router.rlm_core.worker.repl.SubCallError: refused before sending: ... $5 budget."
     )
     messages = [
         ("system", system),
