@@ -30,8 +30,9 @@ from rlm_router.policies.schema import (
     Policy,
     Route,
     Rules,
+    SandboxSettings,
 )
-from rlm_router.rlm_core import Budget, RetryPolicy
+from rlm_router.rlm_core import Budget, RetryPolicy, SandboxLimits
 from rlm_router.rlm_core.errors import ConfigError
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default.yaml")
@@ -103,6 +104,7 @@ def parse_policy(text: str, *, source: Path | None = None) -> Policy:
         retry=_retry(top.section("retry")),
         limits=_limits(top.section("limits")),
         admission=_admission(top.section("admission")),
+        sandbox=_sandbox(top.section("sandbox")),
         source=source,
     )
     top.finish()
@@ -246,6 +248,24 @@ def _admission(section: _Section) -> AdmissionSettings:
     return admission
 
 
+def _sandbox(section: _Section) -> SandboxSettings:
+    d = SandboxLimits()
+    limits = SandboxLimits(
+        allow_weak_containment=section.get("allow_weak_containment", _bool, False),
+        memory_mb=section.get("memory_mb", _int(64), d.memory_mb),
+        max_processes=section.get("max_processes", _int(4), d.max_processes),
+        cpu_seconds=section.get("cpu_seconds", _int(1), d.cpu_seconds),
+        wall_seconds=section.get(
+            "wall_seconds", _float(0.0, math.inf, low_open=True), d.wall_seconds
+        ),
+    )
+    settings = SandboxSettings(
+        limits=limits, prestart_workers=section.get("prestart_workers", _int(0, 64), 0)
+    )
+    section.finish()
+    return settings
+
+
 # --- node reading -----------------------------------------------------------------------
 
 _CONSTRUCTOR = SafeConstructor()
@@ -366,6 +386,12 @@ def _kind(node: yaml.Node) -> str:
 def _str(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise _Invalid(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {value!r}")
     return value
 
 

@@ -53,6 +53,13 @@ YAML shape (every key optional except ``models``; unknown keys are errors)::
       queue_ms: 2000                # how long an escalation waits for a slot (never past its
                                     # latency budget)
       when_full: direct             # direct (when the input fits its window) | reject (429)
+    sandbox:                        # rlm_core.SandboxLimits for the RLM route's REPL workers
+      allow_weak_containment: false # run model code where a containment layer is missing
+      prestart_workers: 0           # workers started and locked down ahead of RLM runs
+      memory_mb: 2048               # memory of one sandbox's whole process tree (+ context)
+      max_processes: 64             # processes of one sandbox
+      cpu_seconds: 60               # CPU time per execution
+      wall_seconds: 120             # wall time per execution (sub-call time excluded)
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rlm_router.rlm_core import Budget, RetryPolicy
+from rlm_router.rlm_core import Budget, RetryPolicy, SandboxLimits
 
 Route = Literal["llm", "rlm"]
 ROUTES: tuple[Route, ...] = ("llm", "rlm")
@@ -195,6 +202,19 @@ class AdmissionSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SandboxSettings:
+    """The RLM route's sandbox: its limits, and how many workers start ahead of runs.
+
+    Where this host cannot give a containment layer (a network namespace, Landlock, a PID
+    namespace, seccomp, a per-sandbox cgroup) the engine refuses to run model code unless
+    ``limits.allow_weak_containment`` is set.
+    """
+
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    prestart_workers: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Policy:
     """A validated routing policy. ``version`` identifies its exact content (name@hash)."""
 
@@ -210,6 +230,7 @@ class Policy:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: Limits = field(default_factory=Limits)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     source: Path | None = None
 
     def describe(self) -> dict[str, Any]:

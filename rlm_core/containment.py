@@ -98,6 +98,13 @@ class SandboxCgroup:
             return None
         return cls(made, 1)
 
+    def set_memory(self, memory_bytes: int) -> None:
+        """Change the memory limit (a pre-made cgroup learns its context's size late)."""
+        name = "memory.max" if self.version == 2 else "memory.limit_in_bytes"
+        for directory in self.directories:
+            if (directory / name).exists():
+                (directory / name).write_text(str(memory_bytes))
+
     def kill_all(self) -> None:
         """SIGKILL every process in the sandbox's cgroups (at close, whatever escaped)."""
         for directory in self.directories:

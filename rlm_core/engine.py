@@ -13,6 +13,7 @@ from rlm_router.rlm_core.budget import Budget, Ledger, StopReason, Usage
 from rlm_router.rlm_core.errors import ProviderError, ProviderFailure
 from rlm_router.rlm_core.loop import NodeOutcome, TreeAborted, TreeRun
 from rlm_router.rlm_core.observer import EngineObserver, Notifier
+from rlm_router.rlm_core.pool import WorkerPool
 from rlm_router.rlm_core.provider import Completion, ModelClient, ModelSpec, RetryPolicy
 from rlm_router.rlm_core.sandbox import SandboxLimits
 from rlm_router.rlm_core.trajectory import Trajectory
@@ -72,7 +73,8 @@ class RLMEngine:
     ``completion`` is an async callable with ``litellm.acompletion``'s signature (default:
     ``litellm_api.engine_acompletion``: litellm, or its lean path for OpenAI-compatible
     endpoints). ``concurrency`` bounds the provider calls in flight across
-    the whole recursion tree of one query.
+    the whole recursion tree of one query. ``pool`` (a started ``WorkerPool`` with the same
+    limits, on the loop the queries run on) hands each sandbox a worker started ahead of it.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class RLMEngine:
         concurrency: int = 16,
         observer: EngineObserver | None = None,
         completion: Completion | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -97,6 +100,7 @@ class RLMEngine:
         self.concurrency = concurrency
         self.observer = observer
         self._completion = completion
+        self.pool = pool
 
     async def acompletion(
         self, query: str, context: Any, *, deadline: float | None = None
@@ -110,7 +114,7 @@ class RLMEngine:
         tree = TreeRun(
             root=self.root, sub=self.sub, budget=self.budget, limits=self.limits,
             ledger=ledger, client=ModelClient(self._completion, self.retry, ledger),
-            notify=Notifier(self.observer),
+            notify=Notifier(self.observer), pool=self.pool,
         )  # fmt: skip
         started = time.perf_counter()
         remaining = ledger.remaining_s()

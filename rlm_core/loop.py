@@ -19,6 +19,7 @@ from rlm_router.rlm_core.budget import Budget, BudgetRefused, Ledger, Reservatio
 from rlm_router.rlm_core.errors import ContextWindowExceeded, ProviderError, SandboxMisbehaving
 from rlm_router.rlm_core.frames import SubCallRequest
 from rlm_router.rlm_core.observer import Notifier
+from rlm_router.rlm_core.pool import WorkerPool
 from rlm_router.rlm_core.preflight import Plan, Preflight
 from rlm_router.rlm_core.provider import ModelClient, ModelReply, ModelSpec
 from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRejected
@@ -56,7 +57,9 @@ class TreeRun:
         ledger: Ledger,
         client: ModelClient,
         notify: Notifier,
+        pool: WorkerPool | None = None,
     ) -> None:
+        self.pool = pool
         self.root = root
         self.sub = sub
         self.budget = budget
@@ -268,7 +271,7 @@ class TreeRun:
         async def handler(request: SubCallRequest) -> list[str]:
             return await self.serve(node, request)
 
-        sandbox = Sandbox(context, limits=self.limits, handler=handler)
+        sandbox = Sandbox(context, limits=self.limits, handler=handler, pool=self.pool)
         del context  # the sandbox owns the only reference from here on
         # The worker starts while the first root turn is in flight.
         starting = asyncio.create_task(sandbox.start())

@@ -2,9 +2,11 @@
 
 The worker (``rlm_core/worker``) confines itself at start-up (network namespace, Landlock
 filesystem/network/signal scoping, resource limits, unprivileged uid) and reports what held;
-missing mechanisms are logged as warnings once per process. The host enforces the wall-clock
-limit per execution: on breach it kills the worker's whole process group, starts a fresh one
-on the same context file and tells the model its variables were lost.
+missing mechanisms are logged as warnings once per process (``rlm_core.launch``). The host
+enforces the wall-clock limit per execution: on breach it kills the worker's whole process
+group, starts a fresh one on the same context file and tells the model its variables were lost.
+Given a ``WorkerPool`` with the same limits, a sandbox takes a worker that was started and
+locked down ahead of it, instead of paying the start on its first execution.
 
 The sandbox knows nothing about models: sub-call frames from the worker are handed to the
 ``SubCallHandler`` the caller passes in.
@@ -13,65 +15,48 @@ The sandbox knows nothing about models: sub-call frames from the worker are hand
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
 import os
-import pwd
-import shutil
-import signal
-import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlm_router.rlm_core import frames
 from rlm_router.rlm_core.containment import SandboxCgroup
-from rlm_router.rlm_core.errors import SandboxError, SandboxMisbehaving
+from rlm_router.rlm_core.errors import SandboxMisbehaving
 from rlm_router.rlm_core.frames import DoneFrame, FrameError, FrameTooLarge, SubCallRequest
+from rlm_router.rlm_core.launch import (
+    SandboxInfo,
+    SandboxLimits,
+    Workspace,
+    await_ready,
+    dispose,
+    kill,
+    launch,
+    write_context,
+)
 from rlm_router.rlm_core.worker.framing import HEADER as _HEADER
 
-logger = logging.getLogger("rlm_router.rlm_core.sandbox")
+if TYPE_CHECKING:
+    from rlm_router.rlm_core.pool import WorkerPool
 
-_WORKER = Path(__file__).with_name("worker")  # run as a directory: see worker/__main__.py
-_warned: set[str] = set()
-
-
-@dataclass(frozen=True, kw_only=True)
-class SandboxLimits:
-    """Per-worker limits. Memory is on top of what the context itself needs."""
-
-    cpu_seconds: int = 60  # CPU time per execution
-    cpu_seconds_total: int = 1800  # CPU time over the worker's life
-    wall_seconds: float = 120.0  # wall time per execution, excluding time spent in sub-calls
-    memory_mb: int = 2048
-    max_processes: int = 64
-    max_file_mb: int = 512
-    max_open_files: int = 256
-    output_bytes: int = 1_000_000  # captured per execution; the prompt shows far less
-    # False skips the network namespace (the in-process socket block and Landlock's TCP
-    # rules still apply); for hosts where creating namespaces is forbidden or slow.
-    network_namespace: bool = True
-    # False skips the per-sandbox cgroup (memory and processes then limited per process and
-    # per uid only); like network_namespace=False, it forces a fallback for tests.
-    cgroups: bool = True
-    # Where a containment layer cannot be had on this host, model code is refused unless
-    # this is set: the user accepts what still holds (SandboxInfo.missing says what not).
-    allow_weak_containment: bool = False
-    start_timeout_s: float = 30.0
-    # Frames from the worker above this size are refused before they are read; the worker
-    # refuses to send them (a sub-call request or a final answer larger than this is an error).
-    max_frame_mb: int = 64
-    # Malformed frames tolerated per execution before the worker is restarted, and
-    # restarts for misbehaviour before the node ends (SandboxMisbehaving).
-    max_bad_frames: int = 16
-    max_protocol_restarts: int = 3
+__all__ = [
+    "ExecutionResult",
+    "Sandbox",
+    "SandboxInfo",
+    "SandboxLimits",
+    "SubCallHandler",
+    "SubCallRejected",
+    "SubCallRequest",
+]
 
 
 SubCallHandler = Callable[[SubCallRequest], Awaitable[list[str]]]
+# Texts up to this size are written on the event loop (~0.1 ms per 100K characters): a trip
+# through the thread pool costs more than that on a busy host.
+_INLINE_WRITE_CHARS = 1 << 20
 
 
 @dataclass
@@ -90,180 +75,91 @@ class ExecutionResult:
     variables: list[str] | None = None  # the REPL's user variables after the execution
 
 
-@dataclass
-class SandboxInfo:
-    """What the worker reported about its confinement."""
-
-    network: str = "none"
-    filesystem: str = "none"
-    uid: int = -1
-    warnings: list[str] = field(default_factory=list)
-    startup_s: float = 0.0
-    context_load_s: float = 0.0
-    pid_namespace: bool = False
-    seccomp: str = "none"
-    cgroup: bool = False
-    missing: list[str] = field(default_factory=list)  # containment layers that did not hold
-
-
-def _nobody() -> tuple[int, int]:
-    try:
-        entry = pwd.getpwnam("nobody")
-        return entry.pw_uid, entry.pw_gid
-    except KeyError:
-        return 65534, 65534
-
-
-def write_context(context: Any, directory: Path) -> tuple[Path, str, int]:
-    """Write the context once for the worker to map; returns (path, kind, bytes)."""
-    if isinstance(context, str):
-        path, kind = directory / "context.txt", "text"
-        with path.open("wb") as handle:
-            step = 1 << 20  # encode in 1 MiB slices: never hold a second full copy
-            for start in range(0, len(context), step):
-                handle.write(context[start : start + step].encode("utf-8", "surrogatepass"))
-    else:
-        path, kind = directory / "context.json", "json"
-        with path.open("w", encoding="utf-8") as handle:
-            json.dump(context, handle, ensure_ascii=False)
-    return path, kind, path.stat().st_size
-
-
 class Sandbox:
     """A persistent REPL worker for one recursion node. Use as ``async with``."""
 
-    def __init__(self, context: Any, *, limits: SandboxLimits, handler: SubCallHandler) -> None:
+    def __init__(
+        self,
+        context: Any,
+        *,
+        limits: SandboxLimits,
+        handler: SubCallHandler,
+        pool: WorkerPool | None = None,
+    ) -> None:
         self._context = context
         self._limits = limits
         self._handler = handler
+        self._pool = pool
         self._proc: asyncio.subprocess.Process | None = None
-        self._scratch: Path | None = None
-        # Outside scratch, closed to the worker's uid: the context file (handed over as a
-        # read-only descriptor, so model code cannot delete or rewrite it for later
-        # restarts) and the spill file that keeps output printed before a wall-time kill.
-        self._private: Path | None = None
-        self._context_path: Path | None = None
-        self._spill_fd: int | None = None
+        self._ws: Workspace | None = None
         self._context_kind = "text"
         self._context_bytes = 0
         self._reader: frames.FrameReader
         self._protocol_restarts = 0
-        self._cgroup: SandboxCgroup | None = None
         self.info = SandboxInfo()
 
+    @property
+    def cgroup(self) -> SandboxCgroup | None:
+        """The sandbox's cgroup (None before start, after close, or where there is none)."""
+        return self._ws.cgroup if self._ws is not None else None
+
     async def __aenter__(self) -> Sandbox:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()  # __aexit__ does not run when entering fails
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def start(self) -> SandboxInfo:
-        """Create the scratch dir, write the context and start the worker."""
-        if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="rlm-scratch-"))
-            uid, gid = _nobody()
-            if os.geteuid() == 0:
-                os.chown(self._scratch, uid, gid)
-            os.chmod(self._scratch, 0o700)
-            self._private = Path(tempfile.mkdtemp(prefix="rlm-host-"))
-            path, self._context_kind, self._context_bytes = await asyncio.to_thread(
-                write_context, self._context, self._private
-            )
-            path.chmod(0o400)
-            self._context_path = path
-            self._context = None  # the file is the single source from now on
-            self._spill_fd = os.open(
-                self._private / "stdout", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
-            if self._limits.cgroups:
-                self._cgroup = SandboxCgroup.create(
-                    memory_bytes=self._memory_bytes(), max_processes=self._limits.max_processes
+        """Write the context and start the worker (or take a pre-started one)."""
+        if self._ws is None:
+            prepared = self._pool.take(self._limits) if self._pool is not None else None
+            if prepared is not None:
+                self._ws = prepared.workspace
+            else:
+                self._ws = Workspace.create(self._limits)
+            if isinstance(self._context, str) and len(self._context) <= _INLINE_WRITE_CHARS:
+                written = write_context(self._context, self._ws.context_path)
+            else:  # large or JSON-like: encoding takes a while, off the event loop
+                written = await asyncio.to_thread(
+                    write_context, self._context, self._ws.context_path
                 )
+            self._context_kind, self._context_bytes = written
+            self._ws.context_path.chmod(0o400)
+            self._context = None  # the file is the single source from now on
+            memory = self._limits.memory_bytes(self._context_bytes)
+            self._ws.set_memory(memory)
+            if prepared is not None:
+                self._proc, self._reader = prepared.proc, prepared.reader
+                try:
+                    await self._send(
+                        {"op": "context", "kind": self._context_kind, "memory_bytes": memory}
+                    )
+                except BrokenPipeError:  # died while waiting in the pool: start afresh
+                    await kill(prepared.proc, None)
+                else:
+                    self.info = await await_ready(
+                        prepared.proc, self._reader, self._limits, self._ws.cgroup
+                    )
+                    return self.info
         await self._spawn()
         return self.info
 
-    def _memory_bytes(self) -> int:
-        # The decoded context plus its mapping must fit beside the model's own memory.
-        return (self._limits.memory_mb << 20) + 6 * self._context_bytes
-
-    def _config(self, context_fd: int) -> dict[str, Any]:
-        lim = self._limits
-        uid, gid = _nobody()
-        memory = self._memory_bytes()
-        return {
-            "cgroup_procs": self._cgroup.procs if self._cgroup is not None else [],
-            "scratch": str(self._scratch),
-            "context_fd": context_fd,
-            "spill_fd": self._spill_fd,
-            "context_kind": self._context_kind,
-            "uid": uid,
-            "gid": gid,
-            "host_pid": os.getpid(),
-            "network_namespace": lim.network_namespace,
-            "limits": {
-                "memory_bytes": memory,
-                "max_processes": lim.max_processes,
-                "max_file_bytes": lim.max_file_mb << 20,
-                "max_open_files": lim.max_open_files,
-                "cpu_total_s": lim.cpu_seconds_total,
-                "output_bytes": lim.output_bytes,
-                "max_frame_bytes": lim.max_frame_mb << 20,
-            },
-        }
-
     async def _spawn(self) -> None:
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
-        assert self._context_path is not None and self._spill_fd is not None
-        context_fd = os.open(self._context_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-S", "-B", str(_WORKER),
-                json.dumps(self._config(context_fd)),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL, env=env, cwd=str(self._scratch),
-                start_new_session=True, limit=1 << 20, pass_fds=(context_fd, self._spill_fd),
-            )  # fmt: skip
-        finally:
-            os.close(context_fd)
-        assert self._proc.stdout is not None
-        self._reader = frames.FrameReader(self._proc.stdout, self._limits.max_frame_mb << 20)
-        try:
-            async with asyncio.timeout(self._limits.start_timeout_s):
-                ready = await self._reader.read()
-            if not isinstance(ready, frames.ReadyFrame):
-                raise FrameError(f"expected a ready frame, got {type(ready).__name__}")
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, FrameError) as exc:
-            await self._kill()
-            raise SandboxError(f"REPL worker failed to start: {exc!r}") from exc
-        report = ready.sandbox
-        warnings = report.get("warnings")
-        self.info = SandboxInfo(
-            network=str(report.get("network", "none")),
-            filesystem=str(report.get("filesystem", "none")),
-            uid=int(_number(report.get("uid"), -1)),
-            warnings=[str(w) for w in warnings] if isinstance(warnings, list) else [],
-            startup_s=_number(report.get("startup_s"), 0.0),
-            context_load_s=_number(report.get("context_load_s"), 0.0),
-            pid_namespace=report.get("pid_namespace") is True,
-            seccomp=str(report.get("seccomp", "none")),
-            cgroup=report.get("cgroup") is True,
+        assert self._ws is not None
+        memory = self._limits.memory_bytes(self._context_bytes)
+        self._proc, self._reader = await launch(
+            self._ws, self._limits, kind=self._context_kind, memory=memory
         )
-        self.info.missing = _missing_layers(self.info)
-        if self.info.missing and not self._limits.allow_weak_containment:
-            await self._kill()
-            raise SandboxError(
-                "refusing to run model code: this host does not give the sandbox "
-                f"{', '.join(self.info.missing)}. Opt in to the weaker sandbox explicitly "
-                "(SandboxLimits(allow_weak_containment=True), rlm-router rlm "
-                "--allow-weak-sandbox) to run with what holds: network "
-                f"{self.info.network}, filesystem {self.info.filesystem}, seccomp "
-                f"{self.info.seccomp}."
-            )
-        for warning in self.info.warnings:
-            if warning not in _warned:
-                _warned.add(warning)
-                logger.warning("RLM sandbox: %s", warning)
+        try:
+            self.info = await await_ready(self._proc, self._reader, self._limits, self._ws.cgroup)
+        except BaseException:
+            self._proc = None
+            raise
 
     async def _send(self, message: dict[str, Any]) -> None:
         assert self._proc is not None and self._proc.stdin is not None
@@ -370,10 +266,10 @@ class Sandbox:
 
     def _spilled(self) -> str:
         """What the execution printed before it was killed (the worker writes it through)."""
-        if self._spill_fd is None:
+        if self._ws is None or self._ws.spill_fd < 0:
             return ""
         cap = self._limits.output_bytes
-        data = os.pread(self._spill_fd, 4 * cap, 0)  # up to 4 UTF-8 bytes per kept character
+        data = os.pread(self._ws.spill_fd, 4 * cap, 0)  # up to 4 UTF-8 bytes per kept character
         return data.decode("utf-8", "replace")[:cap]
 
     async def _misbehaved(self, why: str, started: float, subcall_s: float) -> ExecutionResult:
@@ -425,57 +321,22 @@ class Sandbox:
 
     async def _kill(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        if self._cgroup is not None:
-            self._cgroup.kill_all()  # processes that left the group and the namespace
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        with contextlib.suppress(Exception):
-            if proc.stdin is not None:
-                proc.stdin.close()
-        await proc.wait()
+        if proc is not None:
+            await kill(proc, self._ws.cgroup if self._ws is not None else None)
 
     async def close(self) -> None:
-        """Kill the worker (and anything it forked) and remove the scratch dir."""
+        """Kill the worker (and anything it forked) and remove the scratch dir (in the
+        background: ``rlm_core.launch.dispose``)."""
         try:
             await asyncio.shield(self._kill())
         finally:
-            if self._spill_fd is not None:
-                os.close(self._spill_fd)
-                self._spill_fd = None
-            if self._cgroup is not None:
-                self._cgroup.kill_all()
-                self._cgroup.remove()
-                self._cgroup.remove_later()  # killed processes leave within milliseconds
-                self._cgroup = None
-            for directory in (self._scratch, self._private):
-                if directory is not None:
-                    shutil.rmtree(directory, ignore_errors=True)
-            self._scratch = self._private = None
+            if self._ws is not None:
+                dispose(self._ws)
+                self._ws = None
 
 
 class SubCallRejected(Exception):
     """Raised by a SubCallHandler to turn a request into an exception in model code."""
-
-
-def _missing_layers(info: SandboxInfo) -> list[str]:
-    """The containment layers a full sandbox has that this one lacks."""
-    layers = {
-        "a network namespace": info.network == "namespace",
-        "Landlock filesystem rules": info.filesystem.startswith("landlock"),
-        "a PID namespace": info.pid_namespace,
-        "a seccomp filter": info.seccomp != "none",
-        "a per-sandbox cgroup (memory and processes)": info.cgroup,
-    }
-    return [name for name, held in layers.items() if not held]
-
-
-def _number(value: object, default: float) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok else default  # type: ignore[arg-type]
 
 
 def _result(

@@ -3,6 +3,7 @@ a latency budget is enforced; built from a ``policies.Policy``."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,13 +38,21 @@ class DispatchSettings:
     latency: LatencySettings = field(default_factory=LatencySettings)
     concurrency: int = 16
     keepalive_s: float = 5.0
+    # REPL workers started and locked down ahead of RLM runs (rlm_core.WorkerPool, one per
+    # event loop); 0 starts each sandbox's worker when its run begins.
+    prestart_workers: int = 0
 
     def engine(
         self, *, observer: EngineObserver | None = None, completion: Completion | None = None
     ) -> RLMEngine:
         """The RLM engine of the escalated route, with these settings' models and limits."""
         from rlm_router.rlm_core import RLMEngine
+        from rlm_router.rlm_core.pool import shared_pool
 
+        pool = None
+        if self.prestart_workers > 0:
+            with contextlib.suppress(RuntimeError):  # no running loop: no pool to share
+                pool = shared_pool(self.limits, self.prestart_workers)
         return RLMEngine(
             root=self.models.rlm_root,
             sub=self.models.rlm_sub,
@@ -53,6 +62,7 @@ class DispatchSettings:
             concurrency=self.concurrency,
             observer=observer,
             completion=completion,
+            pool=pool,
         )
 
     @classmethod
@@ -88,6 +98,8 @@ class DispatchSettings:
                 rlm_name=rlm_name,
             ),
             budget=policy.budgets,
+            limits=policy.sandbox.limits,
+            prestart_workers=policy.sandbox.prestart_workers,
             retry=policy.retry,
             # Budgets the RLM route cannot meet never get here: the policy's latency rule
             # (latency.rlm_min_ms) sends them direct.

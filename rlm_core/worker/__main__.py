@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -43,10 +44,27 @@ def main() -> None:
     limits = config["limits"]
     channel = Channel(limits["max_frame_bytes"])
     signal.signal(signal.SIGXCPU, on_xcpu)
+    kind = config["context_kind"]
+    if kind is None:
+        # Pre-started (rlm_core.pool): locked down before the context exists. Say so, then
+        # wait for the host to write the context into the file behind context_fd and name
+        # its kind and the memory limit that fits it. No model code has run yet, so the
+        # process may still set its own address-space limit here.
+        report["startup_s"] = round(time.perf_counter() - started, 6)
+        channel.send({"op": "ready", "pid": os.getpid(), "sandbox": report})
+        try:
+            assign = channel.recv()
+        except EOFError:
+            return
+        if assign.get("op") != "context":
+            return
+        kind = assign["kind"]
+        memory = int(assign["memory_bytes"])
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     loaded = time.perf_counter()
-    context = load_context(config["context_fd"], config["context_kind"])
+    context = load_context(config["context_fd"], kind)
     report["context_load_s"] = round(time.perf_counter() - loaded, 6)
-    report["startup_s"] = round(time.perf_counter() - started, 6)
+    report["startup_s"] = report.get("startup_s", round(time.perf_counter() - started, 6))
     spill_fd = config["spill_fd"]
     os.set_inheritable(spill_fd, False)
     repl = Repl(channel, context, limits, spill_fd)

@@ -295,12 +295,13 @@ def _readable_by_others(path: str) -> bool:
         current = parent
 
 
-def _set_limits(limits: dict[str, int]) -> None:
+def _set_limits(limits: dict[str, Any]) -> None:
     def cap(kind: int, value: int) -> None:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(kind, (value, value))
 
-    cap(resource.RLIMIT_AS, limits["memory_bytes"])
+    if limits["memory_bytes"] is not None:  # None: set once the context is known (pool)
+        cap(resource.RLIMIT_AS, limits["memory_bytes"])
     cap(resource.RLIMIT_NPROC, limits["max_processes"])
     cap(resource.RLIMIT_FSIZE, limits["max_file_bytes"])
     cap(resource.RLIMIT_NOFILE, limits["max_open_files"])

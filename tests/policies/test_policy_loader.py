@@ -42,6 +42,22 @@ def test_the_shipped_default_loads() -> None:
     assert policy.classifier.artifact_path().name == "default_classifier.json"
 
 
+def test_sandbox_settings_reach_the_engine(tmp_path: Path) -> None:
+    from router.dispatch_settings import DispatchSettings
+
+    default = DispatchSettings.from_policy(load_policy()).engine()
+    assert default.limits.allow_weak_containment is False  # never weak unless asked for
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        MINIMAL + "sandbox:\n  allow_weak_containment: true\n  prestart_workers: 2\n"
+        "  memory_mb: 512\n  wall_seconds: 30\n"
+    )
+    settings = DispatchSettings.from_policy(load_policy(path))
+    limits = settings.engine().limits
+    assert limits.allow_weak_containment is True
+    assert (limits.memory_mb, limits.wall_seconds, settings.prestart_workers) == (512, 30.0, 2)
+
+
 def test_a_minimal_policy_gets_defaults() -> None:
     policy = parse_policy(MINIMAL)
     assert policy.models.rlm_sub == policy.models.rlm_root
@@ -90,6 +106,15 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
         ("admission:\n  max_concurrent_rlm: -1\n", "admission.max_concurrent_rlm", "[1"),
         ("admission:\n  when_full: drop\n", "admission.when_full", "direct, reject"),
         ("admission:\n  queue_s: 3\n", "admission.queue_s", "unknown key"),
+        (
+            "sandbox:\n  allow_weak_containment: please\n",
+            "sandbox.allow_weak_containment",
+            "expected true or false",
+        ),
+        ("sandbox:\n  allow_weak_containment: 1\n", "sandbox.allow_weak_containment", "true"),
+        ("sandbox:\n  prestart_workers: -1\n", "sandbox.prestart_workers", "integer in [0, 64]"),
+        ("sandbox:\n  memory_mb: 8\n", "sandbox.memory_mb", "integer in [64"),
+        ("sandbox:\n  allow_weak: true\n", "sandbox.allow_weak", "allow_weak_containment"),
     ],
 )
 def test_wrong_types_and_ranges(tmp_path: Path, extra: str, key: str, expected: str) -> None:

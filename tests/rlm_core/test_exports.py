@@ -20,6 +20,7 @@ def test_exported_names() -> None:
         "StopReason",
         "Trajectory",
         "Usage",
+        "WorkerPool",
     }
     for name in rlm_core.__all__:
         assert getattr(rlm_core, name).__module__.startswith("rlm_router.rlm_core.")

@@ -83,10 +83,11 @@ async def test_processes_started_by_model_code_die_with_the_execution() -> None:
             "except ChildProcessError:\n    print('none left')"
         )
         assert after.stdout == "none left\n"
-        assert box._cgroup is not None
-        procs = await asyncio.to_thread(Path(box._cgroup.procs[-1]).read_text)
+        cgroup = box.cgroup
+        assert cgroup is not None
+        procs = await asyncio.to_thread(Path(cgroup.procs[-1]).read_text)
         assert len(procs.split()) == 2  # the namespace's stub and the REPL, nothing else
-        directories = list(box._cgroup.directories)
+        directories = list(cgroup.directories)
     for _ in range(200):  # the cgroup goes with the sandbox (removed once its processes left)
         left = [d for d in directories if await asyncio.to_thread(d.exists)]
         if not left:

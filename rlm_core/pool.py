@@ -1,0 +1,192 @@
+"""A bounded pool of pre-started, locked-down REPL workers, each used by one sandbox only.
+
+Starting a worker costs tens of milliseconds before any model code runs: the interpreter, the
+lockdown, and on cgroup v1 hosts above all joining the sandbox's cgroups (each attach waits for
+an RCU grace period in the kernel, ~10 ms per hierarchy). A pool pays that ahead of the request:
+it keeps ``size`` workers started in their own workspace (scratch, private directory, cgroup)
+and locked down, but without a context. ``Sandbox.start`` takes one, writes the context into
+its file and announces it; the worker sets its memory limit for that context and loads it.
+A taken worker is never given back: when its sandbox closes it is killed and its workspace
+removed, so nothing a request's model code did can reach the next request. The pool refills
+in the background, one worker at a time.
+
+The pool belongs to the event loop it was started on (its workers' pipes do); ``take`` on
+another loop, or with other limits, returns None and the sandbox starts its own worker.
+``shared_pool`` gives the one pool per loop and limits that the router's engines share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+from rlm_router.rlm_core import frames
+from rlm_router.rlm_core.errors import SandboxError
+from rlm_router.rlm_core.launch import SandboxLimits, Workspace, await_ready, kill, launch
+
+logger = logging.getLogger("rlm_router.rlm_core.sandbox")
+
+
+@dataclass
+class PreparedWorker:
+    """A started, locked-down worker waiting for its context."""
+
+    workspace: Workspace
+    proc: asyncio.subprocess.Process
+    reader: frames.FrameReader
+
+
+class WorkerPool:
+    """Keeps ``size`` workers for sandboxes with ``limits`` ready. Use as ``async with``
+    (or ``start()`` on the loop that will run the sandboxes, and ``close()``)."""
+
+    def __init__(self, limits: SandboxLimits, *, size: int = 1) -> None:
+        if size < 1:
+            raise ValueError("a worker pool needs size >= 1")
+        self.limits = limits
+        self.size = size
+        self.failure: str | None = None  # why the pool stopped filling (a worker failed)
+        self._ready: list[PreparedWorker] = []
+        self._wanted = asyncio.Event()
+        self._settled = asyncio.Event()  # full, or no longer filling
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._filler: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> WorkerPool:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def ready(self) -> int:
+        """Workers started and waiting now."""
+        return len(self._ready)
+
+    def start(self) -> None:
+        """Begin filling, on the running loop (idempotent)."""
+        if self._filler is None and not self._closed:
+            self._loop = asyncio.get_running_loop()
+            self._filler = self._loop.create_task(self._fill(), name="rlm-worker-pool")
+            self._wanted.set()
+
+    async def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Until the pool is full (or has stopped filling); for warm-up and benchmarks."""
+        async with asyncio.timeout(timeout_s):
+            await self._settled.wait()
+
+    def take(self, limits: SandboxLimits) -> PreparedWorker | None:
+        """A ready worker for a sandbox with ``limits``, or None (empty, other limits, other
+        loop, closed). The pool starts a replacement in the background."""
+        if self._closed or limits != self.limits or self._loop is None:
+            return None
+        try:
+            if asyncio.get_running_loop() is not self._loop:
+                return None
+        except RuntimeError:
+            return None
+        self._wanted.set()
+        self._settled.clear()
+        while self._ready:
+            prepared = self._ready.pop(0)
+            if prepared.proc.returncode is None:
+                return prepared
+            self._loop.create_task(_discard(prepared))  # killed while it waited
+        return None
+
+    async def close(self) -> None:
+        """Stop filling; kill the waiting workers and remove their workspaces."""
+        self._closed = True
+        self._settled.set()
+        if self._filler is not None:
+            self._filler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._filler
+        ready, self._ready = self._ready, []
+        for prepared in ready:
+            await _discard(prepared)
+
+    def discard_now(self) -> None:
+        """``close`` without a loop (its loop has closed, or the process exits): kill the
+        waiting workers and remove their workspaces."""
+        self._closed = True
+        ready, self._ready = self._ready, []
+        for prepared in ready:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(prepared.proc.pid, signal.SIGKILL)
+            prepared.workspace.remove()
+
+    async def _fill(self) -> None:
+        while not self._closed:
+            await self._wanted.wait()
+            self._wanted.clear()
+            while len(self._ready) < self.size and not self._closed:
+                try:
+                    prepared = await _prepare(self.limits)
+                except SandboxError as exc:
+                    # The same error reaches the user from the sandbox's own start; the
+                    # pool stops trying rather than start failing workers in a loop.
+                    self.failure = str(exc)
+                    logger.warning("RLM worker pool stopped: %s", exc)
+                    self._settled.set()
+                    return
+                if self._closed:
+                    await _discard(prepared)
+                    return
+                self._ready.append(prepared)
+            self._settled.set()
+
+
+async def _prepare(limits: SandboxLimits) -> PreparedWorker:
+    workspace = Workspace.create(limits)
+    try:
+        proc, reader = await launch(workspace, limits, kind=None, memory=None)
+        try:
+            await await_ready(proc, reader, limits, workspace.cgroup)
+        except BaseException:
+            await kill(proc, workspace.cgroup)
+            raise
+    except BaseException:
+        workspace.remove()
+        raise
+    return PreparedWorker(workspace, proc, reader)
+
+
+async def _discard(prepared: PreparedWorker) -> None:
+    try:
+        await kill(prepared.proc, prepared.workspace.cgroup)
+    finally:
+        prepared.workspace.remove()
+
+
+_shared: dict[tuple[int, SandboxLimits, int], WorkerPool] = {}
+
+
+def shared_pool(limits: SandboxLimits, size: int) -> WorkerPool:
+    """The pool of ``size`` workers for ``limits`` on the running loop, started on first use;
+    pools of loops that have closed are discarded, the rest at exit."""
+    loop = asyncio.get_running_loop()
+    for key, pool in list(_shared.items()):
+        if pool._loop is None or pool._loop.is_closed():
+            pool.discard_now()
+            del _shared[key]
+    key = (id(loop), limits, size)
+    if key not in _shared:
+        atexit.unregister(_discard_shared)  # registered once, whatever came before
+        atexit.register(_discard_shared)
+        _shared[key] = WorkerPool(limits, size=size)
+        _shared[key].start()
+    return _shared[key]
+
+
+def _discard_shared() -> None:
+    for pool in _shared.values():
+        pool.discard_now()
+    _shared.clear()

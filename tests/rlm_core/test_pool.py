@@ -1,0 +1,144 @@
+"""Pre-started workers (rlm_core.pool): locked down ahead of the request, used once, then gone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rlm_router.rlm_core import SandboxError, WorkerPool
+from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRequest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="full containment needs root here")
+
+
+async def handler(request: SubCallRequest) -> list[str]:
+    return [f"sub:{p}" for p in request.prompts]
+
+
+@pytest.fixture
+def own_tmp(tmp_path: Path) -> Iterator[Path]:
+    """Workspaces go to a private temporary directory, so leftovers can be counted."""
+    saved, tempfile.tempdir = tempfile.tempdir, str(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        tempfile.tempdir = saved
+
+
+async def _left_in(tmp: Path) -> list[str]:
+    """What stays in ``tmp`` once closed sandboxes' background clean-up had its ~1 s."""
+    for _ in range(100):
+        left = sorted(os.listdir(tmp))
+        if not left:
+            break
+        await asyncio.sleep(0.01)
+    return left
+
+
+def _workers_in(tmp: Path) -> list[int]:
+    """Live worker processes whose workspace is under ``tmp`` (their argv names it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            zombie = "State:\tZ" in (entry / "status").read_text()
+        except (OSError, ValueError):
+            continue
+        if str(tmp).encode() in cmdline and not zombie:
+            pids.append(int(entry.name))
+    return pids
+
+
+async def test_a_pooled_worker_gets_its_context_and_limits(own_tmp: Path) -> None:
+    limits = SandboxLimits(memory_mb=256)
+    async with WorkerPool(limits, size=1) as pool:
+        await pool.wait_ready()
+        assert pool.ready == 1
+        context = "needle " * 1000
+        async with Sandbox(context, limits=limits, handler=handler, pool=pool) as box:
+            assert box.info.missing == []
+            result = await box.execute(
+                "import resource\nprint(len(context), resource.getrlimit(resource.RLIMIT_AS)[0])\n"
+                "print(llm_query('x'))"
+            )
+            assert result.stdout == f"{len(context)} {limits.memory_bytes(len(context))}\nsub:x\n"
+            # The memory limit holds for the pooled worker as for a fresh one.
+            big = await box.execute("x = bytearray(512 << 20)\nprint('allocated')")
+            assert "allocated" not in big.stdout
+            assert "MemoryError" in (big.error or "") or big.limit in {"memory", "crash"}
+    assert await _left_in(own_tmp) == []
+
+
+async def test_a_worker_is_never_reused_across_sandboxes(own_tmp: Path) -> None:
+    limits = SandboxLimits()
+    async with WorkerPool(limits, size=1) as pool:
+        await pool.wait_ready()
+        async with Sandbox("first", limits=limits, handler=handler, pool=pool) as box:
+            first = await box.execute(
+                "import os\nsecret = 'kept'\nopen('left-behind', 'w').write('x')\n"
+                "print(os.getpid(), os.getcwd())"
+            )
+            assert len(_workers_in(own_tmp)) >= 1
+        await pool.wait_ready()  # refilled in the background
+        async with Sandbox("second", limits=limits, handler=handler, pool=pool) as box:
+            second = await box.execute(
+                "import os\nprint(os.getpid(), os.getcwd())\nprint(os.listdir('.'))\n"
+                "print('secret' in globals(), context)"
+            )
+        first_cwd = first.stdout.split()[1]
+        lines = second.stdout.splitlines()
+        assert lines[0].split()[1] != first_cwd  # another scratch directory
+        assert lines[1] == "[]" and lines[2] == "False second"
+    assert await _left_in(own_tmp) == []
+    assert _workers_in(own_tmp) == []
+
+
+async def test_close_kills_waiting_workers_and_removes_their_workspaces(own_tmp: Path) -> None:
+    pool = WorkerPool(SandboxLimits(), size=2)
+    pool.start()
+    await pool.wait_ready()
+    assert pool.ready == 2 and len(os.listdir(own_tmp)) == 4  # scratch + private each
+    assert len(_workers_in(own_tmp)) >= 2
+    await pool.close()
+    assert _workers_in(own_tmp) == []
+    assert await _left_in(own_tmp) == []
+    assert pool.take(SandboxLimits()) is None
+
+
+async def test_other_limits_or_a_dead_worker_fall_back_to_a_fresh_start(own_tmp: Path) -> None:
+    async with WorkerPool(SandboxLimits(), size=1) as pool:
+        await pool.wait_ready()
+        other = SandboxLimits(memory_mb=512)
+        assert pool.take(other) is None
+        async with Sandbox("ctx", limits=other, handler=handler, pool=pool) as box:
+            assert (await box.execute("print(context)")).stdout == "ctx\n"
+        assert pool.ready == 1  # untouched
+        assert _workers_in(own_tmp)
+        for pid in _workers_in(own_tmp):  # killed from outside while it waited
+            os.kill(pid, 9)
+        await asyncio.sleep(0.2)
+        async with Sandbox("ctx", limits=SandboxLimits(), handler=handler, pool=pool) as box:
+            assert (await box.execute("print(context)")).stdout == "ctx\n"
+    assert await _left_in(own_tmp) == []
+
+
+async def test_a_pool_on_a_weak_host_stops_and_the_sandbox_still_refuses(own_tmp: Path) -> None:
+    weak = SandboxLimits(cgroups=False)  # forces a missing layer without opting in
+    async with WorkerPool(weak, size=1) as pool:
+        await pool.wait_ready()
+        assert pool.ready == 0 and pool.failure is not None and "cgroup" in pool.failure
+        with pytest.raises(SandboxError, match="refusing to run model code"):
+            async with Sandbox("", limits=weak, handler=handler, pool=pool):
+                pass
+    opted_in = SandboxLimits(cgroups=False, allow_weak_containment=True)
+    async with WorkerPool(opted_in, size=1) as pool:
+        await pool.wait_ready()
+        async with Sandbox("x", limits=opted_in, handler=handler, pool=pool) as box:
+            assert box.info.missing == ["a per-sandbox cgroup (memory and processes)"]
+            assert (await box.execute("print(context)")).stdout == "x\n"
+    assert await _left_in(own_tmp) == []
