@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rlm_router.rlm_core import SandboxLimits
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--max-cost-usd", type=float)
     parser.add_argument("--timeout", type=float, default=600.0, help="wall-time budget, seconds")
     parser.add_argument("--concurrency", type=int, default=16, help="provider calls in flight")
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        help="a policy YAML whose sandbox section (memory_mb, max_processes, cpu_seconds, "
+        "wall_seconds, allow_weak_containment) configures the REPL workers",
+    )
     parser.add_argument(
         "--allow-weak-sandbox",
         action="store_true",
@@ -57,20 +67,15 @@ def load_context(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlm_router.rlm_core import (
-        Budget,
-        ModelSpec,
-        ProviderFailure,
-        RLMEngine,
-        RLMError,
-        SandboxLimits,
-    )
+    from rlm_router.rlm_core import Budget, ModelSpec, ProviderFailure, RLMEngine, RLMError
+    from rlm_router.rlm_core.errors import ConfigError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.context_file.is_file():
         print(f"rlm-router rlm: no such file: {args.context_file}", file=sys.stderr)
         return 2
     try:
+        limits = _sandbox_limits(args.policy, args.allow_weak_sandbox)
         budget = Budget(
             max_iterations=args.max_iterations,
             max_depth=args.max_depth,
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             max_wall_s=args.timeout,
         )
         context = load_context(args.context_file)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ConfigError) as exc:
         print(f"rlm-router rlm: {exc}", file=sys.stderr)
         return 2
     _price_simulated_models(args.model, args.sub_model)
@@ -87,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
     sub = None
     if args.sub_model:
         sub = ModelSpec(model=args.sub_model, api_base=args.api_base, api_key=args.api_key)
-    limits = SandboxLimits(allow_weak_containment=args.allow_weak_sandbox)
     engine = RLMEngine(
         root=root, sub=sub, budget=budget, limits=limits, concurrency=args.concurrency
     )
@@ -127,6 +131,19 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0 if result.ok else 3
+
+
+def _sandbox_limits(policy: Path | None, allow_weak: bool) -> SandboxLimits:
+    """The policy's sandbox limits (the defaults without one); ``--allow-weak-sandbox`` opts
+    in whatever the policy says. A bad policy raises ``PolicyError`` (file:line: key: ...)."""
+    from rlm_router.rlm_core import SandboxLimits
+
+    limits = SandboxLimits()
+    if policy is not None:
+        from rlm_router.policies import load_policy
+
+        limits = load_policy(policy).sandbox.limits
+    return dataclasses.replace(limits, allow_weak_containment=True) if allow_weak else limits
 
 
 def _price_simulated_models(*models: str | None) -> None:

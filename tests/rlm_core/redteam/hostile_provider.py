@@ -8,6 +8,7 @@ is logged byte for byte: the tests search it for secrets and price what was real
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -30,6 +31,7 @@ class HostileProvider:
         self.input_tokens = 0
         self.root_turns = 0
         self.sub_calls = 0
+        self.root_called = asyncio.Event()  # set at the first root turn
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -65,6 +67,7 @@ class HostileProvider:
         if messages and messages[0].get("role") == "system":
             content = self.root_replies[min(self.root_turns, len(self.root_replies) - 1)]
             self.root_turns += 1
+            self.root_called.set()
         else:
             content = "ok"
             self.sub_calls += 1

@@ -10,86 +10,20 @@ provider log, and no more than the 0.001 USD budget's worth of tokens sent.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import socket
-import sys
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from rlm_router.rlm_core.litellm_api import token_cost
+from tests.rlm_core.redteam.harness import BUDGET_USD, SECRET, Markers, repl, run_cli
 from tests.rlm_core.redteam.hostile_provider import MODEL, HostileProvider
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="full containment needs root here"),
 ]
-
-SECRET = "rlm-redteam-secret-7f3a9c"
-BUDGET_USD = 0.001
-# The installed console script (the venv's), as a user runs it.
-CLI = [str(Path(sys.executable).with_name("rlm-router"))]
-
-
-@dataclass
-class Markers:
-    tcp: socket.socket
-    udp: socket.socket
-    unix: socket.socket
-    unix_path: str
-    secret_file: str
-
-    def reached(self) -> list[str]:
-        hits = []
-        for name, server in (("tcp", self.tcp), ("unix", self.unix)):
-            try:
-                server.accept()[0].close()
-                hits.append(name)
-            except BlockingIOError:
-                pass
-        try:
-            self.udp.recvfrom(64)
-            hits.append("udp")
-        except BlockingIOError:
-            pass
-        return hits
-
-
-@pytest.fixture
-def markers() -> Iterator[Markers]:
-    directory = tempfile.mkdtemp(prefix="rlm-markers-")
-    os.chmod(directory, 0o777)
-    tcp = socket.socket()
-    tcp.bind(("127.0.0.1", 0))
-    tcp.listen()
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    unix_path = os.path.join(directory, "marker.sock")
-    unix = socket.socket(socket.AF_UNIX)
-    unix.bind(unix_path)
-    os.chmod(unix_path, 0o777)
-    unix.listen()
-    for server in (tcp, udp, unix):
-        server.setblocking(False)
-    secret_file = os.path.join(directory, "secret.txt")
-    Path(secret_file).write_text(SECRET)
-    os.chmod(secret_file, 0o600)
-    yield Markers(tcp, udp, unix, unix_path, secret_file)
-    for server in (tcp, udp, unix):
-        server.close()
-    for name in os.listdir(directory):
-        os.unlink(os.path.join(directory, name))
-    os.rmdir(directory)
-
-
-def repl(code: str) -> str:
-    return f"Running it.\n```repl\n{code}\n```"
-
 
 FORGE = """
 import os, struct, json
@@ -175,19 +109,6 @@ def programs(m: Markers) -> dict[str, list[str]]:
             "FINAL(survived)",
         ],
     }
-
-
-async def run_cli(provider: HostileProvider, context: Path) -> tuple[int, str, str]:
-    env = {**os.environ, "RLM_REDTEAM_SECRET": SECRET, "OPENAI_API_KEY": "sk-redteam"}
-    proc = await asyncio.create_subprocess_exec(
-        *CLI, "rlm", "--json", "--model", MODEL, "--api-base", provider.base_url,
-        "--context-file", str(context), "--query", "what does the context say?",
-        "--max-cost-usd", str(BUDGET_USD), "--max-iterations", "5",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    async with asyncio.timeout(240):
-        out, err = await proc.communicate()
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 @pytest.mark.parametrize("attack", ["channel", "budget", "escape", "values"])
