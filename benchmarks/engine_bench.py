@@ -265,7 +265,7 @@ async def _ours_overhead(iterations: int, rounds: int, prestart: int = 0) -> Ove
     async with contextlib.AsyncExitStack() as stack:
         pool = None
         if prestart:
-            from rlm_core import SandboxLimits, WorkerPool
+            from rlm_router.rlm_core import SandboxLimits, WorkerPool
 
             pool = await stack.enter_async_context(WorkerPool(SandboxLimits(), size=prestart))
         return await _ours_overhead_runs(iterations, rounds, pool)

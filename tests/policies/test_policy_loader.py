@@ -43,7 +43,7 @@ def test_the_shipped_default_loads() -> None:
 
 
 def test_sandbox_settings_reach_the_engine(tmp_path: Path) -> None:
-    from router.dispatch_settings import DispatchSettings
+    from rlm_router.router.dispatch_settings import DispatchSettings
 
     default = DispatchSettings.from_policy(load_policy()).engine()
     assert default.limits.allow_weak_containment is False  # never weak unless asked for
