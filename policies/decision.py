@@ -135,8 +135,10 @@ def decide(
     rng: random.Random | None = None,
     policy_version: str | None = None,
     warning: str | None = None,
+    explore: bool = True,
 ) -> Decision:
-    """Apply ``policy`` to ``features``: rules, then score vs threshold, then exploration."""
+    """Apply ``policy`` to ``features``: rules, then score vs threshold, then exploration
+    (``explore=False``: none this time, e.g. the exploration budget is spent)."""
     score, contributions = classifier.score(features)
     threshold = policy.classifier.threshold
     fired = hard_rule(policy, features, model=model, api_key=api_key)
@@ -148,7 +150,7 @@ def decide(
     else:
         rule = None
         route = "rlm" if score >= threshold else "llm"
-        rate = policy.exploration.rate
+        rate = policy.exploration.rate if explore else 0.0
         if rate > 0.0:
             draw = (rng or random).random()
             exploring = draw < rate

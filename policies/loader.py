@@ -169,6 +169,7 @@ def _exploration(section: _Section) -> Exploration:
     exploration = Exploration(
         rate=section.get("rate", _float(0.0, 0.5), 0.0),
         seed=section.get("seed", _optional(_int()), None),
+        max_per_hour=section.get("max_per_hour", _optional(_int(0)), None),
     )
     section.finish()
     return exploration

@@ -24,6 +24,8 @@ YAML shape (every key optional except ``models``; unknown keys are errors)::
     exploration:
       rate: 0.0                     # [0, 0.5]: chance of flipping a classifier decision
       seed: null                    # int: makes the exploration draws reproducible
+      max_per_hour: null            # int: explorations per clock hour, for the whole fleet
+                                    # when the proxies share state (rlm_router.shared_state)
     budgets:                        # rlm_core.Budget for each RLM run; null = unlimited
       max_iterations: 30            # per recursion node
       max_depth: 2
@@ -149,8 +151,13 @@ class Calibration:
 
 @dataclass(frozen=True, kw_only=True)
 class Exploration:
+    """``rate``: the chance of flipping a classifier decision. ``max_per_hour``: at most this
+    many explorations per clock hour (None = no cap); once it is spent, decisions are made
+    without exploring (and record propensity 1), so the estimate stays unbiased."""
+
     rate: float = 0.0
     seed: int | None = None
+    max_per_hour: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

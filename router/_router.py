@@ -142,8 +142,9 @@ class Router:
         """Decide the route of one request body (raises ``InvalidRequest`` if it is malformed)."""
         return self.decide_parsed(ChatRequest.parse(request, headers))
 
-    def decide_parsed(self, request: ChatRequest) -> Decision:
-        """``decide`` for a request already parsed (the dispatcher needs the parts too)."""
+    def decide_parsed(self, request: ChatRequest, *, explore: bool = True) -> Decision:
+        """``decide`` for a request already parsed (the dispatcher needs the parts too);
+        ``explore=False`` decides without exploring (the exploration budget is spent)."""
         state = self._state
         window = state.windows.get(state.policy.models.direct.model, DEFAULT_CONTEXT_WINDOW)
         features = extract_features(request, context_window=window)
@@ -155,6 +156,7 @@ class Router:
             api_key=request.api_key,
             rng=self.rng,
             warning=state.warning,
+            explore=explore,
         )
 
     @property

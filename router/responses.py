@@ -35,6 +35,7 @@ HEADER_DECISION_ID = "x-rlm-router-decision-id"
 HEADER_REASON = "x-rlm-router-reason"
 HEADER_FALLBACK = "x-rlm-router-fallback"
 HEADER_DEGRADED = "x-rlm-router-degraded"
+HEADER_POLICY_VERSION = "x-rlm-router-policy-version"
 # Clients ignore unknown delta fields; LiteLLM forwards a chunk only when it carries something,
 # and provider_specific_fields counts, so keep-alive chunks put their status there.
 KEEPALIVE_FIELDS: Mapping[str, str] = {"rlm_router": "working"}

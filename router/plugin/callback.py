@@ -34,15 +34,10 @@ from rlm_router.router.outcome import Outcome, reason_of
 from rlm_router.router.params import check_params
 from rlm_router.router.plugin.admission import Caller, Slot
 from rlm_router.router.plugin.metadata import RoutingMetadata, is_inner, of_call
-from rlm_router.router.plugin.service import (
-    Pending,
-    RouterService,
-    proxy_completion,
-    release,
-    shared_service,
-)
+from rlm_router.router.plugin.service import Pending, RouterService, proxy_completion, release, shared_service
 from rlm_router.router.request import ChatRequest, InvalidRequest
 from rlm_router.router.responses import (
+    HEADER_POLICY_VERSION,
     RouteInfo,
     route_of,
 )
@@ -197,8 +192,9 @@ class RouterHook(CustomLogger):
         try:
             check_params(_client_body(data))
             request = ChatRequest.parse(data, headers)
+            explore = await self._may_explore()
             started = time.perf_counter()
-            decision = router.decide_parsed(request)
+            decision = router.decide_parsed(request, explore=explore)
             decide_s = time.perf_counter() - started
         except InvalidRequest as exc:
             raise _bad_request(str(exc)) from exc
@@ -208,6 +204,8 @@ class RouterHook(CustomLogger):
                 f"the input is ~{n_tokens} tokens, over this router's limit of "
                 f"{limits.max_input_tokens} (policy limits.max_input_tokens)"
             )
+        if decision.exploration and router.policy.exploration.max_per_hour is not None:
+            await self.service.exploration.spend()
         dispatcher = self.service.dispatcher
         pending = Pending(decision, None, time.monotonic() - decide_s)
         route: Route = "rlm" if decision.route == "rlm" else "llm"
@@ -231,6 +229,7 @@ class RouterHook(CustomLogger):
             latency_budget_ms=request.latency_budget_ms,
             decide_ms=decide_s * 1000.0,
             degraded=degraded,
+            policy_version=decision.policy_version,
         ).attach(data)
         if route == "rlm":
             data["model"] = config.rlm_model
@@ -246,6 +245,14 @@ class RouterHook(CustomLogger):
             # Provider errors on the direct route are retried as the policy says.
             data.setdefault("num_retries", max(0, dispatcher.settings.retry.max_attempts - 1))
         return data
+
+    async def _may_explore(self) -> bool:
+        """Whether this decision may explore: the policy's hourly exploration budget (shared
+        by the fleet when the instances share state) is not spent."""
+        exploration = self.service.router.policy.exploration
+        if exploration.rate <= 0.0 or exploration.max_per_hour is None:
+            return True
+        return await self.service.exploration.has_room(exploration.max_per_hour)
 
     async def _admit(
         self, pending: Pending, request: ChatRequest, user_api_key_dict: Any
@@ -388,17 +395,22 @@ class RouterHook(CustomLogger):
         litellm_call_info: dict[str, Any] | None = None,
     ) -> dict[str, str] | None:
         served = route_of(response)
-        if served is not None:
-            return RouteInfo(**served).headers()
         routed = RoutingMetadata.read(data.get("metadata"))
-        if routed is None:
+        if served is not None:
+            headers = RouteInfo(**served).headers()
+        elif routed is not None:
+            # A direct (or streamed direct) response: the four headers as on every other
+            # route, x-rlm-router-fallback "none" included.
+            headers = RouteInfo(
+                decision_id=routed.decision_id,
+                route=routed.route,
+                decided=routed.route,
+                reason=routed.reason,
+                degraded=routed.degraded,
+            ).headers()
+        else:
             return None
-        # A direct (or streamed direct) response: the four headers as on every other route,
-        # x-rlm-router-fallback "none" included.
-        return RouteInfo(
-            decision_id=routed.decision_id,
-            route=routed.route,
-            decided=routed.route,
-            reason=routed.reason,
-            degraded=routed.degraded,
-        ).headers()
+        if routed is not None and routed.policy_version:
+            # Which policy decided: behind several instances, whether all serve the same one.
+            headers[HEADER_POLICY_VERSION] = routed.policy_version
+        return headers

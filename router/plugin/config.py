@@ -11,6 +11,8 @@
         rlm_root: gpt-main
         rlm_sub: gpt-mini
       litellm_config: litellm.yaml # optional: an existing LiteLLM config to extend
+      shared_state:                # optional: several proxy instances share limits through
+        redis_url: os.environ/REDIS_URL   # Redis (see router.plugin.shared)
     # everything else is LiteLLM proxy config, as usual
     model_list: [...]
     litellm_settings: {...}
@@ -35,6 +37,7 @@ import yaml
 
 import rlm_router.rlm_core.litellm_api as litellm_api
 from rlm_router.rlm_core.errors import ConfigError
+from rlm_router.router.plugin.shared import SharedStateError, SharedStateSettings
 
 CONFIG_ENV = "RLM_ROUTER_CONFIG"
 SECTION = "rlm_router"
@@ -43,7 +46,9 @@ PROVIDER = "rlm"
 PROVIDER_PATH = "rlm_router.router.plugin.rlm_provider"
 # Process-wide objects shared by the proxy plugin's hook and provider (see router.plugin).
 PROCESS_STATE: dict[str, object] = {}
-_SECTION_KEYS = frozenset({"policy", "virtual_models", "rlm_name", "models", "litellm_config"})
+_SECTION_KEYS = frozenset(
+    {"policy", "virtual_models", "rlm_name", "models", "litellm_config", "shared_state"}
+)
 _ROUTE_KEYS = frozenset({"direct", "rlm_root", "rlm_sub"})
 
 
@@ -63,6 +68,8 @@ class ServiceConfig:
     direct: str | None = None
     rlm_root: str | None = None
     rlm_sub: str | None = None
+    # None = one instance: admission and the exploration budget are counted in memory.
+    shared: SharedStateSettings | None = None
     litellm: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -167,6 +174,14 @@ class ServiceConfig:
                 f"{at('virtual_models')}: virtual model(s) {sorted(clash)} are also "
                 "model_list names"
             )
+        shared = None
+        if section.get("shared_state") is not None:
+            try:
+                shared = SharedStateSettings.parse(
+                    section["shared_state"], lambda *keys: at("shared_state", *keys)
+                )
+            except SharedStateError as exc:
+                raise ServiceConfigError(str(exc)) from None
         return cls(
             path=path,
             policy_path=(base / policy).resolve() if policy else None,
@@ -175,6 +190,7 @@ class ServiceConfig:
             direct=models.get("direct"),
             rlm_root=models.get("rlm_root"),
             rlm_sub=models.get("rlm_sub"),
+            shared=shared,
             litellm=litellm,
         )
 
@@ -234,6 +250,8 @@ class ServiceConfig:
         }
         if models:
             section["models"] = models
+        if self.shared is not None:
+            section["shared_state"] = self.shared.as_mapping()
         return section
 
     def write_proxy_config(self, directory: str | os.PathLike[str]) -> Path:

@@ -31,6 +31,7 @@ class RoutingMetadata:
     latency_budget_ms: float | None = None
     decide_ms: float | None = None
     degraded: str | None = None  # e.g. "admission_full": decided rlm, served direct
+    policy_version: str | None = None  # the policy the decision was made under
 
     def attach(self, data: dict[str, Any]) -> None:
         """Store into a request body's ``metadata`` (created when missing)."""
@@ -54,6 +55,7 @@ class RoutingMetadata:
             latency_budget_ms=_number(raw.get("latency_budget_ms")),
             decide_ms=_number(raw.get("decide_ms")),
             degraded=raw["degraded"] if isinstance(raw.get("degraded"), str) else None,
+            policy_version=_text(raw.get("policy_version")),
         )
 
 
@@ -66,6 +68,10 @@ def of_call(kwargs: Mapping[str, Any]) -> RoutingMetadata | None:
 def is_inner(metadata: object) -> bool:
     """Whether a request is one of the RLM engine's own sub-calls."""
     return isinstance(metadata, Mapping) and INNER_METADATA_KEY in metadata
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _number(value: object) -> float | None:

@@ -15,8 +15,13 @@ from typing import TYPE_CHECKING, Any
 import rlm_router.rlm_core.litellm_api as litellm_api
 from rlm_router.policies.decision import Decision
 from rlm_router.router.dispatch import Dispatcher
-from rlm_router.router.plugin.admission import Admission, LocalAdmission, Slot
+from rlm_router.router.plugin.admission import Admission, LocalAdmission, RedisAdmission, Slot
 from rlm_router.router.plugin.config import ServiceConfig
+from rlm_router.router.plugin.exploration import (
+    ExplorationBudget,
+    LocalExplorationBudget,
+    RedisExplorationBudget,
+)
 from rlm_router.router.plugin.reload import PolicyReloader, ReloadResult
 
 if TYPE_CHECKING:
@@ -57,6 +62,7 @@ class RouterService:
     ) -> None:
         self._config = config
         self._admission = admission
+        self._exploration: ExplorationBudget | None = None
         self._reloader: PolicyReloader | None = None
         self._lock = threading.Lock()
         self._router: Router | None = None
@@ -115,8 +121,8 @@ class RouterService:
         if ok:
             self._router = self._fitted(router)
             self._dispatcher = None  # rebuilt from the new policy on next use
-            if isinstance(self._admission, LocalAdmission):
-                self._admission.settings = router.policy.admission
+            if self._admission is not None:
+                self._admission.reconfigure(router.policy.admission)
         version = self.router.policy_version
         error = None if ok else router.warning
         if ok:
@@ -181,10 +187,27 @@ class RouterService:
 
     @property
     def admission(self) -> Admission:
-        """Bounds concurrent RLM runs (``LocalAdmission`` from the policy unless given one)."""
+        """Bounds concurrent RLM runs under the policy's limits: in this process, or through
+        Redis when the config shares state between instances (unless given one)."""
         if self._admission is None:
-            self._admission = LocalAdmission(self.router.policy.admission)
+            settings, shared = self.router.policy.admission, self.config.shared
+            if shared is None:
+                self._admission = LocalAdmission(settings)
+            else:
+                self._admission = RedisAdmission(settings, shared, client=shared.connect())
         return self._admission
+
+    @property
+    def exploration(self) -> ExplorationBudget:
+        """The explorations left this hour (policy ``exploration.max_per_hour``): counted in
+        this process, or in Redis for the fleet when the config shares state."""
+        if self._exploration is None:
+            shared = self.config.shared
+            if shared is None:
+                self._exploration = LocalExplorationBudget()
+            else:
+                self._exploration = RedisExplorationBudget(shared, client=shared.connect())
+        return self._exploration
 
     def remember(self, pending: Pending) -> None:
         self._pending[pending.decision.id] = pending
