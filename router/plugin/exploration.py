@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -39,14 +40,16 @@ class ExplorationBudget(Protocol):
 
 
 class LocalExplorationBudget:
-    """``ExplorationBudget`` counted in this process (one proxy instance)."""
+    """``ExplorationBudget`` counted in this process (one proxy instance); ``clock`` gives
+    seconds since the epoch."""
 
-    def __init__(self) -> None:
-        self._hour = _hour()
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._hour = _hour(clock())
         self._spent = 0
 
     def _roll(self) -> None:
-        hour = _hour()
+        hour = _hour(self._clock())
         if hour != self._hour:
             self._hour, self._spent = hour, 0
 

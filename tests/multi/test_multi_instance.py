@@ -62,16 +62,17 @@ def fleet(sim_server: SimServer, tmp_path_factory: pytest.TempPathFactory) -> It
         config["rlm_router"]["shared_state"] = {"redis_url": redis.url, "lease_s": LEASE_S}
         config["router_settings"] = {"redis_host": "127.0.0.1", "redis_port": redis.port}
         traces = (directory / "a.jsonl", directory / "b.jsonl")
-        proxies = tuple(
+        a, b = (
             ProxyProcess(
                 config, env={"RLM_ROUTER_TRACES_FILE": str(t), "OTEL_BSP_SCHEDULE_DELAY": "50"}
             )
             for t in traces
         )
+        proxies = (a, b)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda p: p.start(), proxies))
         try:
-            yield Fleet(proxies, traces, policy, redis)  # type: ignore[arg-type]
+            yield Fleet(proxies, traces, policy, redis)
         finally:
             for proxy in proxies:
                 proxy.stop()
@@ -116,6 +117,7 @@ def test_the_per_key_rlm_limit_holds_across_instances(fleet: Fleet) -> None:
     assert 1 <= len(admitted) <= 2, [r.status_code for r in replies]
     for reply in admitted:
         assert reply.headers["x-rlm-router-route"] == "rlm"
+        assert reply.headers[VERSION]  # on the RLM route too
     for reply in rejected:
         assert "too many RLM runs in flight" in reply.json()["error"]["message"]
     # Slots come back when runs end, on either instance.
