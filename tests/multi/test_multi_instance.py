@@ -27,7 +27,7 @@ import redis
 
 from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
 from router.cli import main as cli_main
-from sim import SimServer
+from sim import SimConfig, SimServer
 from sim.tasks import generate
 from telemetry import load_request_records
 from tests.multi.redis_server import RedisServer
@@ -49,7 +49,18 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def fleet(sim_server: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def provider() -> Iterator[SimServer]:
+    """A simulated provider at half its modelled latency: RLM runs last long enough (seconds)
+    that concurrent ones overlap on any machine, short requests stay quick (~0.3 s)."""
+    server = SimServer(SimConfig(seed=0, time_scale=0.5)).start_in_thread()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def fleet(provider: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     directory = tmp_path_factory.mktemp("fleet")
     policy = _policy(
         directory,
@@ -58,7 +69,7 @@ def fleet(sim_server: SimServer, tmp_path_factory: pytest.TempPathFactory) -> It
         exploration=f"  rate: 0.5\n  max_per_hour: {EXPLORATIONS_PER_HOUR}\n",
     )
     with RedisServer() as redis:
-        config = plugin_config(sim_server.base_url, policy=str(policy))
+        config = plugin_config(provider.base_url, policy=str(policy))
         config["rlm_router"]["shared_state"] = {"redis_url": redis.url, "lease_s": LEASE_S}
         config["router_settings"] = {"redis_host": "127.0.0.1", "redis_port": redis.port}
         traces = (directory / "a.jsonl", directory / "b.jsonl")
