@@ -27,9 +27,9 @@ from rlm_router.policies.schema import AdmissionSettings
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from router.plugin.shared import SharedStateSettings
+    from rlm_router.router.plugin.shared import SharedStateSettings
 
-log = logging.getLogger("router.plugin")
+log = logging.getLogger("rlm_router.router.plugin")
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from policies import Exploration
-from router import Router
-from router.plugin.exploration import ExplorationBudget, LocalExplorationBudget
-from router.request import ChatRequest
+from rlm_router.policies import Exploration
+from rlm_router.router import Router
+from rlm_router.router.plugin.exploration import ExplorationBudget, LocalExplorationBudget
+from rlm_router.router.request import ChatRequest
 
 
 def _exploring_router() -> Router:

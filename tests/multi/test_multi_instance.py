@@ -26,10 +26,10 @@ import pytest
 import redis
 
 from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
-from router.cli import main as cli_main
-from sim import SimConfig, SimServer
-from sim.tasks import generate
-from telemetry import load_request_records
+from rlm_router.router.cli import main as cli_main
+from rlm_router.sim import SimConfig, SimServer
+from rlm_router.sim.tasks import generate
+from rlm_router.telemetry import load_request_records
 from tests.multi.redis_server import RedisServer
 from tests.router.test_proxy_limits import _policy
 
