@@ -34,7 +34,13 @@ from rlm_router.router.outcome import Outcome, reason_of
 from rlm_router.router.params import check_params
 from rlm_router.router.plugin.admission import Caller, Slot
 from rlm_router.router.plugin.metadata import RoutingMetadata, is_inner, of_call
-from rlm_router.router.plugin.service import Pending, RouterService, proxy_completion, release, shared_service
+from rlm_router.router.plugin.service import (
+    Pending,
+    RouterService,
+    proxy_completion,
+    release,
+    shared_service,
+)
 from rlm_router.router.request import ChatRequest, InvalidRequest
 from rlm_router.router.responses import (
     HEADER_POLICY_VERSION,

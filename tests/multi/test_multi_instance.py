@@ -222,14 +222,16 @@ def test_an_instance_killed_mid_run_leaks_no_slot(fleet: Fleet) -> None:
                 run.result(timeout=60)
         assert _post(survivor, body).status_code == 429  # the dead runs' leases still count
         while True:
+            sent = time.monotonic()
             reply = _post(survivor, body)
-            if reply.status_code != 429 or time.monotonic() - killed > LEASE_S + 10:
+            if reply.status_code != 429 or sent - killed > LEASE_S + 10:
                 break
             time.sleep(0.2)
-        freed_after = time.monotonic() - killed
+        freed_after = sent - killed  # when the request that was admitted went out
         assert reply.status_code == 200, reply.text
         assert reply.headers["x-rlm-router-route"] == "rlm"
-        assert freed_after <= LEASE_S + 10  # one lease plus the survivor's own run times
+        print(f"\nslots of the killed instance admitted again {freed_after:.1f} s after kill -9")
+        assert freed_after <= LEASE_S + 5  # one lease, plus a 429's round trip under load
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         shared.close()
