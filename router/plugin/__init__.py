@@ -52,6 +52,7 @@ def __getattr__(name: str) -> RouterHook | RLMProvider:
         # rlm_router section or policy stops the proxy at startup with the reason.
         try:
             _ = instance.service.dispatcher
+            _ = instance.service.admission  # a shared_state naming an unset variable, too
         except Exception as exc:
             raise RuntimeError(f"rlm-router plugin cannot start: {exc}") from exc
         _INSTANCES[name] = instance
