@@ -124,6 +124,16 @@ class WorkerPool:
             prepared.workspace.remove()
 
     async def _fill(self) -> None:
+        try:
+            await self._keep_filled()
+        finally:
+            if not self._closed:  # cancelled by its loop's end (asyncio.run), not close():
+                self._closed = True  # the loop still runs this, so reap them properly
+                ready, self._ready = self._ready, []
+                for prepared in ready:
+                    await _discard(prepared)
+
+    async def _keep_filled(self) -> None:
         while not self._closed:
             await self._wanted.wait()
             self._wanted.clear()
@@ -184,6 +194,16 @@ def shared_pool(limits: SandboxLimits, size: int) -> WorkerPool:
         _shared[key] = WorkerPool(limits, size=size)
         _shared[key].start()
     return _shared[key]
+
+
+async def close_shared() -> None:
+    """Close the running loop's shared pools (an application's shutdown hook; a loop that
+    ``asyncio.run`` ends closes them itself, and the rest go at exit)."""
+    loop = asyncio.get_running_loop()
+    for key, pool in list(_shared.items()):
+        if pool._loop is loop:
+            del _shared[key]
+            await pool.close()
 
 
 def _discard_shared() -> None:

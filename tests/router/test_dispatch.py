@@ -152,6 +152,44 @@ async def test_long_compositional_request_is_served_by_rlm(
     assert response.usage.prompt_tokens > 0
 
 
+def _waiting_workers() -> int:
+    """Pre-started sandbox workers of this process waiting for a context (their config has
+    none yet); each counted once, by its process started from here."""
+    import os
+
+    found = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        found += parent == os.getpid() and b'"context_kind": null' in cmdline
+    return found
+
+
+async def test_rlm_runs_take_prestarted_workers(router: Any, sim: SimServer) -> None:
+    import asyncio
+
+    from rlm_router.rlm_core.pool import close_shared
+
+    dispatcher = make(router, sim, prestart_workers=1)
+    try:
+        for seed in (1, 2):  # the first run starts the pool, the second takes from it
+            task = long_compositional(seed=seed)
+            response = await dispatcher.acompletion(model="auto", messages=task.messages())
+            assert route_of(response)["route"] == "rlm"  # type: ignore[index]
+            assert task.score(text_of(response)) == 1.0
+            for _ in range(600):  # a replacement is started in the background (up to 30 s)
+                if _waiting_workers() >= 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert _waiting_workers() == 1  # one pre-started worker waits, never more
+    finally:
+        await close_shared()
+    assert _waiting_workers() == 0
+
+
 async def test_invalid_request_raises_invalid_request(router: Any, sim: SimServer) -> None:
     dispatcher = make(router, sim)
     with pytest.raises(InvalidRequest, match="messages"):
