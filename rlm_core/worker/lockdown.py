@@ -295,14 +295,17 @@ def _readable_by_others(path: str) -> bool:
         current = parent
 
 
-def _set_limits(limits: dict[str, Any]) -> None:
+def _set_limits(limits: dict[str, Any], per_sandbox_pids: bool) -> None:
     def cap(kind: int, value: int) -> None:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(kind, (value, value))
 
     if limits["memory_bytes"] is not None:  # None: set once the context is known (pool)
         cap(resource.RLIMIT_AS, limits["memory_bytes"])
-    cap(resource.RLIMIT_NPROC, limits["max_processes"])
+    if not per_sandbox_pids:
+        # Per uid, not per sandbox: every sandbox of this uid shares it, so it is only the
+        # fallback where no cgroup counts this sandbox's processes (pids.max).
+        cap(resource.RLIMIT_NPROC, limits["max_processes"])
     cap(resource.RLIMIT_FSIZE, limits["max_file_bytes"])
     cap(resource.RLIMIT_NOFILE, limits["max_open_files"])
     cap(resource.RLIMIT_CORE, 0)
@@ -345,7 +348,7 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
     _join_cgroups(config.get("cgroup_procs", []), report)
     _enter_pid_namespace(config["host_pid"], report)
     _isolate_network(bool(config.get("network_namespace", True)), report)
-    _set_limits(config["limits"])
+    _set_limits(config["limits"], per_sandbox_pids=report["cgroup"])
     _landlock(config["scratch"], report)
     held: list[int] = []
     if os.geteuid() == 0 and not _readable_by_others(os.path.dirname(os.__file__)):

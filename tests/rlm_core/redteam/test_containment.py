@@ -4,6 +4,7 @@ and the weaker mode a user must opt in to (forced here by settings)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import tempfile
@@ -120,6 +121,28 @@ async def test_a_fork_bomb_is_confined_to_its_own_sandbox() -> None:
     forked = int(result.stdout.split()[-1]) if result.stdout else 0
     assert forked < 16  # the sandbox's own process limit, not the uid's
     assert other.stdout == "0\n"
+
+
+async def test_the_process_limit_is_per_sandbox_not_per_uid() -> None:
+    # Five sandboxes of the same uid each hold 14 processes: 70 in all, more than one
+    # sandbox's limit times four. A per-uid limit (RLIMIT_NPROC) would refuse the last ones.
+    limits = SandboxLimits(max_processes=16, wall_seconds=30.0, cpu_seconds=5)
+    hold = (
+        "import os, time\nn = 0\n"
+        "for _ in range(14):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n            time.sleep(20); os._exit(0)\n"
+        "        n += 1\n"
+        "    except OSError:\n        break\n"
+        "time.sleep(2)\nprint(n)"
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        boxes = [
+            await stack.enter_async_context(Sandbox("", limits=limits, handler=handler))
+            for _ in range(5)
+        ]
+        results = await asyncio.gather(*(box.execute(hold) for box in boxes))
+    assert [r.stdout for r in results] == ["14\n"] * 5
 
 
 async def test_memory_is_limited_across_the_sandbox_processes() -> None:
