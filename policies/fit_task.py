@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from rlm_router.policies.corpus.instructions import TEMPLATES, fill
+from rlm_router.policies.corpus.instructions import fill
+from rlm_router.policies.corpus.templates import TEMPLATES
 from rlm_router.policies.task_model import DEFAULT_PATH, KINDS, MAX_CHARS, ORDERS, TaskModel, grams
 
 PRUNE = 0.02
@@ -80,9 +81,7 @@ def accuracy(model: TaskModel, data: Sequence[tuple[str, int]]) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m rlm_router.policies.fit_task", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m rlm_router.policies.fit_task", description=__doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -40,8 +40,8 @@ def test_the_training_corpus_shares_no_source_and_no_wording_with_the_eval() -> 
     import glob
 
     from benchmarks.routing_eval import sources as eval_sources
-    from rlm_router.policies.corpus import instructions
     from rlm_router.policies.corpus import sources as corpus_sources
+    from rlm_router.policies.corpus import templates
     from rlm_router.policies.fit_task import rows
 
     def files(patterns: dict[str, tuple[str, ...]]) -> set[str]:
@@ -53,7 +53,7 @@ def test_the_training_corpus_shares_no_source_and_no_wording_with_the_eval() -> 
     corpus = {" ".join(text.lower().split()) for text, _ in rows(0)}
     templates = {
         " ".join(t.lower().split())
-        for kinds in instructions.TEMPLATES.values()
+        for kinds in templates.TEMPLATES.values()
         for joined in kinds.values()
         for t in joined.split("|")
     }
