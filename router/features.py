@@ -36,7 +36,7 @@ from rlm_router.policies.features import FEATURE_NAMES, RequestFeatures
 from rlm_router.policies.task_model import TaskModel, default_task_model
 from rlm_router.rlm_core.tokens import EXACT_MAX_CHARS as EXACT_MAX_CHARS  # used by its tests
 from rlm_router.rlm_core.tokens import count_span_tokens, even_slices
-from rlm_router.router.instruction import CODE_LINE, prose_line
+from rlm_router.router.instruction import code_line, prose_line
 from rlm_router.router.request import ChatRequest, TextSpan
 
 __all__ = ["FEATURE_NAMES", "RequestFeatures", "extract_body_features", "extract_features"]
@@ -77,6 +77,12 @@ _WORD = re.compile(r"[a-z0-9']+")
 # "key: value" pairs); counted with str.count, ~4x cheaper than a regex over the sample.
 _SEPARATORS = ("|", "\t", ", ", "; ", ": ", '":')
 _DIGITS = "0123456789"
+
+
+def _record_line(line: str) -> bool:
+    # The separators of _SEPARATORS, spelled out: a generator over them cost 3x as much.
+    c = line.count
+    return c("|") + c("\t") + c(", ") + c("; ") + c(": ") + c('":') >= 2
 
 
 def extract_features(
@@ -174,13 +180,13 @@ def _density(spans: tuple[TextSpan, ...]) -> tuple[float, ...]:
     compress_ratio = len(zlib.compress(raw, 1)) / max(1, len(raw))
     lines = sample.split("\n")
     n_lines = len(lines)
-    records = sum(1 for line in lines if sum(line.count(sep) for sep in _SEPARATORS) >= 2)
+    records = sum(map(_record_line, lines))
     record_frac = records / n_lines
     # Inner lines only: the slices' first and last lines are cut in the middle.
     inner = [line for line in lines[1:-1] if line.strip()] or [ln for ln in lines if ln.strip()]
     n_inner = max(1, len(inner))
     prose = sum(map(prose_line, inner)) / n_inner
-    code = sum(1 for line in inner if CODE_LINE.search(line)) / n_inner
+    code = sum(map(code_line, inner)) / n_inner
     words = sample.split()
     n_words = max(1, len(words))
     distinct = set(words)

@@ -31,11 +31,14 @@ _TAG = re.compile(
     r"<(instructions?|question|query|task|prompt|ask)>\s*(.*?)\s*</\1>", re.DOTALL | re.IGNORECASE
 )
 _KEY_VALUE = re.compile(r"[\w.\-/]{1,40}\s?[:=]\s\S+(\s\S+){0,4}$")  # short values only
-# Code-looking lines: indentation, assignments, calls, definitions.
-CODE_LINE = re.compile(r"^\s{2,}\S|^(def|class|import|from|return|if|for|while)\b|\w\(.*\)|\w = ")
+# Code-looking lines: indentation, assignments, calls, definitions (see ``code_line``).
+_CODE_START = re.compile(r"\s{2,}\S|(def|class|import|from|return|if|for|while)\b")
+_CALL = re.compile(r"\w\(")
+_ASSIGN = re.compile(r"\w = ")
 _CODE = re.compile(r"\w=\S|\(\d|\w\(|::|->|=>|\)\s*:$|;$|\{$")
 _DATA_START = frozenset(".#/<>{}[]|`=\\'\"+*")
 _QUESTION_MARKS = ("?", "？")
+_NOT_LETTER = bytes(b for b in range(128) if not (chr(b).isalpha() or b == 32))
 _SEPARATORS = ("|", "\t", ": ", "; ", " = ")  # two of them make a line a record
 # Position bonuses: after the data is the convention; before it is common; the system prompt
 # holds standing instructions more often than the task.
@@ -51,6 +54,19 @@ class Found(NamedTuple):
     source: str  # tail | head | tag | system
 
 
+def code_line(line: str) -> bool:
+    """Whether ``line`` looks like code: indented, a definition or statement keyword first,
+    a call (``name(...)``) or an assignment. Substring checks guard each regex: one
+    unanchored alternation cost ~3 us per line (it is run on every sampled line)."""
+    if _CODE_START.match(line):
+        return True
+    if "(" in line:
+        call = _CALL.search(line)
+        if call is not None and ")" in line[call.end() :]:
+            return True
+    return " = " in line and _ASSIGN.search(line) is not None
+
+
 def prose_line(line: str) -> bool:
     """Whether ``line`` reads like natural-language text rather than data or code."""
     stripped = line.strip()
@@ -61,8 +77,10 @@ def prose_line(line: str) -> bool:
     asks = stripped.endswith(_QUESTION_MARKS)
     if not asks and (_CODE.search(stripped) or _KEY_VALUE.match(stripped)):
         return False
-    letters = sum(1 for ch in stripped if ch.isalpha() or ch == " ")
-    return letters >= 0.6 * len(stripped)
+    # Letters and spaces by bytes.translate (C speed; ~7x a per-character loop): a non-ASCII
+    # character's bytes all count as letters, which is right for the scripts we read.
+    raw = stripped.encode("utf-8", "replace")
+    return len(raw.translate(None, _NOT_LETTER)) >= 0.6 * len(raw)
 
 
 def _prose_share(text: str) -> float:
