@@ -471,3 +471,95 @@ SCOPED = {
 }
 for _lang, _joined in SCOPED.items():
     TEMPLATES[_lang]["aggregate"] += "|" + _joined
+
+# Wordings whose surface words belong to another kind, in every language: a value asked with
+# "how much" ("{x} 的{a}是多少？" is a lookup), an option that makes a tool list something, the
+# date of the last entry; a list question followed by "give me the full list", counts over a
+# threshold ("at least"), averages asked with "how much", and "… ? Then …" chains.
+CROSSED = {
+    "en": {
+        "lookup": "What is the {a} of {x} in this table?|How much is the {a} listed for {x}?"
+        "|Which flag makes {x} print its {a}?|Which setting lets {x} list its {n}?|What is the "
+        "date of the most recent entry for {x}?|When was {x} last updated, according to the log?",
+        "aggregate": "Which {n} have {a} {v}? Give me the complete list.|What {n} fall under "
+        "{a} {v}? List every one of them.|How many {n} have a {a} of at least {v}?|What is the "
+        "average {a} over these {n}?|How much is the mean {a} of all {n}?",
+        "multihop": "Which {n} has {a} {v}? Then list the other {n} with the same owner.|Find "
+        "who handled {x}, then list everything else that person handled.",
+    },
+    "fr": {
+        "lookup": "Quel est le {a} de {x} dans ce tableau ?|Combien vaut le {a} indiqué pour "
+        "{x} ?|Quelle option fait afficher à {x} son {a} ?|Quelle est la date de la dernière "
+        "modification de {x} ?|Quand {x} a-t-il été mis à jour pour la dernière fois ?",
+        "aggregate": "Quels {n} ont le {a} {v} ? Donne-moi la liste complète.|Combien de {n} "
+        "ont un {a} d'au moins {v} ?|Quel est le {a} moyen de ces {n} ?|Cite tous les {n} dont "
+        "le {a} est {v}, sans en oublier.",
+        "multihop": "Quel {n} a le {a} {v} ? Ensuite, liste les autres {n} du même "
+        "responsable.|Trouve qui a traité {x}, puis liste tout ce que cette personne a traité.",
+    },
+    "de": {
+        "lookup": "Was ist der {a} von {x} in dieser Tabelle?|Wie hoch ist der für {x} "
+        "angegebene {a}?|Welche Option lässt {x} seinen {a} ausgeben?|Wann war der letzte "
+        "Eintrag zu {x}?|Welches Datum hat die neueste Änderung an {x}?",
+        "aggregate": "Welche {n} haben den {a} {v}? Gib mir die vollständige Liste.|Wie viele "
+        "{n} haben einen {a} von mindestens {v}?|Wie viele {n} weisen mindestens {v} als {a} "
+        "auf?|Was ist der durchschnittliche {a} dieser {n}?|Nenne alle {n} mit {a} {v}, "
+        "lückenlos.",
+        "multihop": "Welche {n} hat den {a} {v}? Liste danach die anderen {n} desselben "
+        "Verantwortlichen auf.|Finde heraus, wer {x} bearbeitet hat, und liste dann alles "
+        "auf, was diese Person bearbeitet hat.",
+    },
+    "es": {
+        "lookup": "¿Cuál es el {a} de {x} en esta tabla?|¿Cuánto es el {a} indicado para "
+        "{x}?|¿Qué opción hace que {x} muestre su {a}?|¿Cuál es la fecha de la última entrada "
+        "de {x}?|¿Cuándo se actualizó {x} por última vez?",
+        "aggregate": "¿Qué {n} tienen el {a} {v}? Dame la lista completa.|¿Cuántos {n} tienen "
+        "un {a} de al menos {v}?|¿Cuál es el {a} medio de estos {n}?|Nombra todos los {n} con "
+        "{a} {v}, sin dejar ninguno.",
+        "multihop": "¿Qué {n} tiene el {a} {v}? Después, enumera los otros {n} del mismo "
+        "responsable.|Averigua quién atendió {x} y luego enumera todo lo que atendió esa "
+        "persona.",
+    },
+    "pt": {
+        "lookup": "Qual é o {a} de {x} nesta tabela?|Quanto é o {a} indicado para {x}?|Qual "
+        "opção faz {x} mostrar o seu {a}?|Qual é a data da última entrada de {x}?|Quando {x} "
+        "foi atualizado pela última vez?",
+        "aggregate": "Quais {n} têm o {a} {v}? Dê-me a lista completa.|Quantos {n} têm um {a} "
+        "de pelo menos {v}?|Qual é o {a} médio destes {n}?|Cite todos os {n} com {a} {v}, sem "
+        "deixar nenhum.",
+        "multihop": "Qual {n} tem o {a} {v}? Depois, liste os outros {n} do mesmo "
+        "responsável.|Descubra quem tratou {x} e depois liste tudo o que essa pessoa tratou.",
+    },
+    "it": {
+        "lookup": "Qual è il {a} di {x} in questa tabella?|Quanto vale il {a} indicato per "
+        "{x}?|Quale opzione fa mostrare a {x} il suo {a}?|Qual è la data dell'ultima voce di "
+        "{x}?|Quando è stato aggiornato {x} l'ultima volta?",
+        "aggregate": "Quali {n} hanno {a} {v}? Dammi l'elenco completo.|Quanti {n} hanno un "
+        "{a} di almeno {v}?|Qual è il {a} medio di questi {n}?|Nomina tutti i {n} con {a} {v}, "
+        "senza tralasciarne nessuno.",
+        "multihop": "Quale {n} ha {a} {v}? Poi elenca gli altri {n} dello stesso "
+        "responsabile.|Scopri chi ha gestito {x}, poi elenca tutto ciò che quella persona ha "
+        "gestito.",
+    },
+    "zh": {
+        "lookup": "表里 {x} 的{a}是多少？|{x} 标注的{a}是多少？|{x} 的{a}等于多少？|哪个参数能让 "
+        "{x} 列出它的{n}？|{x} 最后一条记录的日期是哪天？|根据日志，{x} 最后一次更新是什么时候？",
+        "aggregate": "哪些{n}的{a}是{v}？请给出完整列表。|有多少{n}的{a}至少为{v}？|这些{n}的"
+        "{a}平均是多少？|所有{n}的平均{a}是多少？|{a}不低于{v}的{n}有几个？",
+        "multihop": "哪个{n}的{a}是{v}？然后列出同一负责人的其他{n}。|先找到处理 {x} 的人，"
+        "然后列出此人处理过的所有{n}。|哪位负责人处理了 {x}？接着列出他处理的其他{n}。",
+    },
+    "ja": {
+        "lookup": "表にある {x} の{a}はいくらですか？|{x} の{a}はいくつですか？|{x} に{n}を一覧"
+        "表示させるオプションはどれですか？|{x} の最新の記録の日付はいつですか？|ログによると、"
+        "{x} が最後に更新されたのはいつですか？",
+        "aggregate": "{a}が{v}の{n}はどれですか？全部挙げてください。|{a}が{v}以上の{n}は"
+        "いくつありますか？|これらの{n}の{a}の平均はいくらですか？|すべての{n}の平均{a}は"
+        "いくつですか？",
+        "multihop": "{a}が{v}の{n}はどれですか？次に、同じ担当者の他の{n}を挙げてください。|"
+        "{x} を担当したのは誰か調べ、その人が担当した他の{n}をすべて挙げてください。",
+    },
+}
+for _lang, _kinds in CROSSED.items():
+    for _kind, _joined in _kinds.items():
+        TEMPLATES[_lang][_kind] += "|" + _joined
