@@ -81,7 +81,9 @@ def accuracy(model: TaskModel, data: Sequence[tuple[str, int]]) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rlm_router.policies.fit_task", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m rlm_router.policies.fit_task", description=__doc__
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
