@@ -8,7 +8,10 @@ aggregation question after it); both deciders see the same request dict. Ours is
 decision (parse, features, rules, classifier); the complexity router's is its local
 (rules-only) path: pick the user ask and system prompt, then ``classify`` it. Also
 measured: our token estimate against an exact tiktoken count.
-Prints a table and writes ``decision_bench.json``. Targets (issue 11): p50 <= 0.2 ms at 1K,
+The token estimate is also checked on every real-text source of ``benchmarks.routing_eval``
+(19: stdlib code, man pages in eight languages, licences, changelogs, dpkg's database, JSON
+prices, configuration, git log), each cut at two offsets, at ``--token-sizes``.
+Prints tables and writes ``decision_bench.json``. Targets (issue 11): p50 <= 0.2 ms at 1K,
 <= 1 ms at 32K, <= 5 ms at 1M and 10M tokens; token-estimate error <= 2% from 1K up.
 """
 
@@ -25,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from rlm_router.rlm_core.tokens import count_tokens
+from rlm_router.rlm_core.tokens import count_tokens, estimate_tokens
 from rlm_router.router import Router
 from rlm_router.router.features import REPLY_PRIMER_TOKENS, TOKENS_PER_MESSAGE
 from rlm_router.sim.tasks import generate
@@ -133,6 +136,52 @@ def run(sizes: Sequence[int], *, complexity_max: int, seed: int = 0) -> dict[str
     }
 
 
+TOKEN_ERROR_SIZES = (1_000, 4_000, 32_000, 200_000, 1_000_000)
+TOKEN_ERROR_OFFSETS = (0.0, 0.5)
+
+
+def token_errors(sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """The token estimate against tiktoken's exact count on every real-text source, per size."""
+    from benchmarks.routing_eval.sources import NAMES, fit
+
+    rows = []
+    for size in sizes:
+        errors: dict[str, float] = {}
+        for name in NAMES:
+            for offset in TOKEN_ERROR_OFFSETS:
+                text = fit(name, size, offset=offset)
+                errors[f"{name}@{offset:g}"] = 100.0 * (
+                    estimate_tokens(text) / count_tokens(text) - 1
+                )
+        values = list(errors.values())
+        worst = max(errors, key=lambda key: abs(errors[key]))
+        rows.append(
+            {
+                "tokens": size,
+                "n_texts": len(values),
+                "max_abs_error_pct": abs(errors[worst]),
+                "worst": worst,
+                "rms_error_pct": statistics.fmean(v * v for v in values) ** 0.5,
+                "mean_error_pct": statistics.fmean(values),
+                "within_2pct": sum(abs(v) <= 2.0 for v in values),
+                "errors_pct": errors,
+            }
+        )
+    return rows
+
+
+def _token_table(rows: Sequence[dict[str, Any]]) -> str:
+    header = f"{'tokens':>10} {'texts':>5} {'<=2%':>5} {'mean':>7} {'rms':>6} {'max':>6}  worst"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row['tokens']:>10,} {row['n_texts']:>5} {row['within_2pct']:>5} "
+            f"{row['mean_error_pct']:>+6.2f}% {row['rms_error_pct']:>5.2f}% "
+            f"{row['max_abs_error_pct']:>5.2f}%  {row['worst']}"
+        )
+    return "\n".join(lines)
+
+
 def _table(result: dict[str, Any]) -> str:
     header = (
         f"{'tokens':>10} {'text':>6} {'ours p50':>10} {'ours p99':>10} {'cpu p50':>9} "
@@ -168,11 +217,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=10_000_000,
         help="skip the complexity router above this size (it takes ~1 min at 10M tokens)",
     )
+    parser.add_argument(
+        "--token-sizes",
+        default=",".join(map(str, TOKEN_ERROR_SIZES)),
+        help="sizes at which the token estimate is checked on every real-text source",
+    )
     parser.add_argument("--out", type=Path, default=Path("out"))
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     result = run(sizes, complexity_max=args.complexity_max_tokens)
     print(_table(result))
+    result["token_estimate_on_real_text"] = token_errors(
+        [int(s) for s in args.token_sizes.split(",") if s]
+    )
+    print("-- token estimate vs tiktoken's exact count, real text (error %)")
+    print(_token_table(result["token_estimate_on_real_text"]))
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "decision_bench.json"

@@ -130,6 +130,7 @@ _BUILDERS: dict[str, Callable[[], str]] = {
     "gitlog": _gitlog,
 }
 _BUILDERS.update({f"man_{lang}": partial(_concat, f"man_{lang}") for lang in MAN_LANGS})
+NAMES = tuple(_BUILDERS)  # every source, in a fixed order
 
 
 @cache
