@@ -7,11 +7,12 @@ Cost is kept flat in the input size:
   slices times the total characters. The sample grows with the input (1/16 of it) from
   ``SAMPLE_BUDGET_MIN`` to ``SAMPLE_BUDGET_MAX`` characters in at most ``SAMPLE_COUNT``
   slices, so the cost stops growing at ~130K tokens. Chosen by measurement: exact encoding
-  costs ~0.05 us per character (~0.19 ms for a 1K-token request, the whole decision budget
-  there); the sampled estimate is within 7% at 1K-4K tokens (mean 1.6%) and within 1% from
-  ~100K tokens (``benchmarks/decision_bench.py`` reports it at 1K, 32K, 1M and 10M). An
-  estimate only matters near the window limit, where the dispatcher's context-length
-  fallback covers it.
+  costs ~0.04-0.09 us per character (0.14-0.25 ms for a 1K-token request, more than the whole
+  decision budget there). The price is sampling error on heterogeneous real text:
+  ``benchmarks/decision_bench.py`` measures it on 19 real-text sources at two offsets each
+  (rms ~10% at 1K tokens, ~3.4% at 32K, ~2.4% at 200K; worst cases 33%, 9%, 8%); unbiased
+  on average (mean within ~2%). An estimate only matters near the window limit, where the
+  dispatcher's context-length fallback covers it.
 - Density features (compressibility, record-like lines, digit and distinct-entity rates) are
   computed on at most ``DENSITY_CHARS`` characters of context, taken as evenly spaced slices.
 - Structure: the share of sampled context lines that read as prose, as code, and the dense
