@@ -154,7 +154,7 @@ async def always_rlm(router: Router, persona: str, request: MixRequest) -> Row:
         result = await engine.acompletion(parsed.question, parsed.context_text)
     except Exception as exc:  # e.g. budget exhausted with no answer at all
         row.error = _error(exc)
-        partial = getattr(exc, "partial", None)
+        partial = getattr(exc, "partial_answer", None)
         row.score = task.score(partial if isinstance(partial, str) else None)
     else:
         row.cost_usd = result.cost_usd
@@ -197,10 +197,11 @@ class Progress:
 
 
 async def run_pass(
-    runner: Runner, router: Router, persona: str, requests: Sequence[MixRequest],
+    strategy: str, router: Router, persona: str, requests: Sequence[MixRequest],
     concurrency: int, label: str,
 ) -> list[Row]:  # fmt: skip
-    """Every request through ``runner``, ``concurrency`` at a time, in arrival order."""
+    """Every request under ``strategy``, ``concurrency`` at a time, in arrival order."""
+    runner = _RUNNERS[strategy]
     progress = Progress(label, len(requests))
     queue = iter(requests)
     rows: list[Row] = []
@@ -212,7 +213,7 @@ async def run_pass(
                     runner(router, persona, request), timeout=_REQUEST_TIMEOUT_S
                 )
             except TimeoutError:
-                row = Row(persona, label.split()[-1], request.index, request.category,
+                row = Row(persona, strategy, request.index, request.category,
                           request.family, request.n_tokens, "?", 0.0, 0.0, _REQUEST_TIMEOUT_S,
                           error="harness timeout")  # fmt: skip
             rows.append(row)
@@ -377,7 +378,7 @@ async def run(
         for strategy, persona in passes:
             label = f"{persona} {strategy}" if strategy != "always-direct" else strategy
             started = time.process_time()
-            got = await run_pass(_RUNNERS[strategy], routers[persona], persona, requests,
+            got = await run_pass(strategy, routers[persona], persona, requests,
                                  concurrency, label)  # fmt: skip
             cpu[label] = time.process_time() - started
             rows += got

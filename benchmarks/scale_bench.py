@@ -56,16 +56,19 @@ def policy_for(root: str, base_url: str, directory: Path) -> Path:
     return path
 
 
-def proxy_config(root: str, base_url: str) -> dict[str, Any]:
-    """The proxy config ``rlm-router serve`` generates, on the shipped policy, with the
-    simulator's models as model_list groups and ``root`` as the RLM root."""
+def proxy_config(root: str, base_url: str, policy: Path | None = None) -> dict[str, Any]:
+    """The proxy config ``rlm-router serve`` generates, on the shipped policy (or
+    ``policy``), with the simulator's models as model_list groups and ``root`` as the RLM
+    root."""
     from rlm_router.router.plugin.config import ServiceConfig
 
     groups = tuple(dict.fromkeys(("sim-large", "sim-mini", root)))
-    data = {
-        "model_list": sim_model_list(base_url, groups),
-        "rlm_router": {"models": {"direct": "sim-large", "rlm_root": root, "rlm_sub": "sim-mini"}},
+    section: dict[str, Any] = {
+        "models": {"direct": "sim-large", "rlm_root": root, "rlm_sub": "sim-mini"}
     }
+    if policy is not None:
+        section["policy"] = str(policy)
+    data = {"model_list": sim_model_list(base_url, groups), "rlm_router": section}
     return ServiceConfig.from_mapping(data, path=None).proxy_config()
 
 

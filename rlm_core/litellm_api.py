@@ -228,11 +228,20 @@ def timeout_error(message: str, *, model: str) -> ProviderTimeout:
 # ── models: windows, prices, registration ────────────────────────────────────────────────
 
 
-def context_window(model: str) -> int | None:
-    """The model's input window in tokens from litellm's model info (None when unknown)."""
+def model_info(model: str) -> dict[str, Any] | None:
+    """litellm's model info (window, prices, provider) without its unset keys; None when
+    litellm does not know the model."""
     try:
         info = litellm().get_model_info(model)
     except Exception:  # litellm raises a bare Exception for unknown models
+        return None
+    return {key: value for key, value in dict(info).items() if value is not None}
+
+
+def context_window(model: str) -> int | None:
+    """The model's input window in tokens from litellm's model info (None when unknown)."""
+    info = model_info(model)
+    if info is None:
         return None
     window = info.get("max_input_tokens") or info.get("max_tokens")
     return int(window) if window else None

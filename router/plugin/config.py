@@ -208,6 +208,46 @@ class ServiceConfig:
                 return litellm_api.context_window(model)
         return None
 
+    def group_info(self, group: str) -> dict[str, Any] | None:
+        """litellm model info for a model_list group (window and prices), from its first
+        deployment: ``model_info`` and price keys in ``litellm_params``, else litellm's info
+        for the deployment's model. None when neither gives a price."""
+        for entry in self.litellm.get("model_list") or []:
+            if not isinstance(entry, Mapping) or entry.get("model_name") != group:
+                continue
+            params = entry.get("litellm_params") or {}
+            model = params.get("model")
+            info = (litellm_api.model_info(model) if isinstance(model, str) else None) or {}
+            info.update({k: v for k, v in (entry.get("model_info") or {}).items() if v is not None})
+            for key in ("input_cost_per_token", "output_cost_per_token"):
+                if isinstance(params.get(key), int | float):
+                    info[key] = float(params[key])
+            if not isinstance(info.get("input_cost_per_token"), int | float):
+                return None
+            info.setdefault("litellm_provider", "openai")
+            info.setdefault("mode", "chat")
+            return info
+        return None
+
+    def register_groups(self) -> list[str]:
+        """Tell litellm the windows and prices of the route groups it does not know by name.
+
+        The RLM engine checks each call before sending it (the prompt against the model's
+        window, its worst-case cost against the run's budget) by the name it calls, which in
+        the proxy is the group name; a group named e.g. ``fast`` was unknown, so the cost
+        pre-flight let every call through and a run overspent into a bare ``max_cost`` stop
+        instead of being refused in time. Returns the groups registered."""
+        registered = {}
+        for group in dict.fromkeys(g for g in (self.direct, self.rlm_root, self.rlm_sub) if g):
+            if litellm_api.context_window(group) is not None:
+                continue  # litellm knows it (e.g. a group named after its model)
+            info = self.group_info(group)
+            if info is not None:
+                registered[group] = info
+        if registered:
+            litellm_api.register_models(registered)
+        return list(registered)
+
     def proxy_config(self) -> dict[str, Any]:
         """The LiteLLM proxy config with the plugin wired in (idempotent)."""
         config = copy.deepcopy(dict(self.litellm))

@@ -86,6 +86,7 @@ class RouterService:
                     from rlm_router.router import Router
 
                     path = self.config.policy_path
+                    self.config.register_groups()
                     router = Router.from_config(str(path) if path else None)
                     self._router = self._fitted(router)
                     # At proxy start-up (the plugin builds its router while LiteLLM loads
