@@ -1,7 +1,7 @@
 """A 10M-token OOLONG request on the shipped policy, per root persona, through
 ``Router.acompletion`` and through the real LiteLLM proxy with the plugin
-(``python -m benchmarks.scale_bench [--tokens 10000000] [--seeds 1] [--via router --via proxy]
-[--json out.json]``).
+(``python -m benchmarks.scale_bench [--tokens 10000000] [--seeds 1] [--first-seed 0]
+[--via router --via proxy] [--json out.json]``).
 
 The shipped policy (``policies/default.yaml``) is used as it is, except that its models point at
 the simulated provider and the RLM root is ``sim-<persona>``: in the library through the
@@ -181,13 +181,19 @@ async def run(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tokens", type=int, default=10_000_000)
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--persona", action="append", choices=sorted(ROOTS))
     parser.add_argument("--via", action="append", choices=VIAS)
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
     rows = asyncio.run(
-        run(args.tokens, args.persona or list(ROOTS), range(args.seeds), args.via or list(VIAS))
+        run(
+            args.tokens,
+            args.persona or list(ROOTS),
+            range(args.first_seed, args.first_seed + args.seeds),
+            args.via or list(VIAS),
+        )
     )
     columns = ("via", "persona", "seed", "score", "answer", "route", "degraded", "cost_usd",
                "sub_calls", "root_turns", "wall_s", "cpu_s", "error")  # fmt: skip
