@@ -47,10 +47,8 @@ def grams(text: str, orders: Sequence[int] = ORDERS, max_chars: int = MAX_CHARS)
         half = max_chars // 2
         text = f"{text[:half]} {text[-half:]}"
     padded = f" {' '.join(text.lower().split())} "
-    out: set[str] = set()
-    for n in orders:
-        out.update([padded[i : i + n] for i in range(len(padded) - n + 1)])
-    return out
+    length = len(padded)
+    return {padded[i : i + n] for n in orders for i in range(length - n + 1)}
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class TaskModel:
 
     def predict(self, text: str) -> dict[str, float]:
         """Probability of each kind for instruction ``text``."""
-        hits = [w for w in map(self.weights.get, grams(text, self.orders, self.max_chars)) if w]
+        hits = list(filter(None, map(self.weights.get, grams(text, self.orders, self.max_chars))))
         scores = [sum(column) for column in zip(self.bias, *hits, strict=True)]
         top = max(scores)
         exps = [math.exp(s - top) for s in scores]

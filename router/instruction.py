@@ -72,7 +72,8 @@ def prose_line(line: str) -> bool:
     stripped = line.strip()
     if len(stripped) < 2 or stripped[0] in _DATA_START or line[0] in " \t":
         return False
-    if stripped.startswith("--") or sum(stripped.count(sep) for sep in _SEPARATORS) >= 2:
+    c = stripped.count  # the _SEPARATORS, spelled out (a generator over them cost 3x)
+    if stripped.startswith("--") or c("|") + c("\t") + c(": ") + c("; ") + c(" = ") >= 2:
         return False
     asks = stripped.endswith(_QUESTION_MARKS)
     if not asks and (_CODE.search(stripped) or _KEY_VALUE.match(stripped)):
