@@ -19,12 +19,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Generic, TypeVar
 
 from rlm_router.telemetry import semconv as sc
 from rlm_router.telemetry.feedback import FeedbackRecord, feedback_of, merge_feedback, read_feedback
 from rlm_router.telemetry.otlp_json import SpanLike, Value
 from rlm_router.telemetry.span_scan import scan_spans
 from rlm_router.telemetry.trace_files import bulk_reading
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,25 +71,50 @@ def iter_request_records(
     spans: Iterable[SpanLike], feedback: Mapping[str, FeedbackRecord] | None = None
 ) -> Iterator[RequestRecord]:
     """Request records from spans in any order; requests without a decision come last."""
-    # Keyed by (trace id, request span id): one trace may hold several requests.
-    decides: dict[tuple[str, str], SpanLike] = {}
-    requests: dict[tuple[str, str], SpanLike] = {}
+    pairing: SpanPairing[None] = SpanPairing()
     for span in spans:
+        pair = pairing.add(span, None)
+        if pair is not None:
+            yield request_record(*pair, feedback)
+    # A request that failed before deciding still counts (e.g. an invalid body).
+    for request in pairing.unmatched_requests():
+        yield request_record(request, None, feedback)
+
+
+class SpanPairing(Generic[T]):
+    """Joins each request's decide span to its request span as they come, in any order.
+
+    Keyed by (trace id, request span id): one trace may hold several requests. A span that
+    waits for its partner is held with a caller's ``tag`` (a parallel reader keeps where in
+    its part of the files the span was met, to join it later in the order a serial pass would).
+    """
+
+    def __init__(self) -> None:
+        self._decides: dict[tuple[str, str], tuple[SpanLike, T]] = {}
+        self._requests: dict[tuple[str, str], tuple[SpanLike, T]] = {}
+
+    def add(self, span: SpanLike, tag: T) -> tuple[SpanLike, SpanLike] | None:
+        """``(request, decide)`` when ``span`` completes a pair, else None (held or ignored)."""
         if span.name == sc.SPAN_DECIDE and span.parent_span_id is not None:
             key = (span.trace_id, span.parent_span_id)
-            if key in requests:
-                yield _record(requests.pop(key), span, feedback)
-            else:
-                decides[key] = span
+            if key in self._requests:
+                return self._requests.pop(key)[0], span
+            self._decides[key] = (span, tag)
         elif span.name == sc.SPAN_REQUEST:
             key = (span.trace_id, span.span_id)
-            if key in decides:
-                yield _record(span, decides.pop(key), feedback)
-            else:
-                requests[key] = span
-    # A request that failed before deciding still counts (e.g. an invalid body).
-    for request in requests.values():
-        yield _record(request, None, feedback)
+            if key in self._decides:
+                return span, self._decides.pop(key)[0]
+            self._requests[key] = (span, tag)
+        return None
+
+    def waiting(self) -> list[tuple[T, SpanLike]]:
+        """The spans still waiting for their partner, with their tags, decides first."""
+        held = [*self._decides.values(), *self._requests.values()]
+        return [(tag, span) for span, tag in held]
+
+    def unmatched_requests(self) -> list[SpanLike]:
+        """The request spans without a decision, in the order they came."""
+        return [span for span, _ in self._requests.values()]
 
 
 class RequestScan:
@@ -96,21 +124,34 @@ class RequestScan:
     ``feedback`` starts with the reports of ``feedback_paths`` and gains those of the
     ``rlm_router.feedback`` spans as the pass meets them, so it is complete once the
     iteration is over. A scan can be iterated again (it reads the files again).
+
+    With ``workers`` > 1 (default: the CPUs this process may use) and more than one chunk
+    of input (``telemetry.parallel_scan``), parts of the files are decoded in that many
+    worker processes; the records and the feedback are the same, in the same order.
     """
 
     def __init__(
         self,
         trace_paths: Iterable[str | os.PathLike[str]],
         feedback_paths: Iterable[str | os.PathLike[str]] = (),
+        *,
+        workers: int | None = None,
     ) -> None:
         self.trace_paths = list(trace_paths)
         self.feedback_paths = list(feedback_paths)
+        self.workers = workers
         self.feedback: dict[str, FeedbackRecord] = {}
 
     def __iter__(self) -> Iterator[RequestRecord]:
+        from rlm_router.telemetry.parallel_scan import ParallelScan
+
         self.feedback = read_feedback(self.feedback_paths)
+        parallel = ParallelScan.plan(self.trace_paths, workers=self.workers)
         with bulk_reading():
-            yield from iter_request_records(self._record_spans())
+            if parallel is not None:
+                yield from parallel.records(self.feedback)
+            else:
+                yield from iter_request_records(self._record_spans())
 
     def _record_spans(self) -> Iterator[SpanLike]:
         for span in scan_spans(self.trace_paths):
@@ -148,11 +189,12 @@ def load_request_records(
     return out
 
 
-def _record(
+def request_record(
     request: SpanLike,
     decide: SpanLike | None,
     feedback: Mapping[str, FeedbackRecord] | None,
 ) -> RequestRecord:
+    """The record of a request span and its decide span (None: it failed before deciding)."""
     out = request.attributes
     dec = decide.attributes if decide is not None else {}
     decision_id = _str(dec.get(sc.DECISION_ID)) or _str(out.get(sc.DECISION_ID))

@@ -380,9 +380,12 @@ def render_report(
 def read_report_data(
     trace_paths: Iterable[str | os.PathLike[str]],
     feedback_paths: Iterable[str | os.PathLike[str]] = (),
+    *,
+    workers: int | None = None,
 ) -> ReportData:
-    """The report's columns from trace files (or directories, gzip), in one pass."""
-    scan = RequestScan(trace_paths, feedback_paths)
+    """The report's columns from trace files (or directories, gzip), in one pass
+    (``workers``: reading processes, as for ``RequestScan``)."""
+    scan = RequestScan(trace_paths, feedback_paths, workers=workers)
     columns = ReportColumns()
     for record in scan:
         columns.add(record)
@@ -396,6 +399,7 @@ def write_report(
     *,
     feedback_paths: Iterable[str | os.PathLike[str]] = (),
     title: str = "rlm-router report",
+    workers: int | None = None,
 ) -> int:
     """Read traces (and feedback), write the report to ``output``; returns the request count.
 
@@ -403,7 +407,7 @@ def write_report(
     an empty report is what a wrong or empty file would otherwise give, silently.
     """
     trace_paths = list(trace_paths)
-    data = read_report_data(trace_paths, feedback_paths)
+    data = read_report_data(trace_paths, feedback_paths, workers=workers)
     if not len(data):
         names = ", ".join(os.fspath(p) for p in trace_paths)
         raise TraceFormatError(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import NamedTuple
 
 import msgspec
@@ -100,14 +101,41 @@ def scan_spans(
     how many (as ``otlp_json.read_spans`` does).
     """
     for path in expand_paths(paths):
-        skipped = 0
-        for line in iter_lines(path):
+        scan = FileScan(path, names=names)
+        yield from scan
+        warn_skipped(path, scan.skipped)
+
+
+def warn_skipped(path: os.PathLike[str], skipped: int) -> None:
+    """The one warning per file that names how many of its lines were skipped."""
+    if skipped:
+        logger.warning("%s: skipped %d line(s) that are not OTLP-JSON spans", path, skipped)
+
+
+class FileScan:
+    """The spans named in ``names`` of one file, or of its lines in ``[start, end)`` bytes;
+    ``skipped`` counts the lines that were not OTLP-JSON spans once the iteration is over."""
+
+    def __init__(
+        self,
+        path: os.PathLike[str],
+        *,
+        names: frozenset[str] = RECORD_SPANS,
+        start: int = 0,
+        end: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.names = names
+        self.start, self.end = start, end
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[ScannedSpan]:
+        self.skipped = 0
+        for line in iter_lines(self.path, start=self.start, end=self.end):
             try:
-                yield from _scan_line(line, names)
+                yield from _scan_line(line, self.names)
             except (msgspec.DecodeError, TraceFormatError, ValueError):
-                skipped += 1
-        if skipped:
-            logger.warning("%s: skipped %d line(s) that are not OTLP-JSON spans", path, skipped)
+                self.skipped += 1
 
 
 def _scan_line(line: bytes, names: frozenset[str]) -> Iterator[ScannedSpan]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def add_trace_inputs(parser: argparse.ArgumentParser) -> None:
-    """``--traces`` and ``--feedback``: the inputs of the commands that read telemetry."""
+    """``--traces``, ``--feedback`` and ``--workers``: the inputs of the commands that read
+    telemetry."""
     parser.add_argument(
         "--traces",
         nargs="+",
@@ -25,3 +26,21 @@ def add_trace_inputs(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="feedback JSON-lines files or directories (quality reports by decision id)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="processes that decode the traces (default: the CPUs available; 1 reads in "
+        "this process); above 64 MB of input the files are read in parts, in parallel",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -39,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         count = write_report(
-            args.traces, args.output, feedback_paths=args.feedback, title=args.title
+            args.traces,
+            args.output,
+            feedback_paths=args.feedback,
+            title=args.title,
+            workers=args.workers,
         )
     except (OSError, ValueError) as exc:  # ValueError: TraceFormatError, no request found
         print(f"rlm-router dashboard: {exc}", file=sys.stderr)

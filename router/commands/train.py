@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         )
         # One pass over the traces while the data set's columns fill; feedback spans met on
         # the way are applied once it is over.
-        scan = RequestScan(args.traces, args.feedback)
+        scan = RequestScan(args.traces, args.feedback, workers=args.workers)
         report = train(
             _reading(scan, progress),
             current,

@@ -13,6 +13,7 @@ import dataclasses
 import gzip
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from rlm_router.router.cli import main
 from rlm_router.router.features import FEATURE_NAMES
 from rlm_router.telemetry.feedback import feedback_from_spans, merge_feedback, read_feedback
 from rlm_router.telemetry.otlp_json import read_spans
+from rlm_router.telemetry.parallel_scan import ParallelScan
 from rlm_router.telemetry.records import RequestRecord, RequestScan, iter_request_records
 from rlm_router.telemetry.records import load_request_records as load
 from rlm_router.telemetry.report import write_report
@@ -221,3 +223,80 @@ def test_train_on_a_sample_reaches_the_full_logs_decision(
     assert "sampled" not in full
     assert "sampled 60" in sampled and "of 1500 usable rows" in sampled
     assert full_code == sampled_code == 0  # both promote the classifier the truth favours
+
+
+# ── reading in parallel ──
+
+
+def _children() -> set[int]:
+    """The live child processes of this one (worker processes of a parallel read)."""
+    path = Path(f"/proc/self/task/{os.getpid()}/children")
+    return {int(pid) for pid in path.read_text().split()} if path.exists() else set()
+
+
+def test_parts_of_a_file_read_in_parallel_give_the_serial_records_in_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    traces, feedback = write_golden_traces(tmp_path)
+    good = traces.read_bytes()
+    broken = tmp_path / "broken.jsonl"  # two lines to skip, counted once for the file
+    broken.write_bytes(good[: good.index(b"\n") // 2] + b"\n" + b"[1, 2]\n" + good)
+    serial_scan = RequestScan([broken], [feedback], workers=1)
+    with caplog.at_level(logging.WARNING):
+        serial = list(serial_scan)
+    expected_warnings = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    caplog.clear()
+    # Parts of a few lines each: splits between decide and request spans, as rotation makes.
+    plan = ParallelScan.plan([broken], workers=3, chunk_bytes=len(good) // 9)
+    assert plan is not None and len(plan.chunks) >= 4 and plan.workers == 3
+    reports = read_feedback([feedback])
+    with caplog.at_level(logging.WARNING):
+        parallel = list(plan.records(reports))
+    assert parallel == serial  # the same records in the same order
+    assert reports == serial_scan.feedback  # feedback spans merged in file order
+    warnings = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert (
+        warnings
+        == expected_warnings
+        == [f"{broken}: skipped 2 line(s) that are not OTLP-JSON spans"]
+    )
+    assert not _children()
+
+
+def test_a_parallel_read_stopped_early_leaves_no_worker(tmp_path: Path) -> None:
+    traces, feedback = write_golden_traces(tmp_path)
+    plan = ParallelScan.plan([traces], workers=2, chunk_bytes=traces.stat().st_size // 5)
+    assert plan is not None
+    records = plan.records({})
+    next(records)
+    assert len(_children()) == 2
+    records.close()
+    assert not _children()
+
+
+def test_one_cpu_or_one_part_reads_in_this_process(tmp_path: Path) -> None:
+    traces, _ = write_golden_traces(tmp_path)
+    assert ParallelScan.plan([traces], workers=1, chunk_bytes=100) is None
+    assert ParallelScan.plan([traces], workers=4) is None  # smaller than one part
+
+
+def test_the_cli_reads_with_the_workers_it_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    traces, feedback = write_golden_traces(tmp_path)
+    rotated = tmp_path / "rotated"
+    rotated.mkdir()
+    lines = traces.read_bytes().splitlines(keepends=True)
+    for index in range(3):  # three files: three parts, read by two workers
+        (rotated / f"traces-{index}.jsonl").write_bytes(b"".join(lines[index::3]))
+    pages = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"report-{workers}.html"
+        argv = ["dashboard", "--traces", str(rotated), "--feedback", str(feedback)]
+        assert main([*argv, "--workers", workers, "-o", str(out)]) == 0
+        pages.append(out.read_text())
+    assert pages[0] == pages[1]
+    assert "240 requests from 3 trace file(s)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["dashboard", "--traces", str(traces), "--workers", "0"])
+    assert "--workers: must be at least 1, got 0" in capsys.readouterr().err
