@@ -1,7 +1,7 @@
 """Trace-analytics benchmark: ``rlm-router train`` and ``dashboard`` on 1K..1M requests.
 
 ``python -m benchmarks.analytics_bench [--sizes 1000 10000 100000 1000000] [--before DIR]
-[--before-max 100000] [--corpus DIR] [--out out]``
+[--before-max 100000] [--serial-max 1000000] [--corpus DIR] [--out out]``
 
 The traces are generated with the real span shapes (``benchmarks.trace_corpus``: our
 telemetry and exporter record a template, repeated with fresh ids and times), rotated every
@@ -11,7 +11,11 @@ code before the streaming reader (e.g. ``git worktree add /tmp/scale-before <bas
 same commands run there on the same files, in the same run, and the outputs are compared
 byte for byte (the report HTML; train's report and JSON figures, which are the same as long
 as the usable rows do not exceed ``--max-rows``, above which the new trainer samples).
-One more row reads the 100K corpus gzip-compressed. Prints a table and writes
+Up to ``--serial-max`` requests the new code also runs with ``--workers 1`` (code
+``serial``: decoding in the command's own process), beside the default (parallel decoding
+in as many worker processes as there are CPUs; workers' CPU is in the CPU column, as
+``wait4`` counts reaped children; "all MB" is the sampled peak of the command's processes
+together). One more row reads the 100K corpus gzip-compressed. Prints a table and writes
 ``analytics_bench.json``, with the 10M-request extrapolation (linear from 100K to 1M).
 """
 
@@ -22,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,16 +40,33 @@ SIZES = (1_000, 10_000, 100_000, 1_000_000)
 class Run:
     requests: int
     command: str  # train or dashboard
-    code: str  # new or before
+    code: str  # new (parallel reading), serial (new, --workers 1) or before
     wall_s: float
     cpu_s: float
     peak_mb: float
     exit_code: int
+    tree_peak_mb: float = 0.0  # the command's process and its workers together, sampled
     identical: bool | None = None  # output equal to the code before's (None: not compared)
     variant: str = ""  # "gzip" for the compressed corpus
 
 
-def _run(argv: list[str], cwd: Path | None, out: Path) -> tuple[float, float, float, int]:
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants now (0 once it has exited)."""
+    total, todo = 0, [pid]
+    page = os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        current = todo.pop()
+        try:
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * page
+            todo += [
+                int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            ]
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+    return total / 2**20
+
+
+def _run(argv: list[str], cwd: Path | None, out: Path) -> tuple[float, float, float, int, float]:
     env = dict(os.environ)
     if cwd is not None:  # the checkout's packages before the installed ones
         env["PYTHONPATH"] = str(cwd)
@@ -57,16 +79,32 @@ def _run(argv: list[str], cwd: Path | None, out: Path) -> tuple[float, float, fl
             stdout=stdout,
             stderr=subprocess.DEVNULL,
         )
+        # wait4's peak is the largest single process; the sum over the worker processes
+        # that run at once is sampled here (every 0.2 s).
+        tree_peak = 0.0
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal tree_peak
+            while not done.wait(0.2):
+                tree_peak = max(tree_peak, _tree_rss_mb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
+    peak = usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, peak, proc.returncode, max(tree_peak, peak)
 
 
 def _commands(
-    files: list[str], feedback: Path, out: Path, max_rows: int, policy: Path
+    files: list[str], feedback: Path, out: Path, max_rows: int, policy: Path, workers: int = 0
 ) -> dict[str, list[str]]:
-    return {
+    extra = ["--workers", str(workers)] if workers else []
+    commands = {
         "train": [
             "train", "--traces", *files, "--feedback", str(feedback), "--config", str(policy),
             "--out",
@@ -78,6 +116,7 @@ def _commands(
             str(out / "report.html"),
         ],
     }  # fmt: skip
+    return {name: [*argv, *extra] for name, argv in commands.items()}
 
 
 def _outputs(out: Path, command: str) -> bytes:
@@ -88,7 +127,12 @@ def _outputs(out: Path, command: str) -> bytes:
 
 
 def run_bench(
-    sizes: tuple[int, ...], corpus: Path, out: Path, before: Path | None, before_max: int
+    sizes: tuple[int, ...],
+    corpus: Path,
+    out: Path,
+    before: Path | None,
+    before_max: int,
+    serial_max: int,
 ) -> list[Run]:
     runs: list[Run] = []
     # Both checkouts train against the same current classifier: the one shipped with the
@@ -101,31 +145,33 @@ def run_bench(
         made = generate(corpus / str(size), size)
         files = [str(p) for p in made.traces]
         sides: list[tuple[str, Path | None]] = [("new", None)]
+        if size <= serial_max:
+            sides.append(("serial", None))
         if before is not None and size <= before_max:
             sides.append(("before", before))
         results: dict[tuple[str, str], bytes] = {}
         for code, cwd in sides:
             workdir = out / f"{size}-{code}"
             workdir.mkdir(parents=True, exist_ok=True)
-            commands = _commands(files, made.feedback, workdir, 0, policy)
+            workers = 1 if code == "serial" else 0
+            commands = _commands(files, made.feedback, workdir, 0, policy, workers)
             for command, argv in commands.items():
-                wall, cpu, peak, status = _run(argv, cwd, workdir / command)
-                runs.append(Run(size, command, code, wall, cpu, peak, status))
+                wall, cpu, peak, status, tree = _run(argv, cwd, workdir / command)
+                runs.append(Run(size, command, code, wall, cpu, peak, status, tree))
                 print(_row(runs[-1]), flush=True)
                 results[(code, command)] = _outputs(workdir, command)
-        if len(sides) == 2:
+        for other in ("serial", "before"):  # the same bytes as the new code's default run
             for run in runs:
-                if run.requests == size and run.variant == "":
-                    same = results[("new", run.command)] == results[("before", run.command)]
-                    run.identical = same
+                if run.requests == size and run.code == other and (other, run.command) in results:
+                    run.identical = results[("new", run.command)] == results[(other, run.command)]
     if 100_000 in sizes:
         made = generate(corpus / "100000-gzip", 100_000, gzipped=True)
         workdir = out / "100000-gzip"
         workdir.mkdir(parents=True, exist_ok=True)
         inputs = [str(made.traces[0].parent)]
         for command, argv in _commands(inputs, made.feedback, workdir, 0, policy).items():
-            wall, cpu, peak, status = _run(argv, None, workdir / command)
-            runs.append(Run(100_000, command, "new", wall, cpu, peak, status, variant="gzip"))
+            wall, cpu, peak, status, tree = _run(argv, None, workdir / command)
+            runs.append(Run(100_000, command, "new", wall, cpu, peak, status, tree, variant="gzip"))
             print(_row(runs[-1]), flush=True)
     return runs
 
@@ -135,7 +181,7 @@ def _row(run: Run) -> str:
     name = f"{run.requests:>9,}{' gz' if run.variant else '   '}"
     return (
         f"{name} {run.command:<10} {run.code:<7} {run.wall_s:8.1f} {run.cpu_s:8.1f} "
-        f"{run.peak_mb:8.0f} {run.exit_code:>4} {same:>9}"
+        f"{run.peak_mb:8.0f} {run.tree_peak_mb:8.0f} {run.exit_code:>4} {same:>9}"
     )
 
 
@@ -149,8 +195,11 @@ def extrapolate(runs: list[Run]) -> dict[str, dict[str, float]]:
             low, high = mine[100_000], mine[1_000_000]
             scale = 9_000_000 / 900_000
             out[command] = {
+                "wall_s": high.wall_s + (high.wall_s - low.wall_s) * scale,
                 "cpu_s": high.cpu_s + (high.cpu_s - low.cpu_s) * scale,
                 "peak_mb": high.peak_mb + (high.peak_mb - low.peak_mb) * scale,
+                "all_processes_peak_mb": high.tree_peak_mb
+                + (high.tree_peak_mb - low.tree_peak_mb) * scale,
             }
     return out
 
@@ -160,17 +209,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--before", type=Path, default=None, metavar="CHECKOUT")
     parser.add_argument("--before-max", type=int, default=100_000)
+    parser.add_argument("--serial-max", type=int, default=1_000_000)
     parser.add_argument("--corpus", type=Path, default=Path("/tmp/rlm-router-corpus"))
     parser.add_argument("--out", type=Path, default=Path("out"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{'requests':>12} {'command':<10} {'code':<7} {'wall s':>8} {'CPU s':>8} "
-          f"{'peak MB':>8} {'exit':>4} {'identical':>9}")  # fmt: skip
-    runs = run_bench(tuple(args.sizes), args.corpus, args.out, args.before, args.before_max)
+          f"{'peak MB':>8} {'all MB':>8} {'exit':>4} {'identical':>9}")  # fmt: skip
+    runs = run_bench(
+        tuple(args.sizes), args.corpus, args.out, args.before, args.before_max, args.serial_max
+    )
     projection = extrapolate(runs)
     for command, figures in projection.items():
         print(
-            f"10M requests, {command} (linear from 100K -> 1M): ~{figures['cpu_s']:.0f} s CPU, "
+            f"10M requests, {command} (linear from 100K -> 1M): ~{figures['wall_s']:.0f} s wall, "
+            f"~{figures['cpu_s']:.0f} s CPU, "
             f"~{figures['peak_mb']:.0f} MB peak"
         )
     result = {"runs": [asdict(r) for r in runs], "extrapolation_10m": projection}

@@ -19,7 +19,8 @@ Wiring (``rlm-router serve`` writes it; see ``router.plugin.config``)::
 - ``router.plugin.service`` holds the process-wide state both share; ``router.plugin.config``
   reads the ``rlm_router`` YAML section; ``router.plugin.feedback`` adds
   ``POST /rlm-router/feedback``; ``admission`` bounds concurrent RLM runs, ``reload`` re-reads
-  the policy on change or SIGHUP, ``disconnect`` cancels the run of a client that went away.
+  the policy on change or SIGHUP, ``disconnect`` cancels the run of a client that went away,
+  ``warm`` pays LiteLLM's first-request costs at start-up.
 
 ``hook`` and ``rlm_provider`` are created on first access (PEP 562), so importing this package
 does no work; the router and its policy load on the first request. No submodule is named
@@ -57,7 +58,7 @@ def __getattr__(name: str) -> RouterHook | RLMProvider:
             raise RuntimeError(f"rlm-router plugin cannot start: {exc}") from exc
         _INSTANCES[name] = instance
         if name == "hook":  # the proxy loads the hook at startup: add POST /rlm-router/feedback
-            from rlm_router.router.plugin import disconnect, reload
+            from rlm_router.router.plugin import disconnect, reload, warm
             from rlm_router.router.plugin.callback import metadata_check
             from rlm_router.router.plugin.feedback import install_on_running_proxy
 
@@ -68,4 +69,6 @@ def __getattr__(name: str) -> RouterHook | RLMProvider:
             )
             # A client that goes away cancels its RLM run, its sub-calls and its workers.
             disconnect.install_on_running_proxy(metadata_check)
+            # LiteLLM's and FastAPI's first-request costs, paid once the proxy is built.
+            warm.install_on_running_proxy(service.config.direct)
     return _INSTANCES[name]

@@ -41,6 +41,7 @@ from rlm_router.router.plugin.service import (
     release,
     shared_service,
 )
+from rlm_router.router.plugin.warm import is_warm_up, priced_at_zero
 from rlm_router.router.request import ChatRequest, InvalidRequest
 from rlm_router.router.responses import (
     HEADER_POLICY_VERSION,
@@ -184,7 +185,7 @@ class RouterHook(CustomLogger):
         model = data.get("model")
         config = self.service.config
         if call_type not in _CHAT_CALL_TYPES or model not in config.virtual_models:
-            return data
+            return priced_at_zero(data) if is_warm_up(data) else data
         if is_inner(data.get("metadata")):
             raise _bad_request("inner calls may not target a virtual model")
         if not self._watching:

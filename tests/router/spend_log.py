@@ -27,6 +27,8 @@ class SpendLog(CustomLogger):
             "response_cost": kwargs.get("response_cost"),
             "inner": bool(metadata.get("rlm_router_inner")),
             "decision_id": routed.get("decision_id") or metadata.get("rlm_router_decision_id"),
+            "user": kwargs.get("user") or (kwargs.get("litellm_params") or {}).get("user"),
+            "tags": metadata.get("tags") or [],
         }
         _append(os.environ["RLM_ROUTER_TEST_SPEND_LOG"], json.dumps(record))
 
