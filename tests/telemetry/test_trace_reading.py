@@ -264,7 +264,7 @@ def test_parts_of_a_file_read_in_parallel_give_the_serial_records_in_order(
 
 
 def test_a_parallel_read_stopped_early_leaves_no_worker(tmp_path: Path) -> None:
-    traces, feedback = write_golden_traces(tmp_path)
+    traces, _ = write_golden_traces(tmp_path)
     plan = ParallelScan.plan([traces], workers=2, chunk_bytes=traces.stat().st_size // 5)
     assert plan is not None
     records = plan.records({})
