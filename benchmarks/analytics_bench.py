@@ -12,8 +12,8 @@ same commands run there on the same files, in the same run, and the outputs are 
 byte for byte (the report HTML; train's report and JSON figures, which are the same as long
 as the usable rows do not exceed ``--max-rows``, above which the new trainer samples).
 Up to ``--serial-max`` requests the new code also runs with ``--workers 1`` (code
-``serial``: decoding in the command's own process), beside the default (parallel decoding
-in as many worker processes as there are CPUs; workers' CPU is in the CPU column, as
+``serial``: decoding in the command's own process), beside ``new`` (``--workers`` = the CPUs
+available: parallel decoding whatever the load; workers' CPU is in the CPU column, as
 ``wait4`` counts reaped children; "all MB" is the sampled peak of the command's processes
 together). One more row reads the 100K corpus gzip-compressed. Prints a table and writes
 ``analytics_bench.json``, with the 10M-request extrapolation (linear from 100K to 1M).
@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.trace_corpus import generate, policy_yaml
+from rlm_router.telemetry.parallel_scan import available_cpus
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 
@@ -153,7 +154,8 @@ def run_bench(
         for code, cwd in sides:
             workdir = out / f"{size}-{code}"
             workdir.mkdir(parents=True, exist_ok=True)
-            workers = 1 if code == "serial" else 0
+            # Explicit: the default reads serially when the machine is already busy.
+            workers = 1 if code == "serial" else (0 if code == "before" else available_cpus())
             commands = _commands(files, made.feedback, workdir, 0, policy, workers)
             for command, argv in commands.items():
                 wall, cpu, peak, status, tree = _run(argv, cwd, workdir / command)

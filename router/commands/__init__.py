@@ -31,8 +31,9 @@ def add_trace_inputs(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="processes that decode the traces (default: the CPUs available; 1 reads in "
-        "this process); above 64 MB of input the files are read in parts, in parallel",
+        help="processes that decode the traces (default: the CPUs available, or 1 when the "
+        "load average already fills them; 1 reads in this process); above 64 MB of input "
+        "the files are read in parts, in parallel",
     )
 
 
