@@ -21,7 +21,7 @@ ENCODING_NAME = "o200k_base"
 EXACT_MAX_CHARS = 1024
 SAMPLE_BUDGET_MIN = 768
 SAMPLE_BUDGET_MAX = 32_768
-SAMPLE_COUNT = 32
+SAMPLE_COUNT = 128  # many narrow slices: on 19 real texts rms 2.4% -> 1.1% at 200K tokens (vs 32)
 SAMPLE_MIN_WIDTH = 128
 
 
