@@ -10,9 +10,9 @@ Cost is kept flat in the input size:
   costs ~0.04-0.09 us per character (0.14-0.25 ms for a 1K-token request, more than the whole
   decision budget there). The price is sampling error on heterogeneous real text:
   ``benchmarks/decision_bench.py`` measures it on 19 real-text sources at two offsets each
-  (rms ~10% at 1K tokens, ~3.4% at 32K, ~2.4% at 200K; worst cases 33%, 9%, 8%); unbiased
-  on average (mean within ~2%). An estimate only matters near the window limit, where the
-  dispatcher's context-length fallback covers it.
+  (rms ~10% at 1K tokens, ~2.5% at 32K, ~1.1% at 200K, ~2.1% at 1M; worst cases 33%, 7%,
+  2.3%, 5.6%); unbiased on average (mean within ~2%). An estimate only matters near the
+  window limit, where the dispatcher's context-length fallback covers it.
 - Density features (compressibility, record-like lines, digit and distinct-entity rates) are
   computed on at most ``DENSITY_CHARS`` characters of context, taken as evenly spaced slices.
 - Structure: the share of sampled context lines that read as prose, as code, and the dense
