@@ -214,10 +214,14 @@ class Dispatcher:
         decide_s: float,
         model: str | None = None,
         stream: bool | None = None,
+        started_ns: int | None = None,
     ) -> RequestTrace | None:
-        """Start a request's trace with its decision recorded (None without telemetry)."""
-        trace = self._start_trace(model, stream)
-        trace.decision(decision, decide_s)
+        """Start a request's trace with its decision recorded (None without telemetry).
+
+        ``started_ns``: when the request arrived and deciding began (wall clock), for a
+        trace opened after the decision (the proxy's hook), so the spans nest in time."""
+        trace = self._start_trace(model, stream, started_ns)
+        trace.decision(decision, decide_s, started_ns)
         return trace.trace
 
     def close_trace(
@@ -225,20 +229,27 @@ class Dispatcher:
         trace: RequestTrace | None,
         outcome: Outcome | None,
         error: BaseException | None = None,
+        *,
+        end_time_ns: int | None = None,
     ) -> None:
         """Record a request's outcome (or error) and end its trace; never raises."""
-        RequestTelemetry(trace).finish(outcome, error)
+        RequestTelemetry(trace).finish(outcome, error, end_time_ns=end_time_ns)
 
     # ── internals ──
 
     def _start_trace(
-        self, model: str | None = None, stream: bool | None = None
+        self,
+        model: str | None = None,
+        stream: bool | None = None,
+        started_ns: int | None = None,
     ) -> RequestTelemetry:
         if self._telemetry is None:
             return RequestTelemetry(None)
         try:
             # start_request, not request_span(): a streamed answer outlives this frame.
-            return RequestTelemetry(self._telemetry.start_request(model=model, stream=stream))
+            return RequestTelemetry(
+                self._telemetry.start_request(model=model, stream=stream, start_time_ns=started_ns)
+            )
         except Exception:
             log.debug("telemetry request_span failed", exc_info=True)
             return RequestTelemetry(None)

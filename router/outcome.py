@@ -62,10 +62,12 @@ class RequestTelemetry:
         except Exception:  # telemetry must never fail a request
             log.debug("telemetry call failed", exc_info=True)
 
-    def decision(self, decision: Decision, duration_s: float) -> None:
+    def decision(
+        self, decision: Decision, duration_s: float, start_time_ns: int | None = None
+    ) -> None:
         if self.trace is not None:
             with self._guard():
-                self.trace.decision(decision, duration_s=duration_s)
+                self.trace.decision(decision, duration_s=duration_s, start_time_ns=start_time_ns)
 
     def fallback(self, kind: str, reason: str, error_type: str | None = None) -> None:
         if self.trace is not None:
@@ -112,7 +114,13 @@ class RequestTelemetry:
                 )
             call.end()
 
-    def finish(self, outcome: Outcome | None, error: BaseException | None = None) -> None:
+    def finish(
+        self,
+        outcome: Outcome | None,
+        error: BaseException | None = None,
+        *,
+        end_time_ns: int | None = None,
+    ) -> None:
         if self.trace is None:
             return
         with self._guard():
@@ -129,4 +137,4 @@ class RequestTelemetry:
                     latency_ms=outcome.latency_ms,
                     fallback=outcome.route.fallback,
                 )
-            self.trace.end(error)
+            self.trace.end(error, end_time_ns=end_time_ns)

@@ -243,12 +243,13 @@ class Telemetry:
         stream: bool | None = None,
         parent: otel_context.Context | None = None,
         attributes: Mapping[str, sc.AttributeValue | None] | None = None,
+        start_time_ns: int | None = None,
     ) -> RequestTrace:
         """Start the ``rlm_router.request`` span; the caller must ``end()`` it.
 
         For requests that outlive the calling frame (streams); otherwise prefer
         ``request_span()``. ``parent`` defaults to the current context; the span is not
-        made current.
+        made current. ``start_time_ns`` (wall clock) when the request arrived, if earlier.
         """
         return RequestTrace(
             self,
@@ -258,6 +259,7 @@ class Telemetry:
                 sc.REQUEST_STREAM: stream,
                 **(attributes or {}),
             },
+            start_time_ns=start_time_ns,
         )
 
     @contextmanager

@@ -189,6 +189,7 @@ class RequestTrace:
         *,
         parent: otel_context.Context | None,
         attributes: Mapping[str, sc.AttributeValue | None],
+        start_time_ns: int | None = None,
     ) -> None:
         self._telemetry = telemetry
         parent_context = parent if parent is not None else otel_context.get_current()
@@ -197,7 +198,9 @@ class RequestTrace:
             context=parent_context,
             kind=SpanKind.INTERNAL,
             attributes=sc.drop_unset(attributes),
+            start_time=start_time_ns,
         )
+        self._start_time_ns = start_time_ns if start_time_ns is not None else time.time_ns()
         self.context = trace.set_span_in_context(self.span, parent_context)
         self._started = time.monotonic()
         self.decision_id: str | None = None
@@ -212,13 +215,24 @@ class RequestTrace:
         """The trace id as 32 hex digits (what the OTLP-JSON files hold)."""
         return format(self.span.get_span_context().trace_id, "032x")
 
-    def decision(self, decision: sc.DecisionLike, *, duration_s: float | None = None) -> None:
+    def decision(
+        self,
+        decision: sc.DecisionLike,
+        *,
+        duration_s: float | None = None,
+        start_time_ns: int | None = None,
+    ) -> None:
         """Record the routing decision as a ``rlm_router.decide`` child span.
 
-        ``duration_s`` (how long deciding took) places the span's start that far back.
+        ``start_time_ns`` is when deciding began (wall clock) and ``duration_s`` how long it
+        took; without a start, the span ends now and starts ``duration_s`` back. Either way
+        it never starts before this request's span (a decision recorded after the fact,
+        as the proxy does, would otherwise begin before its parent).
         """
-        now = time.time_ns()
-        start = now - int(duration_s * 1e9) if duration_s is not None else now
+        width = int(duration_s * 1e9) if duration_s is not None else 0
+        if start_time_ns is None:
+            start_time_ns = time.time_ns() - width
+        start = max(start_time_ns, self._start_time_ns)
         span = self._telemetry.tracer.start_span(
             sc.SPAN_DECIDE,
             context=self.context,
@@ -226,7 +240,7 @@ class RequestTrace:
             attributes=sc.decision_attributes(decision),
             start_time=start,
         )
-        span.end(end_time=now)
+        span.end(end_time=start + width)
         self.decision_id = decision.id
         self.decided_route = decision.route
         self.span.set_attribute(sc.DECISION_ID, decision.id)
@@ -242,8 +256,12 @@ class RequestTrace:
         messages: Sequence[Mapping[str, object]] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        start_time_ns: int | None = None,
     ) -> ChatCall:
-        """Start the ``chat {model}`` span of the direct call (end it, or use ``with``)."""
+        """Start the ``chat {model}`` span of the direct call (end it, or use ``with``).
+
+        ``start_time_ns`` places the start in the past, for a call recorded after it ran
+        (the proxy's direct route, from LiteLLM's success and failure events)."""
         return ChatCall(
             self._telemetry,
             parent=self.context,
@@ -252,6 +270,7 @@ class RequestTrace:
             messages=messages,
             max_tokens=max_tokens,
             temperature=temperature,
+            start_time_ns=start_time_ns,
         )
 
     def rlm_observer(self) -> RLMTraceObserver:
@@ -341,11 +360,12 @@ class RequestTrace:
             rlm_sub_calls=rlm_sub_calls,
         )
 
-    def end(self, error: BaseException | None = None) -> None:
+    def end(self, error: BaseException | None = None, *, end_time_ns: int | None = None) -> None:
         """End the root span (once); without a recorded outcome, record a minimal one.
 
-        ``error`` is the exception that ended the request, if any. Spans of an RLM run
-        that never reported its end (cancelled) are closed first.
+        ``error`` is the exception that ended the request, if any; ``end_time_ns`` when it
+        ended, if that was before now (a request whose end is learnt from a later event).
+        Spans of an RLM run that never reported its end (cancelled) are closed first.
         """
         if self._ended:
             return
@@ -359,4 +379,4 @@ class RequestTrace:
                 route_served=self.decided_route or "unknown",
                 error_type=sc.error_type_of(error) if error is not None else None,
             )
-        self.span.end()
+        self.span.end(end_time=end_time_ns)

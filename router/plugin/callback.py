@@ -33,6 +33,7 @@ from rlm_router.router.dispatch import RLM_PREFIX
 from rlm_router.router.outcome import Outcome, reason_of
 from rlm_router.router.params import check_params
 from rlm_router.router.plugin.admission import Caller, Slot
+from rlm_router.router.plugin.direct_span import DirectCall, record_direct_call
 from rlm_router.router.plugin.metadata import RoutingMetadata, is_inner, of_call
 from rlm_router.router.plugin.service import (
     Pending,
@@ -157,6 +158,23 @@ _RETRY_PARAMS = frozenset(
 )  # fmt: skip
 
 
+def _epoch_ns(moment: object) -> int | None:
+    """LiteLLM's event times (``datetime``, naive local time) as epoch nanoseconds."""
+    stamp = getattr(moment, "timestamp", None)
+    return int(stamp() * 1e9) if callable(stamp) else None
+
+
+def _decided_ns(pending: Pending) -> int | None:
+    """When the decision was made (the direct call starts then)."""
+    if pending.started_ns is None:
+        return None
+    return pending.started_ns + int(pending.decide_s * 1e9)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _caller(user_api_key_dict: Any) -> Caller:
     """The key and team LiteLLM's auth resolved for this request (for per-key admission)."""
 
@@ -200,6 +218,7 @@ class RouterHook(CustomLogger):
             check_params(_client_body(data))
             request = ChatRequest.parse(data, headers)
             explore = await self._may_explore()
+            started_ns = time.time_ns()
             started = time.perf_counter()
             decision = router.decide_parsed(request, explore=explore)
             decide_s = time.perf_counter() - started
@@ -214,7 +233,9 @@ class RouterHook(CustomLogger):
         if decision.exploration and router.policy.exploration.max_per_hour is not None:
             await self.service.exploration.spend()
         dispatcher = self.service.dispatcher
-        pending = Pending(decision, None, time.monotonic() - decide_s)
+        pending = Pending(
+            decision, None, time.monotonic() - decide_s, started_ns=started_ns, decide_s=decide_s
+        )
         route: Route = "rlm" if decision.route == "rlm" else "llm"
         degraded = None
         if route == "rlm":
@@ -224,9 +245,7 @@ class RouterHook(CustomLogger):
         self.service.remember(pending)
         # Spans cost ~0.5 ms of CPU: start them on the next loop turn, while the request
         # waits on the provider, not before it is sent.
-        asyncio.get_running_loop().call_soon(
-            self._open_trace, pending, decide_s, str(model), request.stream
-        )
+        asyncio.get_running_loop().call_soon(self._open_trace, pending, str(model), request.stream)
         direct = dispatcher.settings.models.direct.model
         RoutingMetadata(
             decision_id=decision.id,
@@ -283,9 +302,13 @@ class RouterHook(CustomLogger):
             status_code=429,
         )
 
-    def _open_trace(self, pending: Pending, decide_s: float, model: str, stream: bool) -> None:
+    def _open_trace(self, pending: Pending, model: str, stream: bool) -> None:
         pending.trace = self.service.dispatcher.open_trace(
-            pending.decision, decide_s=decide_s, model=model, stream=stream
+            pending.decision,
+            decide_s=pending.decide_s,
+            model=model,
+            stream=stream,
+            started_ns=pending.started_ns,
         )
 
     async def async_log_success_event(
@@ -312,7 +335,21 @@ class RouterHook(CustomLogger):
             output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             latency_ms=(time.monotonic() - pending.started) * 1000.0,
         )
-        self.service.dispatcher.close_trace(pending.trace, outcome)
+        end_ns = _epoch_ns(end_time)
+        record_direct_call(
+            pending,
+            DirectCall(
+                model=self._direct_group(),
+                provider=_text(kwargs.get("custom_llm_provider"))
+                or self.service.config.group_provider(self._direct_group()),
+                response_model=_text(kwargs.get("model")),
+                start_ns=_epoch_ns(start_time),
+                end_ns=end_ns,
+            ),
+            response=response_obj,
+            cost_usd=outcome.cost_usd,
+        )
+        self.service.dispatcher.close_trace(pending.trace, outcome, end_time_ns=end_ns)
 
     async def async_post_call_failure_hook(
         self,
@@ -329,6 +366,19 @@ class RouterHook(CustomLogger):
             pending = self.service.recall(routed.decision_id)
             if pending is not None:
                 await release(pending)
+                if routed.route == "llm":
+                    # The direct call failed (after LiteLLM's retries): its chat span and
+                    # metrics carry error.type, as the "model call errors" panel reads them.
+                    record_direct_call(
+                        pending,
+                        DirectCall(
+                            model=self._direct_group(),
+                            provider=self.service.config.group_provider(self._direct_group()),
+                            start_ns=_decided_ns(pending),
+                            end_ns=time.time_ns(),
+                        ),
+                        error=original_exception,
+                    )
                 self.service.dispatcher.close_trace(pending.trace, None, original_exception)
         return None
 
@@ -377,6 +427,10 @@ class RouterHook(CustomLogger):
         if rest is not None:
             async for chunk in rest:
                 yield chunk
+
+    def _direct_group(self) -> str:
+        """The model_list group the direct route is served by."""
+        return self.service.dispatcher.settings.models.direct.model
 
     def _direct_pending(self, kwargs: Mapping[str, Any]) -> Pending | None:
         """The hook's pending entry for a finished direct-route call (not inner, not rlm/*)."""

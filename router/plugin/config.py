@@ -248,6 +248,15 @@ class ServiceConfig:
             litellm_api.register_models(registered)
         return list(registered)
 
+    def group_provider(self, group: str) -> str | None:
+        """litellm's provider prefix of a model_list group's first deployment (``openai``)."""
+        for entry in self.litellm.get("model_list") or []:
+            if isinstance(entry, Mapping) and entry.get("model_name") == group:
+                model = (entry.get("litellm_params") or {}).get("model")
+                provider, sep, _ = model.partition("/") if isinstance(model, str) else ("", "", "")
+                return provider if sep and provider else None
+        return None
+
     def proxy_config(self) -> dict[str, Any]:
         """The LiteLLM proxy config with the plugin wired in (idempotent)."""
         config = copy.deepcopy(dict(self.litellm))

@@ -16,7 +16,10 @@ import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace as otel_trace
 
 from rlm_router.policies.schema import Route
 from rlm_router.rlm_core.errors import ProviderError
@@ -34,6 +37,7 @@ from rlm_router.router.responses import (
     split_text,
 )
 from rlm_router.router.streaming import keepalives
+from rlm_router.telemetry.tracing import shielded
 
 if TYPE_CHECKING:
     from rlm_router.rlm_core.litellm_api import GenericStreamingChunk, ModelResponse
@@ -109,14 +113,15 @@ class RLMProvider(CustomLLM):
         request, pending, decided, kwargs = self._prepare(messages, optional_params, litellm_params)
         try:
             await self._hold_slot(pending, request)
-            served, outcome = await self.service.dispatcher.serve_rlm(
-                request,
-                pending.decision,
-                {"messages": messages, **kwargs},
-                decided=decided,
-                started=pending.started,
-                trace=pending.trace,
-            )
+            with _shielded(pending):
+                served, outcome = await self.service.dispatcher.serve_rlm(
+                    request,
+                    pending.decision,
+                    {"messages": messages, **kwargs},
+                    decided=decided,
+                    started=pending.started,
+                    trace=pending.trace,
+                )
         except (DispatchError, ProviderError) as exc:
             raise _provider_error(exc) from exc
         finally:
@@ -172,16 +177,17 @@ class RLMProvider(CustomLLM):
         except BaseException:
             await release(pending)
             raise
-        task = asyncio.ensure_future(
-            dispatcher.serve_rlm(
-                request,
-                pending.decision,
-                {"messages": messages, **kwargs},
-                decided=decided,
-                started=pending.started,
-                trace=pending.trace,
+        with _shielded(pending):  # the task copies the context it is created in
+            task = asyncio.ensure_future(
+                dispatcher.serve_rlm(
+                    request,
+                    pending.decision,
+                    {"messages": messages, **kwargs},
+                    decided=decided,
+                    started=pending.started,
+                    trace=pending.trace,
+                )
             )
-        )
         try:
             async for _ in keepalives(task, dispatcher.settings.keepalive_s):
                 yield generic_chunk(keepalive=True)
@@ -200,6 +206,19 @@ class RLMProvider(CustomLLM):
                 with contextlib.suppress(BaseException):
                     await task
             await release(pending)
+
+
+def _shielded(pending: Pending) -> AbstractContextManager[None]:
+    """Run the engine with a read-only stand-in of our request span current.
+
+    Its model calls go through the proxy's router, so LiteLLM's own callbacks (``otel``)
+    log each of them; they write onto the *current* span, which here is LiteLLM's (or
+    FastAPI's) span of the outer request: the last inner call's system prompt, output and
+    tokens would land on it. Under the stand-in they nest under our request span and write
+    nowhere. Without a trace of ours, the stand-in is one of the current span itself.
+    """
+    span = pending.trace.span if pending.trace is not None else otel_trace.get_current_span()
+    return shielded(span)
 
 
 def _provider_error(exc: DispatchError | ProviderError) -> CustomLLMError:

@@ -52,6 +52,9 @@ class Pending:
     trace: RequestTrace | None
     started: float  # time.monotonic() when the hook saw the request
     slot: Slot | None = None  # the admitted RLM run's slot, released when the run ends
+    # time.time_ns() when deciding began: where the request's spans start, so they nest.
+    started_ns: int | None = None
+    decide_s: float = 0.0
 
 
 class RouterService:

@@ -1,0 +1,223 @@
+"""Telemetry through the real LiteLLM proxy, with LiteLLM's own ``otel`` callback enabled next
+to ours, both exporting OTLP/HTTP to one receiver on loopback (as to a user's Collector).
+
+- A direct-route request has its ``chat {model}`` span with tokens, and ``gen_ai.client.*``
+  metrics; a failed one carries ``error.type`` on both (the "model call errors" panel).
+- Our spans nest in time, on the proxy's very first request too.
+- Nothing from the RLM engine's inner calls lands on LiteLLM's own spans of the request.
+
+One proxy serves the module; its first request is the direct one of the first test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
+from rlm_router.sim import SimServer
+from rlm_router.sim.tasks import generate
+from tests.telemetry.otlp_receiver import OTLPReceiver, ReceivedSpan
+
+pytestmark = pytest.mark.server
+
+OURS = "rlm_router"  # our instrumentation scope
+DECISION_ID = "rlm_router.decision.id"
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OTLPReceiver]:
+    with OTLPReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def proxy(sim_server: SimServer, receiver: OTLPReceiver) -> Iterator[ProxyProcess]:
+    config = plugin_config(sim_server.base_url)
+    config["litellm_settings"]["callbacks"].insert(0, "otel")
+    env = {
+        # Read by LiteLLM's otel callback and by our Telemetry.from_env alike.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_METRIC_EXPORT_INTERVAL": "300",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    with ProxyProcess(config, env=env) as process:
+        yield process
+
+
+@pytest.fixture
+def client(proxy: ProxyProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key=MASTER_KEY, max_retries=0)
+
+
+def _trace_of(receiver: OTLPReceiver, decision_id: str, *, names: set[str]) -> list[ReceivedSpan]:
+    """All spans (ours and LiteLLM's) of the request, once the named spans of ours arrived."""
+
+    def ours(rx: OTLPReceiver) -> list[ReceivedSpan]:
+        return [s for s in rx.spans if s.attributes.get(DECISION_ID) == decision_id]
+
+    def arrived(rx: OTLPReceiver) -> bool:
+        found = ours(rx)
+        if not found:
+            return False
+        trace_id = found[0].trace_id
+        have = {s.name for s in rx.spans if s.trace_id == trace_id and s.scope == OURS}
+        return names <= have
+
+    assert receiver.wait_for(arrived), f"spans {sorted(names)} of {decision_id} never arrived"
+    trace_id = ours(receiver)[0].trace_id
+    return [s for s in receiver.spans if s.trace_id == trace_id]
+
+
+def _assert_nested(child: ReceivedSpan, parent: ReceivedSpan) -> None:
+    assert child.parent_span_id == parent.span_id, (child.name, parent.name)
+    assert parent.start_ns <= child.start_ns <= child.end_ns <= parent.end_ns, (
+        f"{child.name} [{child.start_ns}, {child.end_ns}] is not inside "
+        f"{parent.name} [{parent.start_ns}, {parent.end_ns}]"
+    )
+
+
+def _one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
+    found = [s for s in spans if s.name == name and s.scope == OURS]
+    assert len(found) == 1, (name, [s.name for s in spans])
+    return found[0]
+
+
+def test_a_direct_request_has_its_chat_span_tokens_and_metrics(
+    client: openai.OpenAI, receiver: OTLPReceiver
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=generate("qa", seed=3).messages(),  # type: ignore[arg-type]
+    )
+    assert raw.headers["x-rlm-router-route"] == "llm"
+    usage = raw.parse().usage
+    assert usage is not None and usage.prompt_tokens > 0
+    decision_id = raw.headers["x-rlm-router-decision-id"]
+    spans = _trace_of(
+        receiver, decision_id, names={"rlm_router.request", "rlm_router.decide", "chat sim-large"}
+    )
+    request = _one(spans, "rlm_router.request")
+    chat = _one(spans, "chat sim-large")
+    assert chat.kind == 3  # CLIENT
+    assert chat.attributes["gen_ai.request.model"] == "sim-large"
+    assert chat.attributes["gen_ai.provider.name"] == "openai"
+    assert chat.attributes["gen_ai.usage.input_tokens"] == usage.prompt_tokens
+    assert chat.attributes["gen_ai.usage.output_tokens"] == usage.completion_tokens
+    assert "rlm_router.inner" not in chat.attributes
+    # This is the proxy's first request: deciding included warm-up work, and still every
+    # span lies inside its parent, the request span inside the one LiteLLM's server opened.
+    _assert_nested(_one(spans, "rlm_router.decide"), request)
+    _assert_nested(chat, request)
+    parents = [s for s in spans if s.span_id == request.parent_span_id]
+    assert parents, "the request span's parent (LiteLLM's server span) was not exported"
+    _assert_nested(request, parents[0])
+
+    def chat_metrics(rx: OTLPReceiver) -> bool:
+        names = {
+            p.metric
+            for p in rx.points
+            if p.scope == OURS
+            and p.attributes.get("gen_ai.request.model") == "sim-large"
+            and p.count > 0
+        }
+        return {"gen_ai.client.operation.duration", "gen_ai.client.token.usage"} <= names
+
+    assert receiver.wait_for(chat_metrics), "no gen_ai.client.* metrics for the direct call"
+
+
+def test_a_failed_direct_request_reports_error_type_on_span_and_metric(
+    client: openai.OpenAI, receiver: OTLPReceiver, sim_faults: str
+) -> None:
+    httpx.post(sim_faults, json={"model": "sim-large", "fault": "500", "count": 20})
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(
+            model="auto",
+            messages=generate("qa", seed=5).messages(),  # type: ignore[arg-type]
+        )
+    httpx.delete(sim_faults)
+    decision_id = caught.value.response.headers.get("x-rlm-router-decision-id")
+
+    def failed_chat(rx: OTLPReceiver) -> list[ReceivedSpan]:
+        return [
+            s
+            for s in rx.spans
+            if s.scope == OURS and s.name == "chat sim-large" and "error.type" in s.attributes
+        ]
+
+    assert receiver.wait_for(lambda rx: bool(failed_chat(rx))), "no failed chat span"
+    chat = failed_chat(receiver)[-1]
+    assert chat.status_code == 2  # ERROR
+    request = [s for s in receiver.spans if s.span_id == chat.parent_span_id]
+    assert request and request[0].name == "rlm_router.request"
+    if decision_id is not None:
+        assert request[0].attributes[DECISION_ID] == decision_id
+    _assert_nested(chat, request[0])
+
+    def error_metric(rx: OTLPReceiver) -> bool:
+        return any(
+            p.metric == "gen_ai.client.operation.duration"
+            and p.attributes.get("gen_ai.request.model") == "sim-large"
+            and p.attributes.get("error.type") == chat.attributes["error.type"]
+            for p in rx.points
+        )
+
+    assert receiver.wait_for(error_metric), "the failed call's duration metric has no error.type"
+
+
+def _descends_from_ours(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> bool:
+    seen: set[str] = set()
+    parent = by_id.get(span.parent_span_id)
+    while parent is not None and parent.span_id not in seen:
+        if parent.scope == OURS:
+            return True
+        seen.add(parent.span_id)
+        parent = by_id.get(parent.parent_span_id)
+    return False
+
+
+def test_inner_rlm_calls_leave_litellms_own_spans_alone(
+    client: openai.OpenAI, receiver: OTLPReceiver
+) -> None:
+    task = generate("oolong", n_tokens=32_000, seed=1, kind="count")
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=task.messages(),  # type: ignore[arg-type]
+    )
+    assert raw.headers["x-rlm-router-route"] == "rlm"
+    usage = raw.parse().usage
+    assert usage is not None
+    decision_id = raw.headers["x-rlm-router-decision-id"]
+    spans = _trace_of(receiver, decision_id, names={"rlm_router.request", "invoke_agent rlm"})
+    time.sleep(1.0)  # LiteLLM logs the outer call last, after its inner calls
+    spans = [s for s in receiver.spans if s.trace_id == spans[0].trace_id]
+    by_id = {s.span_id: s for s in spans}
+    theirs = [s for s in spans if s.scope != OURS]
+    # LiteLLM logged each inner call (the engine's calls to sim-large / sim-mini)...
+    inner_logs = [
+        s
+        for s in theirs
+        if s.attributes.get("llm.openai.model") in ("sim-large", "sim-mini")
+        or s.attributes.get("gen_ai.request.model") in ("sim-large", "sim-mini")
+    ]
+    assert inner_logs, "LiteLLM's otel callback logged no inner call (is it enabled?)"
+    # ...under our spans, never onto or under its own spans of the outer request.
+    stray = [s.name for s in inner_logs if not _descends_from_ours(s, by_id)]
+    assert not stray, f"inner calls logged outside our span tree: {stray}"
+    own = [s for s in theirs if not _descends_from_ours(s, by_id)]
+    assert own, "LiteLLM's own spans of the request were not exported"
+    for span in own:
+        for key, value in span.attributes.items():
+            if key in ("gen_ai.request.max_tokens", "llm.openai.messages"):
+                raise AssertionError(f"{span.name} carries an inner call's {key}: {value}")
+            if key == "metadata.usage_object" and value:
+                # Only the outer request's own usage (the whole RLM run) may appear here.
+                assert f"'prompt_tokens': {usage.prompt_tokens}" in str(value), (span.name, value)
+            if key == "gen_ai.usage.input_tokens":
+                assert value == usage.prompt_tokens, (span.name, key, value)
