@@ -210,7 +210,11 @@ def plugin_config(base_url: str, *, policy: str | None = None) -> dict[str, Any]
     from rlm_router.router.plugin.config import ServiceConfig
 
     section: dict[str, Any] = {
-        "models": {"direct": "sim-large", "rlm_root": "sim-large", "rlm_sub": "sim-mini"}
+        "models": {
+            "direct": {"model": "sim-large"},
+            "rlm_root": {"model": "sim-large"},
+            "rlm_sub": {"model": "sim-mini"},
+        }
     }
     if policy is not None:
         section["policy"] = policy

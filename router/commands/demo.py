@@ -102,9 +102,20 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def request_tokens(task: Task) -> int:
+    """The request's input size as the router measures it (all messages, question included).
+
+    Not ``task.n_tokens``: that is the size of the task's *context*, 0 for an arithmetic QA
+    question that has none, which the demo line used to print as "qa 0 tok".
+    """
+    from rlm_core.tokens import estimate_tokens
+
+    return sum(estimate_tokens(m["content"]) for m in task.messages())
+
+
 @dataclass
 class Row:
-    """One request under one strategy."""
+    """One request under one strategy (``n_tokens``: the request's input tokens)."""
 
     strategy: str
     family: str
@@ -180,7 +191,7 @@ async def _via_router(dispatcher: Dispatcher, task: Task) -> Row:
         return Row(
             strategy="router",
             family=task.family,
-            n_tokens=task.n_tokens,
+            n_tokens=request_tokens(task),
             route=route.route if route else "?",
             reason=route.reason if route else "",
             score=route.score if route else None,
@@ -196,7 +207,7 @@ async def _via_router(dispatcher: Dispatcher, task: Task) -> Row:
     return Row(
         strategy="router",
         family=task.family,
-        n_tokens=task.n_tokens,
+        n_tokens=request_tokens(task),
         route=str(info.get("route")),
         reason=str(info.get("reason")),
         score=info.get("score"),
@@ -214,7 +225,7 @@ def _baseline_row(
     return Row(
         strategy=strategy,
         family=task.family,
-        n_tokens=task.n_tokens,
+        n_tokens=request_tokens(task),
         route="llm" if strategy == "always-direct" else "rlm",
         reason="baseline",
         score=None,

@@ -63,7 +63,10 @@ def __getattr__(name: str) -> RouterHook | RLMProvider:
             from rlm_router.router.plugin.feedback import install_on_running_proxy
 
             service = shared_service()
-            install_on_running_proxy(lambda: service.telemetry)
+            # A decision id this instance did not issue is a 404, unless instances share
+            # state: then another instance may have issued it.
+            known = service.issued if service.config.shared is None else None
+            install_on_running_proxy(lambda: service.telemetry, known)
             reload.install_on_running_proxy(
                 lambda: service.reloader, lambda: service.router.policy_version
             )

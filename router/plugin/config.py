@@ -7,9 +7,9 @@
       virtual_models: [auto]       # model names the router answers for
       rlm_name: default            # the RLM route is served as model "rlm/<rlm_name>"
       models:                      # model_list groups behind each route (default: the policy's)
-        direct: gpt-main
-        rlm_root: gpt-main
-        rlm_sub: gpt-mini
+        direct: {model: gpt-main}  # the policy YAML's shape; `direct: gpt-main` is deprecated
+        rlm_root: {model: gpt-main}
+        rlm_sub: {model: gpt-mini}
       litellm_config: litellm.yaml # optional: an existing LiteLLM config to extend
       shared_state:                # optional: several proxy instances share limits through
         redis_url: os.environ/REDIS_URL   # Redis (see router.plugin.shared)
@@ -27,6 +27,7 @@ user can also paste the section and the three wiring entries into an existing co
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ import yaml
 import rlm_router.rlm_core.litellm_api as litellm_api
 from rlm_router.rlm_core.errors import ConfigError
 from rlm_router.router.plugin.shared import SharedStateError, SharedStateSettings
+
+log = logging.getLogger("router.plugin")
 
 CONFIG_ENV = "RLM_ROUTER_CONFIG"
 SECTION = "rlm_router"
@@ -155,17 +158,41 @@ class ServiceConfig:
             raise ServiceConfigError(
                 f"{at('rlm_name')}: '{SECTION}.rlm_name' must be a name without '/'"
             )
-        models = section.get("models") or {}
-        if not isinstance(models, Mapping) or set(models) - _ROUTE_KEYS:
+        raw_models = section.get("models") or {}
+        if not isinstance(raw_models, Mapping) or set(raw_models) - _ROUTE_KEYS:
             raise ServiceConfigError(
                 f"{at('models')}: '{SECTION}.models' must map some of {sorted(_ROUTE_KEYS)} to "
-                "model_list group names"
+                "{model: <model_list group name>}"
             )
+        models: dict[str, object] = {}
+        for route, entry in raw_models.items():
+            if isinstance(entry, str):
+                # The old shape (a bare group name), accepted for one release.
+                log.warning(
+                    "%s: '%s.models.%s: %s' is deprecated; write '%s: {model: %s}' (the "
+                    "policy YAML's shape); the old form stops working in rlm-router 0.3",
+                    at("models", str(route)),
+                    SECTION,
+                    route,
+                    entry,
+                    route,
+                    entry,
+                )
+                models[route] = entry
+                continue
+            if not isinstance(entry, Mapping) or set(entry) != {"model"}:
+                raise ServiceConfigError(
+                    f"{at('models', str(route))}: '{SECTION}.models.{route}' must be "
+                    "{model: <model_list group name>} (api_base, keys and windows belong to "
+                    "the group's model_list entry)"
+                )
+            models[route] = entry["model"]
         groups = _model_groups(litellm)
         for route, group in models.items():
             if not isinstance(group, str) or (groups and group not in groups):
                 raise ServiceConfigError(
-                    f"{at('models', str(route))}: '{SECTION}.models.{route}' is {group!r}, "
+                    f"{at('models', str(route), 'model')}: '{SECTION}.models.{route}' is "
+                    f"{group!r}, "
                     f"which is not a model_name in model_list (have: {sorted(groups)})"
                 )
         clash = set(virtual) & groups
@@ -187,9 +214,9 @@ class ServiceConfig:
             policy_path=(base / policy).resolve() if policy else None,
             virtual_models=tuple(virtual),
             rlm_name=rlm_name,
-            direct=models.get("direct"),
-            rlm_root=models.get("rlm_root"),
-            rlm_sub=models.get("rlm_sub"),
+            direct=_group(models, "direct"),
+            rlm_root=_group(models, "rlm_root"),
+            rlm_sub=_group(models, "rlm_sub"),
             shared=shared,
             litellm=litellm,
         )
@@ -289,7 +316,7 @@ class ServiceConfig:
         if self.policy_path is not None:
             section["policy"] = str(self.policy_path)
         models = {
-            k: v
+            k: {"model": v}
             for k, v in (
                 ("direct", self.direct),
                 ("rlm_root", self.rlm_root),
@@ -308,6 +335,11 @@ class ServiceConfig:
         out = Path(directory) / "litellm-proxy.yaml"
         out.write_text(yaml.safe_dump(self.proxy_config(), sort_keys=False))
         return out
+
+
+def _group(models: Mapping[str, object], route: str) -> str | None:
+    group = models.get(route)
+    return group if isinstance(group, str) else None
 
 
 def _key_lines(text: str) -> dict[tuple[str, ...], int]:

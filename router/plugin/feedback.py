@@ -6,7 +6,10 @@ Body (JSON)::
      "comment": "optional free text"}
 
 Answers 200 ``{"recorded": true, "decision_id": ..., "quality": ...}``; 400 with a message
-naming the field for a malformed body; 503 when telemetry is off (nothing would record it).
+naming the field for a malformed body; 404 for a decision id this proxy did not issue (it
+remembers its last 65,536 decisions since it started); 503 when telemetry is off
+(nothing would record it). The body is read as JSON whatever its ``Content-Type`` says (or
+when it has none, as ``curl -d`` sends it).
 The report goes to ``Telemetry.record_feedback`` (a ``rlm_router.feedback`` span, a metric,
 and a line in the feedback file), where ``rlm-router train`` joins it by decision id.
 
@@ -41,6 +44,8 @@ MAX_BODY_BYTES: Final = 64 * 1024
 _INSTALLED_FLAG: Final = "rlm_router_feedback_installed"
 
 TelemetrySource = Callable[[], "Telemetry | None"]
+# Whether this process issued a decision id (None: accept any id).
+DecisionCheck = Callable[[str], bool]
 
 
 class FeedbackInputError(RequestError):
@@ -85,7 +90,12 @@ def parse_feedback(raw: bytes) -> tuple[str, float, str | None]:
     return decision_id.strip(), float(quality), comment
 
 
-def feedback_router(telemetry: TelemetrySource, *, authenticate: bool = True) -> "APIRouter":
+def feedback_router(
+    telemetry: TelemetrySource,
+    *,
+    authenticate: bool = True,
+    known: DecisionCheck | None = None,
+) -> "APIRouter":
     """The FastAPI router serving ``POST /rlm-router/feedback``.
 
     ``authenticate`` puts the proxy's ``user_api_key_auth`` in front (always, in the proxy);
@@ -94,7 +104,13 @@ def feedback_router(telemetry: TelemetrySource, *, authenticate: bool = True) ->
     from fastapi import APIRouter, Depends, Request
     from fastapi.responses import JSONResponse
 
-    dependencies = []
+    async def read_body(request: Request) -> None:
+        # Read (and so cache) the raw body before LiteLLM's auth looks at it: for a form
+        # Content-Type (``curl -d`` sends one) the auth parses the stream as a form, after
+        # which the body could no longer be read (a 500).
+        await request.body()
+
+    dependencies = [Depends(read_body)]
     if authenticate:
         from litellm.proxy.auth.user_api_key_auth import user_api_key_auth
 
@@ -104,12 +120,14 @@ def feedback_router(telemetry: TelemetrySource, *, authenticate: bool = True) ->
     @router.post(FEEDBACK_PATH, tags=["rlm-router"], dependencies=dependencies)
     async def record_feedback(request: Request) -> JSONResponse:
         """Record the outcome quality (0..1) of a routed request by its decision id."""
-        return await handle_feedback(request, telemetry)
+        return await handle_feedback(request, telemetry, known)
 
     return router
 
 
-async def handle_feedback(request: "Request", telemetry: TelemetrySource) -> "JSONResponse":
+async def handle_feedback(
+    request: "Request", telemetry: TelemetrySource, known: DecisionCheck | None = None
+) -> "JSONResponse":
     """The endpoint's work, separate from routing and authentication."""
     from fastapi.responses import JSONResponse
 
@@ -117,6 +135,13 @@ async def handle_feedback(request: "Request", telemetry: TelemetrySource) -> "JS
         decision_id, quality, comment = parse_feedback(await request.body())
     except FeedbackInputError as exc:
         return _error(400, str(exc), "invalid_feedback")
+    if known is not None and not known(decision_id):
+        return _error(
+            404,
+            f"no decision {decision_id!r} was made by this proxy (use the "
+            "x-rlm-router-decision-id header of a response it served)",
+            "unknown_decision",
+        )
     sink = telemetry()
     if sink is None:
         return _error(
@@ -131,17 +156,19 @@ async def handle_feedback(request: "Request", telemetry: TelemetrySource) -> "JS
     return JSONResponse({"recorded": True, "decision_id": decision_id, "quality": quality})
 
 
-def install(app: "FastAPI", telemetry: TelemetrySource) -> bool:
+def install(app: "FastAPI", telemetry: TelemetrySource, known: DecisionCheck | None = None) -> bool:
     """Add the feedback route to ``app`` once; returns whether it was added now."""
     if getattr(app.state, _INSTALLED_FLAG, False):
         return False
-    app.include_router(feedback_router(telemetry))
+    app.include_router(feedback_router(telemetry, known=known))
     setattr(app.state, _INSTALLED_FLAG, True)
     app.openapi_schema = None  # regenerate /openapi.json with the new route
     return True
 
 
-def install_on_running_proxy(telemetry: TelemetrySource) -> bool:
+def install_on_running_proxy(
+    telemetry: TelemetrySource, known: DecisionCheck | None = None
+) -> bool:
     """Add the route to the LiteLLM proxy's app if this process is the proxy.
 
     Does nothing (returns False) in library use: the proxy module is never imported here.
@@ -151,7 +178,7 @@ def install_on_running_proxy(telemetry: TelemetrySource) -> bool:
     if app is None:
         return False
     try:
-        return install(app, telemetry)
+        return install(app, telemetry, known)
     except Exception:  # the proxy must serve even if the extra route cannot be added
         log.warning("rlm-router: could not add %s to the proxy", FEEDBACK_PATH, exc_info=True)
         return False

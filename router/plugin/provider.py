@@ -82,6 +82,7 @@ class RLMProvider(CustomLLM):
                 decision, decide_s=time.monotonic() - started
             )
             pending = Pending(decision, trace, started)
+            self.service.note_issued(decision.id)
         # The hook chose "llm" and LiteLLM fell back here: a context-window error.
         decided_route: Route = routed.route if routed is not None else "rlm"
         passthrough = {

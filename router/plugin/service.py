@@ -42,6 +42,8 @@ __all__ = [
 log = logging.getLogger("rlm_router.router.plugin")
 
 _MAX_PENDING_DECISIONS = 4096
+# Decision ids remembered for the feedback endpoint's 404 (~100 bytes each).
+RECENT_DECISIONS = 65_536
 
 
 @dataclass
@@ -74,6 +76,8 @@ class RouterService:
         self._telemetry_loaded = False
         # decision id -> the hook's decision and trace, for the provider or the log events.
         self._pending: OrderedDict[str, Pending] = OrderedDict()
+        # The ids of the last RECENT_DECISIONS decisions, served or not.
+        self._issued: OrderedDict[str, None] = OrderedDict()
 
     @property
     def config(self) -> ServiceConfig:
@@ -213,7 +217,17 @@ class RouterService:
                 self._exploration = RedisExplorationBudget(shared, client=shared.connect())
         return self._exploration
 
+    def issued(self, decision_id: str) -> bool:
+        """Whether this process made the decision (one of its last ``RECENT_DECISIONS``)."""
+        return decision_id in self._issued
+
+    def note_issued(self, decision_id: str) -> None:
+        self._issued[decision_id] = None
+        if len(self._issued) > RECENT_DECISIONS:
+            self._issued.popitem(last=False)
+
     def remember(self, pending: Pending) -> None:
+        self.note_issued(pending.decision.id)
         self._pending[pending.decision.id] = pending
         while len(self._pending) > _MAX_PENDING_DECISIONS:
             _, dropped = self._pending.popitem(last=False)

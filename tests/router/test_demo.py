@@ -60,3 +60,19 @@ def test_demo_then_train_closes_the_loop(
     improvement = next(line for line in report.splitlines() if "improvement:" in line)
     assert re.search(r"improvement: [+-]\d\.\d+ \[[+-]\d\.\d+, [+-]\d\.\d+\]", improvement)
     assert artifact.exists() == (code == 0)
+
+
+def test_demo_lines_show_the_requests_own_size() -> None:
+    """An arithmetic QA task has no context (``n_tokens`` 0); its line shows the question's."""
+    from router.commands.demo import Row, _line, request_tokens
+    from sim.tasks import generate
+
+    task = generate("qa", n_tokens=0, seed=1, kind="arithmetic")
+    assert task.n_tokens == 0
+    size = request_tokens(task)
+    assert 5 < size < 40
+    row = Row(
+        strategy="router", family="qa", n_tokens=size, route="llm", reason="r", score=0.1,
+        latency_s=0.1, cost_usd=0.0, correct=1.0,
+    )  # fmt: skip
+    assert _line(row).split()[:3] == ["qa", str(size), "tok"]

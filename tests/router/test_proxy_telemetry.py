@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -22,8 +23,6 @@ from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
 from rlm_router.sim import SimServer
 from rlm_router.sim.tasks import generate
 from tests.telemetry.otlp_receiver import OTLPReceiver, ReceivedSpan
-
-pytestmark = pytest.mark.server
 
 OURS = "rlm_router"  # our instrumentation scope
 DECISION_ID = "rlm_router.decision.id"
@@ -89,6 +88,7 @@ def _one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
     return found[0]
 
 
+@pytest.mark.server
 def test_a_direct_request_has_its_chat_span_tokens_and_metrics(
     client: openai.OpenAI, receiver: OTLPReceiver
 ) -> None:
@@ -132,6 +132,7 @@ def test_a_direct_request_has_its_chat_span_tokens_and_metrics(
     assert receiver.wait_for(chat_metrics), "no gen_ai.client.* metrics for the direct call"
 
 
+@pytest.mark.server
 def test_a_failed_direct_request_reports_error_type_on_span_and_metric(
     client: openai.OpenAI, receiver: OTLPReceiver, sim_faults: str
 ) -> None:
@@ -182,6 +183,7 @@ def _descends_from_ours(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> b
     return False
 
 
+@pytest.mark.server
 def test_inner_rlm_calls_leave_litellms_own_spans_alone(
     client: openai.OpenAI, receiver: OTLPReceiver
 ) -> None:
@@ -221,3 +223,71 @@ def test_inner_rlm_calls_leave_litellms_own_spans_alone(
                 assert f"'prompt_tokens': {usage.prompt_tokens}" in str(value), (span.name, value)
             if key == "gen_ai.usage.input_tokens":
                 assert value == usage.prompt_tokens, (span.name, key, value)
+
+
+@pytest.mark.server
+def test_feedback_without_a_content_type_is_recorded_and_an_unknown_id_is_404(
+    client: openai.OpenAI, proxy: ProxyProcess, receiver: OTLPReceiver
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=generate("qa", seed=6).messages(),  # type: ignore[arg-type]
+    )
+    decision_id = raw.headers["x-rlm-router-decision-id"]
+    url = f"{proxy.base_url}/rlm-router/feedback"
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    body = f'{{"decision_id": "{decision_id}", "quality": 0.5}}'.encode()
+    # As `curl -d` or a bare HTTP client sends it: no Content-Type, or a form one.
+    for content_type in (None, "application/x-www-form-urlencoded", "text/plain"):
+        headers = dict(auth) if content_type is None else {**auth, "Content-Type": content_type}
+        answer = httpx.post(url, content=body, headers=headers)
+        assert answer.status_code == 200, (content_type, answer.text)
+        assert answer.json()["decision_id"] == decision_id
+    unknown = httpx.post(url, json={"decision_id": "no-such-decision", "quality": 1}, headers=auth)
+    assert unknown.status_code == 404, unknown.text
+    assert "no-such-decision" in unknown.json()["error"]["message"]
+    # Reports are spans too: this proxy exports them over OTLP with the rest.
+    assert receiver.wait_for(
+        lambda rx: any(
+            s.name == "rlm_router.feedback" and s.attributes.get(DECISION_ID) == decision_id
+            for s in rx.spans
+        )
+    )
+
+
+# ── one shape for `models` (no server) ──
+
+
+def _router_yaml(tmp_path: Path, models: str) -> Path:
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        "model_list:\n"
+        "  - model_name: gpt-main\n"
+        "    litellm_params: {model: openai/gpt-4o}\n"
+        "rlm_router:\n"
+        "  models:\n" + models
+    )
+    return path
+
+
+def test_models_take_the_policy_shape_and_the_old_one_is_deprecated(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from router.plugin.config import ServiceConfig, ServiceConfigError
+
+    new = ServiceConfig.load(_router_yaml(tmp_path, "    direct: {model: gpt-main}\n"))
+    assert new.direct == "gpt-main" and not caplog.records
+    assert new.section()["models"] == {"direct": {"model": "gpt-main"}}
+    old_path = _router_yaml(tmp_path, "    direct: gpt-main\n")
+    with caplog.at_level("WARNING", logger="router.plugin"):
+        old = ServiceConfig.load(old_path)
+    assert old.direct == "gpt-main"
+    (warning,) = caplog.records
+    assert warning.getMessage().startswith(f"{old_path}:6: 'rlm_router.models.direct: gpt-main'")
+    assert "deprecated" in warning.getMessage()
+    bad = _router_yaml(tmp_path, "    direct:\n      model: gpt-main\n      api_base: x\n")
+    with pytest.raises(ServiceConfigError, match=rf"^{bad}:6: 'rlm_router.models.direct' must"):
+        ServiceConfig.load(bad)
+    missing = _router_yaml(tmp_path, "    direct:\n      model: nope\n")
+    with pytest.raises(ServiceConfigError, match=rf"^{missing}:7: 'rlm_router.models.direct'"):
+        ServiceConfig.load(missing)
