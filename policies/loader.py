@@ -22,6 +22,7 @@ from rlm_router.policies.schema import (
     Calibration,
     ClassifierSpec,
     Exploration,
+    JudgeSettings,
     LatencySettings,
     Limits,
     Models,
@@ -105,6 +106,7 @@ def parse_policy(text: str, *, source: Path | None = None) -> Policy:
         limits=_limits(top.section("limits")),
         admission=_admission(top.section("admission")),
         sandbox=_sandbox(top.section("sandbox")),
+        judge=_judge(top.section("judge")),
         source=source,
     )
     top.finish()
@@ -265,6 +267,23 @@ def _sandbox(section: _Section) -> SandboxSettings:
     )
     section.finish()
     return settings
+
+
+def _judge(section: _Section) -> JudgeSettings:
+    d = JudgeSettings()
+    model_section = section.section("model")
+    judge = JudgeSettings(
+        model=_model(model_section) if model_section.present else None,
+        sample_rate=section.get("sample_rate", _float(0.0, 1.0), d.sample_rate),
+        max_cost_usd=section.get("max_cost_usd", _float(0.0, math.inf), d.max_cost_usd),
+        timeout_s=section.get("timeout_s", _float(0.0, math.inf, low_open=True), d.timeout_s),
+        max_tokens=section.get("max_tokens", _int(1, 4096), d.max_tokens),
+        seed=section.get("seed", _optional(_int()), d.seed),
+    )
+    if judge.sample_rate > 0.0 and judge.model is None:
+        raise section.error("sample_rate", "a judge needs a model (judge.model.model)")
+    section.finish()
+    return judge
 
 
 # --- node reading -----------------------------------------------------------------------

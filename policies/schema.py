@@ -222,6 +222,29 @@ class SandboxSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class JudgeSettings:
+    """The optional judge: a model that grades a sampled share of answers (off by default).
+
+    ``sample_rate`` of served requests are graded by ``model`` (in a policy, as any
+    ``models`` entry); its grades are recorded as feedback (source ``judge``). The judge
+    spends at most ``max_cost_usd`` per process, then stops grading; each grading call may
+    take ``timeout_s`` and returns at most ``max_tokens``. It runs after the answer was
+    returned, so it never delays or fails a request.
+    """
+
+    model: ModelTarget | None = None
+    sample_rate: float = 0.0
+    max_cost_usd: float = 1.0
+    timeout_s: float = 30.0
+    max_tokens: int = 16
+    seed: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.model is not None and self.sample_rate > 0.0 and self.max_cost_usd > 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Policy:
     """A validated routing policy. ``version`` identifies its exact content (name@hash)."""
 
@@ -238,6 +261,7 @@ class Policy:
     limits: Limits = field(default_factory=Limits)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
     source: Path | None = None
 
     def describe(self) -> dict[str, Any]:

@@ -169,11 +169,18 @@ class Router:
         cached = self._dispatcher
         if cached is not None and cached[0] is self.policy:
             return cached[1]
+        telemetry = self.telemetry if self.telemetry is not None else _app_telemetry()
+        judge = None
+        if self.policy.judge.enabled:  # the policy's optional judge grades sampled answers
+            from router.judge import Judge
+
+            judge = Judge(self.policy.judge, telemetry)
         dispatcher = Dispatcher(
             decide=self.decide,
             decide_parsed=self.decide_parsed,
             settings=DispatchSettings.from_policy(self.policy),
-            telemetry=self.telemetry if self.telemetry is not None else _app_telemetry(),
+            telemetry=telemetry,
+            judge=judge,
         )
         self._dispatcher = (self.policy, dispatcher)
         return dispatcher

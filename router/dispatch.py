@@ -75,6 +75,7 @@ from rlm_router.router.streaming import RoutedStream, empty, keepalives
 if TYPE_CHECKING:
     from rlm_router.rlm_core import RLMResult
     from rlm_router.rlm_core.litellm_api import Completion, ModelResponse, ModelResponseStream
+    from rlm_router.router.judge import Judge
     from rlm_router.telemetry import Telemetry
     from rlm_router.telemetry.tracing import RequestTrace
 
@@ -115,12 +116,15 @@ class Dispatcher:
         completion: Completion | None = None,
         telemetry: Telemetry | None = None,
         decide_parsed: DecideParsed | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self._decide = decide
         self._decide_parsed = decide_parsed
         self.settings = settings
         self._completion = completion
         self._telemetry = telemetry
+        # Grades a sampled share of answered (non-streamed) requests in the background.
+        self.judge = judge
 
     # ── public API ──
 
@@ -163,6 +167,8 @@ class Dispatcher:
             trace.finish(failed_outcome(call, exc), exc)
             raise
         trace.finish(outcome)
+        if self.judge is not None and outcome.error_type is None:
+            self.judge.submit(decision.id, request.messages, served.text)
         response = raw if raw is not None else model_response(served, outcome.route)
         attach_route(response, outcome.route)
         return response

@@ -33,6 +33,7 @@ from rlm_router.sim.faults import (
     error_for,
     parse_schedule,
 )
+from rlm_router.sim.judge import is_judge_prompt, judge_verdict
 from rlm_router.sim.loopback import start_site
 from rlm_router.sim.models import SIM_MODELS, SimModel
 from rlm_router.sim.reader import Reading, answer_direct
@@ -423,6 +424,8 @@ class SimServer:
         def compose() -> str:
             if root_turn:
                 return respond_as_root(reading, req.messages)
+            if is_judge_prompt(req.messages):
+                return judge_verdict(reading, req.messages)
             return answer_direct(reading, req.messages)
 
         chars = sum(len(text) for _, text in req.messages)

@@ -8,7 +8,10 @@ requests: mean score, total cost, p50/p95 latency. Writes ``out/demo.json``.
 The router explores (``--exploration``, a share of requests sent to the route the policy
 did not prefer, with the propensity on the span) and the demo grades every routed answer
 with its task family's scorer, recorded as feedback (source ``demo-scorer``) the way an app
-reports quality: the traces then train a new policy (``rlm-router train``).
+reports quality: the traces then train a new policy (``rlm-router train``). With
+``--judge`` the router's judge (``router.judge``, a simulated model) grades the answers
+instead (source ``judge``), as it would in production where apps send no feedback; its
+spend is capped by ``--judge-max-cost`` and reported.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rlm_router.router.dispatch import Dispatcher
     from rlm_router.router.dispatch_settings import DispatchSettings
+    from rlm_router.router.judge import Judge
     from rlm_router.sim.tasks import Task
 
 # (family, context tokens) in the order they are sent.
@@ -99,6 +103,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--no-baselines", action="store_true", help="only run the router (no comparison)"
     )
+    parser.add_argument(
+        "--judge",
+        action="store_true",
+        help="grade the routed answers with the router's judge (the simulated sim-mini) "
+        "instead of the demo's own scorers",
+    )
+    parser.add_argument(
+        "--judge-max-cost",
+        type=float,
+        default=1.0,
+        help="the judge's spend cap in USD (default %(default)s)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -108,7 +124,7 @@ def request_tokens(task: Task) -> int:
     Not ``task.n_tokens``: that is the size of the task's *context*, 0 for an arithmetic QA
     question that has none, which the demo line used to print as "qa 0 tok".
     """
-    from rlm_core.tokens import estimate_tokens
+    from rlm_router.rlm_core.tokens import estimate_tokens
 
     return sum(estimate_tokens(m["content"]) for m in task.messages())
 
@@ -302,6 +318,23 @@ def _telemetry(path: Path, feedback: Path) -> Any:
     return Telemetry.from_env(env)
 
 
+def _judge(args: argparse.Namespace, base_url: str, telemetry: Any) -> Judge:
+    """The router's judge on the simulated sim-mini, grading every routed answer."""
+    import functools
+
+    from rlm_router.policies.schema import JudgeSettings, ModelTarget
+    from rlm_router.rlm_core.litellm_api import acompletion
+    from rlm_router.router.judge import Judge
+
+    settings = JudgeSettings(
+        model=ModelTarget(model="openai/sim-mini", api_base=base_url),
+        sample_rate=1.0,
+        max_cost_usd=args.judge_max_cost,
+        seed=args.seed,
+    )
+    return Judge(settings, telemetry, completion=functools.partial(acompletion, api_key="sk-sim"))
+
+
 def _percentile(values: list[float], q: float) -> float:
     data = sorted(values)
     if not data:
@@ -381,11 +414,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         router = Router(policy, shipped.classifier, seed=args.seed)
         settings = _settings(router.policy, sim.base_url)
         telemetry = _telemetry(args.traces, args.feedback)
+        judge = _judge(args, sim.base_url, telemetry) if args.judge else None
         dispatcher = Dispatcher(
             decide=router.decide,
             decide_parsed=router.decide_parsed,
             settings=settings,
             telemetry=telemetry,
+            judge=judge,
         )
         # Warm litellm's HTTP client up so the first timed request does not pay for it.
         await _always_direct(settings, generate("qa", seed=args.seed))
@@ -403,7 +438,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             for task in round_tasks:
                 row = await _via_router(dispatcher, task)
                 rows.append(row)
-                if row.decision_id:  # the demo knows the right answer: it reports quality
+                if row.decision_id and judge is None:  # the demo knows the right answer
                     telemetry.record_feedback(row.decision_id, row.correct, source="demo-scorer")
                 progress.clear()
                 print(_line(row), flush=True)
@@ -415,6 +450,15 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 else:
                     rows.append(await _always_rlm(settings, task))
                 progress.step(f"{strategy} {task.family}")
+        judged = None
+        if judge is not None:
+            await judge.drain(timeout_s=60.0)
+            judged = judge.report().as_dict()
+            print(
+                f"\njudge: graded {judged['graded']} of {judged['sampled']} sampled answers "
+                f"({judged['failed']} failed, {judged['skipped_over_cap']} over the cap), "
+                f"spent ${judged['spent_usd']:.4f} of ${judged['max_cost_usd']:.2f}"
+            )
     telemetry.shutdown()
     # Like against like: the baselines ran the first round's requests only.
     table = summarize(rows[: len(tasks)] + rows[routed:])
@@ -423,12 +467,17 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "requests": [asdict(r) for r in rows],
         "summary": table,
+        "judge": judged,
     }
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.exploration <= 1.0 or args.rounds < 1:
-        print("rlm-router demo: --exploration must be in [0, 1] and --rounds >= 1", file=sys.stderr)
+    if not 0.0 <= args.exploration <= 1.0 or args.rounds < 1 or args.judge_max_cost < 0:
+        print(
+            "rlm-router demo: --exploration must be in [0, 1], --rounds >= 1 and "
+            "--judge-max-cost >= 0",
+            file=sys.stderr,
+        )
         return 2
     started = time.monotonic()
     report = asyncio.run(_run(args))

@@ -350,6 +350,14 @@ class RouterHook(CustomLogger):
             cost_usd=outcome.cost_usd,
         )
         self.service.dispatcher.close_trace(pending.trace, outcome, end_time_ns=end_ns)
+        judge = self.service.dispatcher.judge
+        messages = kwargs.get("messages")
+        if judge is not None and isinstance(messages, list):
+            choices = getattr(response_obj, "choices", None) or []
+            message = getattr(choices[0], "message", None) if choices else None
+            text = getattr(message, "content", None)
+            if isinstance(text, str):
+                judge.submit(decision.id, messages, text)
 
     async def async_post_call_failure_hook(
         self,

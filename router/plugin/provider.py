@@ -127,6 +127,9 @@ class RLMProvider(CustomLLM):
             raise _provider_error(exc) from exc
         finally:
             await release(pending)
+        judge = self.service.dispatcher.judge
+        if judge is not None and outcome.error_type is None:
+            judge.submit(pending.decision.id, messages, served.text)
         return _fill(model_response, served, outcome.route)
 
     async def _hold_slot(self, pending: Pending, request: ChatRequest) -> None:

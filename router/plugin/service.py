@@ -169,12 +169,21 @@ class RouterService:
                 rlm_name=config.rlm_name,
                 proxy=True,
             )
+            judge = None
+            telemetry = self.telemetry
+            if self.router.policy.judge.enabled and telemetry is not None:
+                from router.judge import Judge
+
+                # The judge's model is a litellm model name from the policy (not a
+                # model_list group), so it is called through litellm, not the proxy's router.
+                judge = Judge(self.router.policy.judge, telemetry)
             self._dispatcher = Dispatcher(
                 decide=self.router.decide,
                 decide_parsed=self.router.decide_parsed,
                 settings=settings,
                 completion=proxy_completion,
-                telemetry=self.telemetry,
+                telemetry=telemetry,
+                judge=judge,
             )
         return self._dispatcher
 

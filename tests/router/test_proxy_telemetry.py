@@ -35,8 +35,20 @@ def receiver() -> Iterator[OTLPReceiver]:
 
 
 @pytest.fixture(scope="module")
-def proxy(sim_server: SimServer, receiver: OTLPReceiver) -> Iterator[ProxyProcess]:
-    config = plugin_config(sim_server.base_url)
+def proxy(
+    sim_server: SimServer, receiver: OTLPReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    from policies.loader import DEFAULT_POLICY_PATH
+
+    # The shipped policy plus a judge grading every answer (the simulated sim-mini).
+    policy = tmp_path_factory.mktemp("judged") / "policy.yaml"
+    policy.write_text(
+        DEFAULT_POLICY_PATH.read_text()
+        + "\njudge:\n"
+        + f'  model: {{model: openai/sim-mini, api_base: "{sim_server.base_url}", '
+        + "api_key_env: SIM_KEY}\n  sample_rate: 1.0\n"
+    )
+    config = plugin_config(sim_server.base_url, policy=str(policy))
     config["litellm_settings"]["callbacks"].insert(0, "otel")
     env = {
         # Read by LiteLLM's otel callback and by our Telemetry.from_env alike.
@@ -45,6 +57,7 @@ def proxy(sim_server: SimServer, receiver: OTLPReceiver) -> Iterator[ProxyProces
         "OTEL_METRICS_EXPORTER": "otlp",
         "OTEL_METRIC_EXPORT_INTERVAL": "300",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "SIM_KEY": "sk-sim",
     }
     with ProxyProcess(config, env=env) as process:
         yield process
@@ -130,6 +143,15 @@ def test_a_direct_request_has_its_chat_span_tokens_and_metrics(
         return {"gen_ai.client.operation.duration", "gen_ai.client.token.usage"} <= names
 
     assert receiver.wait_for(chat_metrics), "no gen_ai.client.* metrics for the direct call"
+    # The policy's judge graded the answer: a feedback report no app sent.
+    assert receiver.wait_for(
+        lambda rx: any(
+            s.name == "rlm_router.feedback"
+            and s.attributes.get(DECISION_ID) == decision_id
+            and s.attributes.get("rlm_router.feedback.source") == "judge"
+            for s in rx.spans
+        )
+    ), "the judge's grade of the direct answer never arrived"
 
 
 @pytest.mark.server
