@@ -172,7 +172,7 @@ class Router:
         telemetry = self.telemetry if self.telemetry is not None else _app_telemetry()
         judge = None
         if self.policy.judge.enabled:  # the policy's optional judge grades sampled answers
-            from router.judge import Judge
+            from rlm_router.router.judge import Judge
 
             judge = Judge(self.policy.judge, telemetry)
         dispatcher = Dispatcher(

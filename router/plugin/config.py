@@ -40,7 +40,7 @@ import rlm_router.rlm_core.litellm_api as litellm_api
 from rlm_router.rlm_core.errors import ConfigError
 from rlm_router.router.plugin.shared import SharedStateError, SharedStateSettings
 
-log = logging.getLogger("router.plugin")
+log = logging.getLogger("rlm_router.router.plugin")
 
 CONFIG_ENV = "RLM_ROUTER_CONFIG"
 SECTION = "rlm_router"

@@ -172,7 +172,7 @@ class RouterService:
             judge = None
             telemetry = self.telemetry
             if self.router.policy.judge.enabled and telemetry is not None:
-                from router.judge import Judge
+                from rlm_router.router.judge import Judge
 
                 # The judge's model is a litellm model name from the policy (not a
                 # model_list group), so it is called through litellm, not the proxy's router.

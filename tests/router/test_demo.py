@@ -64,8 +64,8 @@ def test_demo_then_train_closes_the_loop(
 
 def test_demo_lines_show_the_requests_own_size() -> None:
     """An arithmetic QA task has no context (``n_tokens`` 0); its line shows the question's."""
-    from router.commands.demo import Row, _line, request_tokens
-    from sim.tasks import generate
+    from rlm_router.router.commands.demo import Row, _line, request_tokens
+    from rlm_router.sim.tasks import generate
 
     task = generate("qa", n_tokens=0, seed=1, kind="arithmetic")
     assert task.n_tokens == 0

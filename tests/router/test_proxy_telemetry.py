@@ -38,7 +38,7 @@ def receiver() -> Iterator[OTLPReceiver]:
 def proxy(
     sim_server: SimServer, receiver: OTLPReceiver, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    from policies.loader import DEFAULT_POLICY_PATH
+    from rlm_router.policies.loader import DEFAULT_POLICY_PATH
 
     # The shipped policy plus a judge grading every answer (the simulated sim-mini).
     policy = tmp_path_factory.mktemp("judged") / "policy.yaml"
@@ -295,13 +295,13 @@ def _router_yaml(tmp_path: Path, models: str) -> Path:
 def test_models_take_the_policy_shape_and_the_old_one_is_deprecated(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from router.plugin.config import ServiceConfig, ServiceConfigError
+    from rlm_router.router.plugin.config import ServiceConfig, ServiceConfigError
 
     new = ServiceConfig.load(_router_yaml(tmp_path, "    direct: {model: gpt-main}\n"))
     assert new.direct == "gpt-main" and not caplog.records
     assert new.section()["models"] == {"direct": {"model": "gpt-main"}}
     old_path = _router_yaml(tmp_path, "    direct: gpt-main\n")
-    with caplog.at_level("WARNING", logger="router.plugin"):
+    with caplog.at_level("WARNING", logger="rlm_router.router.plugin"):
         old = ServiceConfig.load(old_path)
     assert old.direct == "gpt-main"
     (warning,) = caplog.records
