@@ -19,7 +19,8 @@
 
 ``ServiceConfig.proxy_config()`` returns the LiteLLM config with the plugin wired in (the hook
 in ``litellm_settings.callbacks``, the ``rlm`` provider in ``custom_provider_map``, the
-``rlm/<name>`` model group); the proxy plugin reads the same ``rlm_router`` section from the
+``rlm/<name>`` model group, the virtual models as its ``router_settings.model_group_alias``
+entries so ``/v1/models`` lists them); the proxy plugin reads the same ``rlm_router`` section from the
 file named by ``RLM_ROUTER_CONFIG`` or, failing that, from the proxy's own config file, so a
 user can also paste the section and the three wiring entries into an existing config.
 """
@@ -304,6 +305,15 @@ class ServiceConfig:
                 {"model_name": self.rlm_model, "litellm_params": {"model": self.rlm_model}}
             )
         config["model_list"] = model_list
+        # The virtual models as aliases of the RLM group, so /v1/models lists them (clients
+        # and UIs pick models from that list). The hook rewrites every chat request for them
+        # before LiteLLM's router would resolve the alias.
+        router_settings = dict(config.get("router_settings") or {})
+        aliases = dict(router_settings.get("model_group_alias") or {})
+        for name in self.virtual_models:
+            aliases.setdefault(name, self.rlm_model)
+        router_settings["model_group_alias"] = aliases
+        config["router_settings"] = router_settings
         config[SECTION] = self.section()
         return config
 

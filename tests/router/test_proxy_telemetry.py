@@ -277,6 +277,13 @@ def test_feedback_without_a_content_type_is_recorded_and_an_unknown_id_is_404(
     )
 
 
+@pytest.mark.server
+def test_the_virtual_model_is_listed_in_v1_models(client: openai.OpenAI) -> None:
+    names = {model.id for model in client.models.list()}
+    assert "auto" in names, sorted(names)
+    assert {"sim-large", "sim-mini"} <= names
+
+
 # ── one shape for `models` (no server) ──
 
 
