@@ -20,9 +20,9 @@
 ``ServiceConfig.proxy_config()`` returns the LiteLLM config with the plugin wired in (the hook
 in ``litellm_settings.callbacks``, the ``rlm`` provider in ``custom_provider_map``, the
 ``rlm/<name>`` model group, the virtual models as its ``router_settings.model_group_alias``
-entries so ``/v1/models`` lists them); the proxy plugin reads the same ``rlm_router`` section from the
-file named by ``RLM_ROUTER_CONFIG`` or, failing that, from the proxy's own config file, so a
-user can also paste the section and the three wiring entries into an existing config.
+entries so ``/v1/models`` lists them); the proxy plugin reads the same ``rlm_router`` section
+from the file named by ``RLM_ROUTER_CONFIG`` or, failing that, from the proxy's own config
+file, so a user can also paste the section and the wiring entries into an existing config.
 """
 
 from __future__ import annotations
