@@ -11,7 +11,8 @@ The judge never touches the user's request: it runs after the answer was returne
 errors and timeouts are counted and logged, never raised. Its own cost is capped: before each
 call the worst case (the prompt's tokens and ``max_tokens`` at the model's prices) is
 reserved against ``max_cost_usd``, and a call that could overrun the cap is not made, so the
-spend reported by ``Judge.report()`` never exceeds it.
+spend reported by ``Judge.report()`` (and counted on ``rlm_router.judge.cost`` /
+``rlm_router.judge.gradings{outcome}``) never exceeds it.
 
 The prompt (``judge_messages``) shows the conversation and the answer and asks for one number
 in [0, 1]; the simulated provider recognises it and answers with the task family's own
@@ -140,6 +141,7 @@ class Judge:
         worst = self._worst_case_usd(prompt)
         if self._report.spent_usd + self._reserved + worst > self.settings.max_cost_usd:
             self._report.skipped_over_cap += 1
+            self._count("over_cap")
             return None
         self._reserved += worst
         # In a fresh context: the grading is no part of the request's trace, and LiteLLM's
@@ -173,6 +175,7 @@ class Judge:
 
     async def _grade(self, decision_id: str, prompt: list[dict[str, str]], worst: float) -> None:
         cost = 0.0
+        outcome = "failed"
         try:
             response = await asyncio.wait_for(
                 self._completion(
@@ -194,6 +197,7 @@ class Judge:
             self._telemetry.record_feedback(decision_id, grade, source=FEEDBACK_SOURCE)
             self._report.graded += 1
             self._report._grades.append(grade)
+            outcome = "graded"
         except Exception as exc:  # the judge never fails anything: count and log it
             if isinstance(exc, TimeoutError):
                 cost = worst  # a call given up on may still be billed: count the worst case
@@ -205,3 +209,11 @@ class Judge:
         finally:
             self._reserved -= worst
             self._report.spent_usd += cost
+            self._count(outcome, cost)
+
+    def _count(self, outcome: str, cost_usd: float = 0.0) -> None:
+        """``rlm_router.judge.gradings{outcome}`` and ``rlm_router.judge.cost``; never raises."""
+        try:
+            self._telemetry.metrics.judge(outcome=outcome, cost_usd=cost_usd)
+        except Exception:
+            log.debug("rlm-router judge: metrics failed", exc_info=True)

@@ -29,6 +29,8 @@ RLM_ITERATIONS_METRIC: Final = "rlm_router.rlm.iterations"
 RLM_SUB_CALLS_METRIC: Final = "rlm_router.rlm.sub_calls"
 FEEDBACK_QUALITY: Final = "rlm_router.feedback.quality"
 POLICY_RELOADS: Final = "rlm_router.policy.reloads"
+JUDGE_GRADINGS: Final = "rlm_router.judge.gradings"
+JUDGE_COST: Final = "rlm_router.judge.cost"
 
 # Series names as Prometheus exposes them (histograms add _bucket/_sum/_count).
 PROMETHEUS_NAMES: Final = {
@@ -141,6 +143,14 @@ class RouterMetrics:
             unit="{reload}",
             description="Policy reloads in a running proxy by outcome (ok, failed) and trigger.",
         )
+        self._judge_gradings = meter.create_counter(
+            JUDGE_GRADINGS,
+            unit="{grading}",
+            description="The judge's gradings by outcome (graded, failed, over_cap).",
+        )
+        self._judge_cost = meter.create_counter(
+            JUDGE_COST, unit="usd", description="What the judge's own model calls cost (USD)."
+        )
         self._feedback_quality = meter.create_histogram(
             FEEDBACK_QUALITY,
             unit="1",
@@ -211,6 +221,12 @@ class RouterMetrics:
     def policy_reload(self, *, ok: bool, trigger: str) -> None:
         """Count one policy reload attempt (the last good policy serves on after a failure)."""
         self._policy_reloads.add(1, {"outcome": "ok" if ok else "failed", "trigger": trigger})
+
+    def judge(self, *, outcome: str, cost_usd: float = 0.0) -> None:
+        """Count one of the judge's gradings and add what it cost."""
+        self._judge_gradings.add(1, {"outcome": outcome})
+        if cost_usd > 0:
+            self._judge_cost.add(cost_usd)
 
     def feedback(self, quality: float) -> None:
         """Record a quality score reported for a decision."""

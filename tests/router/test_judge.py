@@ -22,6 +22,7 @@ from rlm_router.router.judge import Judge, judge_messages, parse_grade
 from rlm_router.sim import SimServer
 from rlm_router.sim.tasks import generate
 from rlm_router.telemetry import Telemetry, read_feedback
+from tests.telemetry.telemetry_support import wired_telemetry
 
 FAMILIES = (("chat", 0), ("qa", 0), ("qa", 2_000), ("niah", 8_000), ("oolong", 8_000))
 
@@ -96,13 +97,24 @@ async def test_its_spend_stays_under_the_cap(
     probe = _judge(sim_server, telemetry, monkeypatch, sample_rate=1.0)
     one = probe._worst_case_usd(judge_messages(task.messages(), task.answer))
     assert one > 0  # priced from the simulated model's litellm entry
-    judge = _judge(sim_server, telemetry, monkeypatch, sample_rate=1.0, max_cost_usd=3.5 * one)
+    wired = next(wired_telemetry(capture_content=False))  # in-memory metric reader
+    judge = _judge(
+        sim_server, wired.telemetry, monkeypatch, sample_rate=1.0, max_cost_usd=3.5 * one
+    )
     for i in range(10):
         judge.submit(f"d-{i}", task.messages(), task.answer)
     await judge.drain(timeout_s=30)
     report = judge.report()
     assert report.graded == 3 and report.skipped_over_cap == 7
     assert 0 < report.spent_usd <= report.max_cost_usd
+    # Reported as metrics too: what it spent, and how each grading ended.
+    ((_, cost),) = wired.metric_points("rlm_router.judge.cost")
+    assert cost.value == pytest.approx(report.spent_usd)  # type: ignore[attr-defined]
+    counts = {
+        attrs["outcome"]: point.value  # type: ignore[attr-defined]
+        for attrs, point in wired.metric_points("rlm_router.judge.gradings")
+    }
+    assert counts == {"graded": 3, "over_cap": 7}
 
 
 POLICY_JUDGE = """
