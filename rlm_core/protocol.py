@@ -5,7 +5,8 @@ Compatible with the paper's protocol (``context``, ``llm_query``, ``llm_query_ba
 and with the official 0.1.3 REPL (``rlm_query(prompt, model=None)``, ``rlm_query_batched``,
 ``SHOW_VARS()``, the ``answer`` dict, "Turn k/N" and the variable listing on every turn).
 Where we accept more than the official engine (```` ```python ```` fences, decorated FINAL
-lines, FINAL/FINAL_VAR mix-ups) the prompt or the turn feedback says so.
+lines, FINAL/FINAL_VAR mix-ups) the prompt or the turn feedback says so. The first user
+message drops the official "Your next action:" cue (see ``QUERY_TEMPLATE``).
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ QUERY_TEMPLATE = """\
 </query>
 
 Context: {context_type}, {context_chars:,} characters; {chunk_info}.
-Turn 1/{max_turns}: start by examining the context in the REPL; you have not seen it yet. \
-Your next action:"""
+Turn 1/{max_turns}: start by examining the context in the REPL; you have not seen it yet."""
+# The official engine ends this message with "Your next action:". We do not: a real 1.5B root
+# (Qwen2.5-Coder-1.5B-Instruct, greedy) answered that cue by copying the turn line back on
+# every turn and never wrote code; without it, it opens with a ```repl block (tests/realmodel).
 
 NEXT_TURN_NUDGE = (
     "Continue: use the REPL to make progress on the query, or give your final answer with "
