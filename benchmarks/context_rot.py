@@ -1,12 +1,16 @@
 """Context rot of a real small model next to the simulator's curve.
 
-``python -m benchmarks.context_rot [--lengths 1000,2000,4000,8000,12000] [--seeds 3]
-[--json out.json]`` answers S-NIAH and OOLONG tasks directly (one call, the whole context in
-the prompt) with the real model of ``sim.local_model`` (through litellm, on loopback) and with
-the simulated ``sim-large`` (its reader in-process), and prints the mean score per length.
-The rot point is the first length whose OOLONG mean falls below half of the shortest length's.
-Needs the realmodel extra; CPU-bound (2 threads): an 8K prompt takes 1-2 minutes on an idle
-2-core machine, far longer on a loaded one.
+``python -m benchmarks.context_rot [--lengths 1000,2000,4000,8000,16000] [--seeds 1]
+[--families niah,oolong] [--json out.json]`` answers S-NIAH and OOLONG tasks directly (one
+call, the whole context in the prompt) with the real model of ``sim.local_model`` (through
+litellm, on loopback) and with the simulated direct models ``sim-large`` and ``sim-small``
+(their reader in-process), and prints the mean score per length. The rot point of a family is
+the first length whose mean falls below half of the shortest length's.
+
+Needs the realmodel extra. CPU-bound: prompt processing is ~70 tokens/s on an idle 2-core
+machine and ~10 tokens/s at load 10, so the default sweep (31K prompt tokens per family and
+seed) takes ~15 minutes idle and over an hour loaded. The JSON file is rewritten after every
+length, so a sweep cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -25,21 +30,31 @@ from rlm_router.sim.models import SIM_MODELS
 from rlm_router.sim.tasks import generate
 
 FAMILIES = ("niah", "oolong")
+SIM_CURVES = ("sim-large", "sim-small")
 
 
-async def _real_score(server: LocalModelServer, family: str, tokens: int, seed: int) -> float:
+async def _real_call(
+    server: LocalModelServer, family: str, tokens: int, seed: int
+) -> dict[str, Any]:
     from rlm_router.rlm_core.litellm_api import acompletion
 
     task = generate(family, n_tokens=tokens, seed=seed)
+    started = time.perf_counter()
     response = await acompletion(
         model=f"openai/{MODEL_NAME}",
         api_base=server.base_url,
         api_key="sk-local",
         messages=task.messages(),
         max_tokens=64,
-        timeout=1800,
+        timeout=3600,
     )
-    return float(task.score(response.choices[0].message.content or ""))
+    reply = response.choices[0].message.content or ""
+    return {
+        "score": float(task.score(reply)),
+        "s": time.perf_counter() - started,
+        "prompt_tokens": response.usage.prompt_tokens,
+        "reply": reply[:80],
+    }
 
 
 def rot_point(lengths: Sequence[int], means: Sequence[float]) -> int | None:
@@ -50,55 +65,91 @@ def rot_point(lengths: Sequence[int], means: Sequence[float]) -> int | None:
     return None
 
 
-async def run(lengths: Sequence[int], seeds: int) -> dict[str, Any]:
-    server = LocalModelServer().start()
-    rows = []
-    try:
-        for tokens in lengths:
-            row: dict[str, Any] = {"tokens": tokens}
-            for family in FAMILIES:
-                started = time.perf_counter()
-                real = [await _real_score(server, family, tokens, s) for s in range(seeds)]
-                row[f"real_{family}"] = round(statistics.mean(real), 3)
-                row[f"real_{family}_s"] = round((time.perf_counter() - started) / seeds, 1)
-                sim = [
-                    direct_score(SIM_MODELS["sim-large"], family, tokens, s, None)
-                    for s in range(seeds)
-                ]
-                row[f"sim_{family}"] = round(statistics.mean(sim), 3)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    finally:
-        server.stop()
-    return {
-        "model": MODEL_NAME,
-        "seeds": seeds,
-        "rows": rows,
-        "real_rot_point": rot_point(lengths, [r["real_oolong"] for r in rows]),
-        "sim_rot_point": rot_point(lengths, [r["sim_oolong"] for r in rows]),
+def _summary(result: dict[str, Any]) -> None:
+    rows = result["rows"]
+    lengths = [r["tokens"] for r in rows]
+    result["rot_point"] = {
+        f"{source}_{family}": rot_point(lengths, [r[f"{source}_{family}"] for r in rows])
+        for family in result["families"]
+        for source in ("real", *SIM_CURVES)
+        if rows
     }
 
 
+def _write(path: str, result: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=1)
+
+
+async def run(
+    lengths: Sequence[int], seeds: int, families: Sequence[str], out: str | None
+) -> dict[str, Any]:
+    server = LocalModelServer().start()
+    result: dict[str, Any] = {
+        "model": MODEL_NAME,
+        "threads": server.threads,
+        "seeds": seeds,
+        "families": list(families),
+        "load_avg_start": round(os.getloadavg()[0], 1),
+        "rows": [],
+    }
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        for tokens in lengths:
+            row: dict[str, Any] = {"tokens": tokens}
+            for family in families:
+                calls = [await _real_call(server, family, tokens, s) for s in range(seeds)]
+                row[f"real_{family}"] = round(statistics.mean(c["score"] for c in calls), 3)
+                row[f"real_{family}_s"] = round(statistics.mean(c["s"] for c in calls), 1)
+                row[f"real_{family}_prompt_tokens"] = calls[0]["prompt_tokens"]
+                row[f"real_{family}_replies"] = [c["reply"] for c in calls]
+                for name in SIM_CURVES:
+                    sim = [
+                        direct_score(SIM_MODELS[name], family, tokens, s, None)
+                        for s in range(seeds)
+                    ]
+                    row[f"{name}_{family}"] = round(statistics.mean(sim), 3)
+            row["load_avg"] = round(os.getloadavg()[0], 1)
+            result["rows"].append(row)
+            result["wall_s"] = round(time.perf_counter() - wall, 1)
+            _summary(result)
+            print(json.dumps(row), flush=True)
+            if out:
+                _write(out, result)
+    finally:
+        server.stop()
+    # The model runs in this process's threads (xllamacpp), so process CPU is the model's.
+    result["cpu_s"] = round(time.process_time() - cpu, 1)
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", default="1000,2000,4000,8000,12000")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--lengths", default="1000,2000,4000,8000,16000")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     lengths = [int(x) for x in args.lengths.split(",")]
-    result = asyncio.run(run(lengths, args.seeds))
-    print("| tokens | real niah | sim niah | real oolong | sim oolong | real s/query |")
-    print("|---|---|---|---|---|---|")
+    families = [f for f in args.families.split(",") if f]
+    result = asyncio.run(run(lengths, args.seeds, families, args.json))
+    header = ["tokens"] + [
+        f"{source} {family}" for family in families for source in ("real", *SIM_CURVES)
+    ]
+    print("| " + " | ".join([*header, "real s/query"]) + " |")
+    print("|" + "---|" * (len(header) + 1))
     for r in result["rows"]:
-        print(
-            f"| {r['tokens']:,} | {r['real_niah']} | {r['sim_niah']} | {r['real_oolong']} | "
-            f"{r['sim_oolong']} | {r['real_oolong_s']} |"
-        )
-    print(f"rot point (OOLONG < half of shortest): real {result['real_rot_point']}, "
-          f"sim {result['sim_rot_point']}")  # fmt: skip
+        cells = [f"{r['tokens']:,}"] + [
+            str(r[f"{source.replace(' ', '_')}_{family}"])
+            for family in families
+            for source in ("real", *SIM_CURVES)
+        ]
+        seconds = "/".join(str(r[f"real_{family}_s"]) for family in families)
+        print("| " + " | ".join([*cells, seconds]) + " |")
+    print(f"rot points (mean < half of the shortest length's): {result['rot_point']}")
+    print(f"threads {result['threads']}, wall {result['wall_s']} s, model CPU {result['cpu_s']} s")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=1)
+        _write(args.json, result)
     return 0
 
 

