@@ -93,12 +93,12 @@ async def test_a_direct_lookup_through_litellm(relay: Relay) -> None:
     assert "48213" in (response.choices[0].message.content or "")
 
 
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(1500)
 async def test_the_engine_finds_a_fact_by_writing_code(relay: Relay) -> None:
     """A 3K-token context the model never reads whole: it must look from code."""
     engine = RLMEngine(
         root=_spec(relay),
-        budget=Budget(max_iterations=6, max_sub_calls=6, max_wall_s=2100),
+        budget=Budget(max_iterations=6, max_sub_calls=6, max_wall_s=1200),
         limits=SandboxLimits(wall_seconds=60.0),
         retry=PATIENT,
         concurrency=1,
@@ -134,14 +134,14 @@ def _policy_at(relay: Relay, tmp_path: Path) -> Path:
             # while the model itself (20K) still fits every sub-call.
             "context_window": 2048 if role == "direct" else 16384,
         }
-    policy["budgets"].update(max_iterations=6, max_sub_calls=6, max_wall_s=2100)
+    policy["budgets"].update(max_iterations=6, max_sub_calls=6, max_wall_s=1200)
     policy["retry"].update(max_attempts=1, timeout_s=1500)
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))
     return path
 
 
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(1500)
 async def test_the_router_serves_real_requests_on_both_routes(
     relay: Relay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
