@@ -177,6 +177,8 @@ def test_a_failed_direct_request_reports_error_type_on_span_and_metric(
     assert receiver.wait_for(lambda rx: bool(failed_chat(rx))), "no failed chat span"
     chat = failed_chat(receiver)[-1]
     assert chat.status_code == 2  # ERROR
+    # The request span ends after its chat span, so it may arrive in a later export batch.
+    receiver.wait_for(lambda rx: any(s.span_id == chat.parent_span_id for s in rx.spans))
     request = [s for s in receiver.spans if s.span_id == chat.parent_span_id]
     assert request and request[0].name == "rlm_router.request"
     if decision_id is not None:
