@@ -1,7 +1,8 @@
 """Packaging hook: ships ``rlm_router_compat.pth`` next to the package (see rlm_router/_compat.py).
 
 Everything else is in pyproject.toml; setuptools has no declarative way to place a ``.pth``
-file at the top of site-packages, in a wheel and in an editable install alike.
+file at the top of site-packages. This hook does it for wheels; editable installs (PEP 660)
+do not run it, so a checkout's editable install has no 0.1 alias.
 """
 
 from __future__ import annotations
