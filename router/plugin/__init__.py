@@ -59,7 +59,7 @@ def __getattr__(name: str) -> RouterHook | RLMProvider:
         _INSTANCES[name] = instance
         if name == "hook":  # the proxy loads the hook at startup: add POST /rlm-router/feedback
             from rlm_router.router.plugin import disconnect, reload, warm
-            from rlm_router.router.plugin.callback import metadata_check
+            from rlm_router.router.plugin.callback import raw_body_check
             from rlm_router.router.plugin.feedback import install_on_running_proxy
 
             service = shared_service()
@@ -71,7 +71,7 @@ def __getattr__(name: str) -> RouterHook | RLMProvider:
                 lambda: service.reloader, lambda: service.router.policy_version
             )
             # A client that goes away cancels its RLM run, its sub-calls and its workers.
-            disconnect.install_on_running_proxy(metadata_check)
+            disconnect.install_on_running_proxy(raw_body_check)
             # LiteLLM's and FastAPI's first-request costs, paid once the proxy is built.
             warm.install_on_running_proxy(service.config.direct)
     return _INSTANCES[name]

@@ -108,10 +108,17 @@ def _check_size(data: Mapping[str, Any], headers: Mapping[str, str], limits: Lim
         )
 
 
-def metadata_check(body: bytes) -> str | None:
-    """The raw body's ``metadata`` for a virtual model must be an object (LiteLLM drops any
-    other value before the hook runs, so only the raw body can tell)."""
-    if b'"metadata"' not in body:
+# Parameters LiteLLM handles before any hook sees them, so only the raw body can tell:
+# it replaces a malformed ``metadata`` (a string, a list) with its own dict, and litellm
+# 1.106 answers a ``tools`` that is not iterable (``5``) with a 500.
+_BEFORE_HOOK = {name: f'"{name}"'.encode() for name in ("metadata", "tools")}
+
+
+def raw_body_check(body: bytes) -> str | None:
+    """The raw body's ``metadata`` and ``tools`` for a virtual model, checked as the hook
+    checks them (a substring test first, so most bodies are not parsed twice)."""
+    present = [name for name, key in _BEFORE_HOOK.items() if key in body]
+    if not present:
         return None
     try:
         data = json.loads(body)
@@ -123,7 +130,7 @@ def metadata_check(body: bytes) -> str | None:
     ):
         return None
     try:
-        check_params({"metadata": data.get("metadata")})
+        check_params({name: data.get(name) for name in present})
     except InvalidRequest as exc:
         return f"rlm-router: {exc}"
     return None

@@ -10,7 +10,8 @@ the response has started it cancels the app's task, so the cancellation reaches 
 
 Because it holds the body, it is also where a check of the body *as the client sent it* runs
 (``BodyCheck``): LiteLLM replaces a malformed ``metadata`` (a string, a list) with its own
-dict before any hook sees it. A check that returns a message gets a 400 without the app.
+dict before any hook sees it, and litellm 1.106 fails on a non-list ``tools`` with a 500.
+A check that returns a message gets a 400 without the app.
 """
 
 from __future__ import annotations

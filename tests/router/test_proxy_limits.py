@@ -128,6 +128,8 @@ def test_rlm_runs_beyond_the_admission_limit_get_a_clear_429(proxy: ProxyProcess
         ({"max_tokens": 0}, "'max_tokens' must be an integer at least 1"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "at most 4"),
         ({"top_p": None, "tools": "search"}, "'tools' must be a list of objects"),
+        # litellm 1.106 iterates a non-list ``tools`` before any hook runs (a 500 there).
+        ({"tools": 5}, "'tools' must be a list of objects"),
     ],
 )
 def test_malformed_parameters_are_rejected_before_any_provider_call(
