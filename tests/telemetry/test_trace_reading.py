@@ -11,9 +11,13 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
+import io
 import json
 import logging
 import os
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +30,12 @@ from rlm_router.router.cli import main
 from rlm_router.router.features import FEATURE_NAMES
 from rlm_router.telemetry.feedback import feedback_from_spans, merge_feedback, read_feedback
 from rlm_router.telemetry.otlp_json import read_spans
-from rlm_router.telemetry.parallel_scan import ParallelScan
+from rlm_router.telemetry.parallel_scan import (
+    ParallelScan,
+    TraceWorkerError,
+    decode_result,
+    read_frame,
+)
 from rlm_router.telemetry.records import RequestRecord, RequestScan, iter_request_records
 from rlm_router.telemetry.records import load_request_records as load
 from rlm_router.telemetry.report import write_report
@@ -300,3 +309,61 @@ def test_the_cli_reads_with_the_workers_it_is_given(
     with pytest.raises(SystemExit):
         main(["dashboard", "--traces", str(traces), "--workers", "0"])
     assert "--workers: must be at least 1, got 0" in capsys.readouterr().err
+
+
+# What a frame a worker sends can hold: each is one length-prefixed payload on a real pipe.
+_EXPLOIT = "pickle.dumps(Exploit())"  # would create the marker file if it were unpickled
+_GARBAGE = {
+    "a pickle": f"payload = {_EXPLOIT}",
+    "msgpack of another shape": "payload = bytes([0x82, 0xa1, 0x61, 0x01, 0xa1, 0x62, 0x02])",
+    "not msgpack": "payload = bytes([0xc1]) * 40",
+}
+
+
+@pytest.mark.parametrize("kind", list(_GARBAGE))
+def test_a_garbage_frame_from_a_worker_is_a_clear_error_and_runs_no_code(
+    tmp_path: Path, kind: str
+) -> None:
+    marker = tmp_path / "pwned"
+    writer = f"""
+import os, pickle, struct, sys
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch {marker}",))
+{_GARBAGE[kind]}
+sys.stdout.buffer.write(struct.pack(">Q", len(payload)) + payload)
+"""
+    proc = subprocess.run([sys.executable, "-c", writer], capture_output=True, check=True)
+    stream = io.BytesIO(proc.stdout)
+    payload = read_frame(stream)
+    assert payload is not None
+    with pytest.raises(TraceWorkerError, match="a trace-reading worker sent a malformed frame"):
+        decode_result(payload)
+    assert not marker.exists()
+    assert read_frame(stream) is None  # the stream ends cleanly after it
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\x00\x00\x00", "a frame's length was cut short"),
+        (struct.pack(">Q", 10) + b"abc", r"a frame was cut short \(3 of 10 bytes\)"),
+        (struct.pack(">Q", 2**63), "over the 1099511627776 bound"),
+    ],
+)
+def test_a_frame_cut_short_or_with_an_absurd_length_is_a_clear_error(
+    raw: bytes, message: str
+) -> None:
+    with pytest.raises(TraceWorkerError, match=message):
+        read_frame(io.BytesIO(raw))
+
+
+def test_a_chunk_a_worker_cannot_read_raises_what_a_serial_read_raises(tmp_path: Path) -> None:
+    traces, _ = write_golden_traces(tmp_path)
+    plan = ParallelScan.plan([traces], workers=2, chunk_bytes=traces.stat().st_size // 3)
+    assert plan is not None
+    traces.unlink()  # gone between planning and reading: the workers' open fails
+    with pytest.raises(FileNotFoundError) as raised:
+        list(plan.records({}))
+    assert raised.value.filename == str(traces)
+    assert not _children()
