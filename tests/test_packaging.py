@@ -70,6 +70,35 @@ def test_the_old_litellm_config_path_resolves_to_the_one_plugin_with_a_warning(
     assert "deprecated" in out and "rlm_router.router.plugin.hook" in out
 
 
+def test_without_an_apps_router_package_only_the_old_plugin_path_resolves(
+    wheel: Path, tmp_path: Path
+) -> None:
+    # ``try: import router`` in an app must keep failing as before the alias; so must the
+    # names 0.1 configs never used. The old plugin path still resolves, after those failures.
+    out = _python_with_wheel(
+        wheel,
+        tmp_path / "site",
+        "import importlib\n"
+        "for name in ('router', 'router.policies', 'router.plugin.callback'):\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ModuleNotFoundError as exc:\n"
+        "        print('missing', name, exc.name)\n"
+        "    else:\n"
+        "        print('found', name)\n"
+        "from router.plugin import hook, rlm_provider\n"
+        "import router\n"
+        "print('old path', type(hook).__name__, type(rlm_provider).__name__)\n",
+        cwd=tmp_path,
+    )
+    assert "missing router router" in out
+    assert "missing router.policies router" in out
+    assert "missing router.plugin.callback router" in out
+    assert "found" not in out
+    assert "old path RouterHook RLMProvider" in out
+    assert "deprecated" in out
+
+
 def test_an_apps_own_router_package_wins_over_the_alias(wheel: Path, tmp_path: Path) -> None:
     app = tmp_path / "app"
     (app / "router").mkdir(parents=True)
