@@ -11,6 +11,8 @@ measured: our token estimate against an exact tiktoken count.
 The token estimate is also checked on every real-text source of ``benchmarks.routing_eval``
 (19: stdlib code, man pages in eight languages, licences, changelogs, dpkg's database, JSON
 prices, configuration, git log), each cut at two offsets, at ``--token-sizes``.
+Decisions on real text decided once (not repeated, so the token counter's cache has not seen
+it; also with the cache emptied) are timed at ``--unseen-sizes``.
 Prints tables and writes ``decision_bench.json``. Targets (issue 11): p50 <= 0.2 ms at 1K,
 <= 1 ms at 32K, <= 5 ms at 1M and 10M tokens; token-estimate error <= 2% from 1K up.
 """
@@ -136,6 +138,64 @@ def run(sizes: Sequence[int], *, complexity_max: int, seed: int = 0) -> dict[str
     }
 
 
+UNSEEN_SIZES = (1_000, 32_000, 1_000_000)
+UNSEEN_OFFSETS = (0.25, 0.75)
+
+
+def unseen_text(sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Decision CPU on text the router has not seen: each of 38 real-text requests (19
+    sources x 2 offsets, none used above) decided once. "warm": the token counter's cache
+    holds what the runs above and the earlier texts left (a serving process); "cold": its
+    cache emptied before each decision (every word new: the worst case)."""
+    from benchmarks.routing_eval.sources import NAMES, fit
+    from rlm_router.rlm_core.tokens import word_counter
+
+    router = Router.from_config()
+    rows = []
+    for size in sizes:
+        bodies = [
+            {
+                "model": "auto",
+                "messages": [
+                    {"role": "user", "content": f"{fit(name, size, offset=off)}\n\n{REAL_QUESTION}"}
+                ],
+            }
+            for name in NAMES
+            for off in UNSEEN_OFFSETS
+        ]
+        row: dict[str, Any] = {"tokens": size, "n_requests": len(bodies)}
+        for mode in ("warm", "cold"):
+            cpu = []
+            for body in bodies:
+                if mode == "cold":
+                    word_counter.cache_clear()
+                    word_counter()
+                start = time.thread_time()
+                router.decide(body)
+                cpu.append(time.thread_time() - start)
+            row[mode] = {
+                "cpu_p50_ms": statistics.median(cpu) * 1e3,
+                "cpu_max_ms": max(cpu) * 1e3,
+            }
+        rows.append(row)
+    return rows
+
+
+def _unseen_table(rows: Sequence[dict[str, Any]]) -> str:
+    header = (
+        f"{'tokens':>10} {'n':>3} {'warm p50':>9} {'warm max':>9} {'cold p50':>9} {'cold max':>9}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        warm, cold = row["warm"], row["cold"]
+        lines.append(
+            f"{row['tokens']:>10,} {row['n_requests']:>3} {warm['cpu_p50_ms']:>7.3f}ms "
+            f"{warm['cpu_max_ms']:>7.3f}ms {cold['cpu_p50_ms']:>7.3f}ms "
+            f"{cold['cpu_max_ms']:>7.3f}ms"
+        )
+    return "\n".join(lines)
+
+
 TOKEN_ERROR_SIZES = (1_000, 4_000, 32_000, 200_000, 1_000_000)
 TOKEN_ERROR_OFFSETS = (0.0, 0.5)
 
@@ -222,6 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(map(str, TOKEN_ERROR_SIZES)),
         help="sizes at which the token estimate is checked on every real-text source",
     )
+    parser.add_argument(
+        "--unseen-sizes",
+        default=",".join(map(str, UNSEEN_SIZES)),
+        help="sizes at which decisions on unseen real text are timed (warm and cold cache)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out"))
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -230,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["token_estimate_on_real_text"] = token_errors(
         [int(s) for s in args.token_sizes.split(",") if s]
     )
+    result["unseen_text"] = unseen_text([int(s) for s in args.unseen_sizes.split(",") if s])
+    print("-- decision CPU on real text decided once (38 requests per size)")
+    print(_unseen_table(result["unseen_text"]))
     print("-- token estimate vs tiktoken's exact count, real text (error %)")
     print(_token_table(result["token_estimate_on_real_text"]))
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")

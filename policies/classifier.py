@@ -93,7 +93,7 @@ class LinearClassifier:
             contribution = term.coef * (term.value(features) - term.mean) / term.scale
             logit += contribution
             contributions.append((term.name, contribution))
-        return _sigmoid(logit), tuple(contributions)
+        return sigmoid(logit), tuple(contributions)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -206,7 +206,7 @@ def _number(value: Any, where: str, *, allow_inf: bool = False) -> float:
     return number
 
 
-def _sigmoid(x: float) -> float:
+def sigmoid(x: float) -> float:
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlm_router.policies.classifier import LinearClassifier
 from rlm_router.policies.schema import Policy, Route
+from rlm_router.policies.screen import Screen
 
 if TYPE_CHECKING:
     from rlm_router.policies.features import RequestFeatures
@@ -21,7 +22,8 @@ class Decision:
     """Where one request goes, and why.
 
     ``score`` is the classifier's probability that the RLM route is better (always computed,
-    also when a rule decided). ``rule`` names the hard rule that fired, if any.
+    also when a rule decided; for rule ``screened``, the highest score any request of its
+    size could get, see ``policies.screen``). ``rule`` names the hard rule that fired, if any.
     ``contributions`` are the largest per-term contributions to the score, in log-odds.
     ``exploration`` is true when the route was flipped for exploration; ``propensity`` is the
     probability with which the chosen route was taken (1.0 when a rule decided).
@@ -48,7 +50,13 @@ class Decision:
         tokens = f"{f.n_tokens:,} tokens{' (estimated)' if f.tokens_estimated else ''}"
         lines = [f"route: {self.route} -> {self.model}"]
         lines.append(f"decision: {self.id}, policy {self.policy_version}")
-        if self.rule is not None:
+        if self.rule == "screened":
+            lines.append(
+                f"reason: rule screened: at this size no instruction or data could reach the "
+                f"threshold (highest possible score {self.score:.3f} < {self.threshold:.3f}); "
+                "the instruction and the data were not read"
+            )
+        elif self.rule is not None:
             lines.append(f"reason: rule {self.rule} fired; score {self.score:.3f} was not used")
         else:
             side = ">=" if self.score >= self.threshold else "<"
@@ -62,11 +70,13 @@ class Decision:
             f"turns {f.n_turns}, tools {bool(f.has_tools)}, stream {bool(f.stream)}"
             + (f", latency budget {f.latency_budget_ms:.0f} ms" if f.has_latency_budget else "")
         )
-        lines.append(f"task: {task_summary(f)}")
-        lines.append(
-            f"data: {100 * f.dense_frac:.0f}% dense lines (records {100 * f.record_line_frac:.0f}%"
-            f", code {100 * f.code_line_frac:.0f}%, prose {100 * f.prose_line_frac:.0f}%)"
-        )
+        if self.rule != "screened":
+            lines.append(f"task: {task_summary(f)}")
+            lines.append(
+                f"data: {100 * f.dense_frac:.0f}% dense lines (records "
+                f"{100 * f.record_line_frac:.0f}%, code {100 * f.code_line_frac:.0f}%, prose "
+                f"{100 * f.prose_line_frac:.0f}%)"
+            )
         if self.contributions:
             parts = ", ".join(f"{name} {value:+.2f}" for name, value in self.contributions)
             lines.append(f"evidence terms (log-odds toward rlm): {parts}")
@@ -136,17 +146,29 @@ def decide(
     policy_version: str | None = None,
     warning: str | None = None,
     explore: bool = True,
+    screen: Screen | None = None,
 ) -> Decision:
-    """Apply ``policy`` to ``features``: rules, then score vs threshold, then exploration
-    (``explore=False``: none this time, e.g. the exploration budget is spent)."""
-    score, contributions = classifier.score(features)
+    """Apply ``policy`` to ``features``: rules, then the screen, then score vs threshold,
+    then exploration (``explore=False``: none this time, e.g. the exploration budget is
+    spent). ``screen`` (``policies.screen``): a request under its limit was screened by the
+    feature extraction; it goes direct with rule ``screened`` and the screen's score bound."""
     threshold = policy.classifier.threshold
     fired = hard_rule(policy, features, model=model, api_key=api_key)
+    under = None
+    if fired is None and screen is not None and features.n_tokens < screen.limit:
+        under = screen
+    contributions: tuple[tuple[str, float], ...] = ()
+    if under is not None:
+        score = under.score_bound(features.n_tokens)
+    else:
+        score, contributions = classifier.score(features)
     exploring = False
     propensity = 1.0
+    rule: str | None
     if fired is not None:
-        rule: str | None
         rule, route = fired
+    elif under is not None:
+        rule, route = "screened", "llm"
     else:
         rule = None
         route = "rlm" if score >= threshold else "llm"

@@ -1,7 +1,8 @@
 """``Router``: a loaded policy + classifier that turns requests into decisions.
 
 Everything slow happens at construction (reading YAML and the artifact, asking litellm for
-context windows); ``decide`` only parses, extracts features and applies the policy.
+context windows, the screen of ``policies.screen``); ``decide`` only parses, extracts
+features and applies the policy.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,8 @@ from rlm_router.policies.classifier import ArtifactError, LinearClassifier
 from rlm_router.policies.decision import Decision, decide
 from rlm_router.policies.loader import PolicyError, load_policy
 from rlm_router.policies.schema import ClassifierSpec, ModelTarget, Policy
-from rlm_router.rlm_core.tokens import encoding
+from rlm_router.policies.screen import Screen
+from rlm_router.rlm_core.tokens import word_counter
 from rlm_router.router.features import DEFAULT_CONTEXT_WINDOW, FEATURE_NAMES, extract_features
 from rlm_router.router.request import ChatRequest
 
@@ -39,6 +41,21 @@ class _State:
     classifier: LinearClassifier
     windows: Mapping[str, int]
     warning: str | None
+    screen: Screen | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        # With exploration on every request needs its features (an explored one is training
+        # data), so nothing is screened.
+        screen = None
+        if self.policy.exploration.rate == 0.0:
+            screen = Screen.build(
+                self.classifier, self.policy.classifier.threshold, self.direct_window
+            )
+        object.__setattr__(self, "screen", screen if screen and screen.limit else None)
+
+    @property
+    def direct_window(self) -> int:
+        return self.windows.get(self.policy.models.direct.model, DEFAULT_CONTEXT_WINDOW)
 
 
 class Router:
@@ -99,6 +116,7 @@ class Router:
         """Pay the start-up costs now instead of on the first request; returns the seconds.
 
         Measured on a fresh process: the first decision loaded tiktoken's encoding (~0.27 s)
+        and seeded the token counter's cache (~0.5 s)
         and the feature extractor's code paths, and the first escalated or direct call
         imported litellm (~2-3 s). Here: litellm is imported and its completion path run
         once on a mocked reply (no network), the encoding loaded, one
@@ -107,11 +125,10 @@ class Router:
         """
         started = time.perf_counter()
         litellm_api.warm_up()
-        encoding()
+        word_counter()  # tiktoken's encoding and the counter's seeded cache
         state = self._state
-        window = state.windows.get(state.policy.models.direct.model, DEFAULT_CONTEXT_WINDOW)
         request = ChatRequest.parse(_WARM_UP_BODY)
-        features = extract_features(request, context_window=window)
+        features = extract_features(request, context_window=state.direct_window)
         decide(state.policy, state.classifier, features, rng=random.Random(0))
         _ = self.dispatcher
         return time.perf_counter() - started
@@ -146,8 +163,12 @@ class Router:
         """``decide`` for a request already parsed (the dispatcher needs the parts too);
         ``explore=False`` decides without exploring (the exploration budget is spent)."""
         state = self._state
-        window = state.windows.get(state.policy.models.direct.model, DEFAULT_CONTEXT_WINDOW)
-        features = extract_features(request, context_window=window)
+        screen = state.screen
+        features = extract_features(
+            request,
+            context_window=state.direct_window,
+            screen_below=screen.limit if screen is not None else 0,
+        )
         return decide(
             state.policy,
             state.classifier,
@@ -157,6 +178,7 @@ class Router:
             rng=self.rng,
             warning=state.warning,
             explore=explore,
+            screen=screen,
         )
 
     @property

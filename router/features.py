@@ -2,17 +2,20 @@
 
 Cost is kept flat in the input size:
 
-- Token count is exact (tiktoken, o200k) up to ``EXACT_MAX_CHARS`` characters of text. Above
-  that it is estimated from evenly spaced slices (whole words): tokens per character on the
-  slices times the total characters. The sample grows with the input (1/16 of it) from
-  ``SAMPLE_BUDGET_MIN`` to ``SAMPLE_BUDGET_MAX`` characters in at most ``SAMPLE_COUNT``
-  slices, so the cost stops growing at ~130K tokens. Chosen by measurement: exact encoding
-  costs ~0.04-0.09 us per character (0.14-0.25 ms for a 1K-token request, more than the whole
-  decision budget there). The price is sampling error on heterogeneous real text:
-  ``benchmarks/decision_bench.py`` measures it on 19 real-text sources at two offsets each
-  (rms ~10% at 1K tokens, ~2.5% at 32K, ~1.1% at 200K, ~2.1% at 1M; worst cases 33%, 7%,
-  2.3%, 5.6%); unbiased on average (mean within ~2%). An estimate only matters near the
-  window limit, where the dispatcher's context-length fallback covers it.
+- Token count: exact o200k counts up to ``EXACT_MAX_CHARS`` characters (~6K tokens), by
+  ``rlm_core.tokens.WordCounter``, which sums cached counts of the pieces between single
+  spaces (tiktoken's own count on 114 real texts but for tab+space indentation, worst
+  0.72%; ~10-25 ns per character once the words are cached, ~75 ns for unseen text, as
+  tiktoken). Above that it is estimated from a quarter of the text (16K-48K characters) in
+  up to 192 evenly spaced slices of whole words: tokens per character on the sample times
+  the total characters, so the cost stops growing at ~200K characters. On 19 real-text
+  sources at two offsets each (``benchmarks/decision_bench.py``) the estimate's rms error
+  is ~1.6% at 8K and 32K tokens, ~1.0% at 200K and ~1.2% at 1M (worst single texts 3.7-5.1%,
+  heterogeneous man pages); unbiased on average. It only matters near the window limit,
+  where the dispatcher's context-length fallback covers it. The count covers every message's
+  text as sent.
+- Screen: requests under ``policies.screen``'s limit (the shipped prior: ~1.1K tokens) stop
+  here; nothing below could change their route.
 - Density features (compressibility, record-like lines, digit and distinct-entity rates) are
   computed on at most ``DENSITY_CHARS`` characters of context, taken as evenly spaced slices.
 - Structure: the share of sampled context lines that read as prose, as code, and the dense
@@ -91,18 +94,27 @@ def extract_features(
     *,
     context_window: int = DEFAULT_CONTEXT_WINDOW,
     task_model: TaskModel | None = None,
+    screen_below: int = 0,
 ) -> RequestFeatures:
-    """Compute the features of ``req`` against a direct model with ``context_window`` tokens."""
-    question = req.question
-    spans = req.context_spans
-    if question:
-        spans = (*spans, TextSpan(question, 0, len(question)))
+    """Compute the features of ``req`` against a direct model with ``context_window`` tokens.
+
+    Under ``screen_below`` tokens (``policies.screen``: no instruction or data could make the
+    classifier escalate there) only the token count and the request's flags are computed;
+    the task, cue and density features are 0 (``policies.decision.decide`` marks the decision
+    with rule ``screened``).
+    """
+    spans = req.text_spans
     n_chars = sum(len(span) for span in spans)
     text_tokens, estimated = count_span_tokens(spans, n_chars)
     n_tokens = text_tokens + TOKENS_PER_MESSAGE * len(req.messages) + REPLY_PRIMER_TOKENS
-    density = _density(req.context_spans) if req.context_spans else _density(spans)
-    cues = cue_counts(question)
-    task = (task_model or default_task_model()).predict(question) if question else _NO_TASK
+    if n_tokens < screen_below:
+        question, density, cues, task = "", _UNREAD_DENSITY, _UNREAD_CUES, _UNREAD_TASK
+    else:
+        question = req.question
+        context = req.context_spans
+        density = _density(context) if context else _density(spans)
+        cues = cue_counts(question)
+        task = (task_model or default_task_model()).predict(question) if question else _NO_TASK
     compositional = task["aggregate"] + task["pairwise"] + task["multihop"]
     budget = req.latency_budget_ms
     window = max(1, context_window)
@@ -122,7 +134,7 @@ def extract_features(
         lexical_diversity=density[5],
         prose_line_frac=density[6],
         code_line_frac=density[7],
-        dense_frac=1.0 - density[6],
+        dense_frac=density[8],
         task_chat=task["chat"],
         task_lookup=task["lookup"],
         task_aggregate=task["aggregate"],
@@ -141,6 +153,12 @@ def extract_features(
         n_turns=req.n_turns,
         n_messages=len(req.messages),
     )
+
+
+# What a screened request's unread features are set to: 0.
+_UNREAD_DENSITY: tuple[float, ...] = (0.0,) * 9
+_UNREAD_CUES = [0, 0, 0, 0]
+_UNREAD_TASK = dict.fromkeys(("chat", "lookup", "aggregate", "pairwise", "multihop"), 0.0)
 
 
 def extract_body_features(
@@ -170,10 +188,11 @@ _NO_TASK = {"chat": 1.0, "lookup": 0.0, "aggregate": 0.0, "pairwise": 0.0, "mult
 
 
 def _density(spans: tuple[TextSpan, ...]) -> tuple[float, ...]:
-    """Density features of the spans (in RequestFeatures order), on evenly spaced slices."""
+    """Density features of the spans (in RequestFeatures order, compress_ratio to dense_frac),
+    on evenly spaced slices."""
     total = sum(len(span) for span in spans)
     if total == 0:
-        return (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+        return (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0)
     sample = "\n".join(
         even_slices(spans, total, DENSITY_SLICES, DENSITY_CHARS // DENSITY_SLICES, align=False)
     )
@@ -202,4 +221,5 @@ def _density(spans: tuple[TextSpan, ...]) -> tuple[float, ...]:
         len(distinct) / n_words,
         prose,
         code,
+        1.0 - prose,
     )

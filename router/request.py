@@ -52,16 +52,58 @@ class ChatRequest:
 
     model: str | None
     messages: Sequence[Mapping[str, Any]]
-    question: str
-    context_spans: tuple[TextSpan, ...]
-    # where the question was found: tail | head | tag | system (see router.instruction)
-    question_source: str
+    # every message's text parts, in message order (what the model reads)
+    texts: tuple[tuple[TextSpan, ...], ...] = field(repr=False)
+    roles: tuple[str, ...] = field(repr=False)
+    last_user: int
     stream: bool
     has_tools: bool
     n_turns: int
     latency_budget_ms: float | None
     api_key: str | None
     body: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def question(self) -> str:
+        """The instruction, as ``router.instruction.locate`` found it."""
+        return self._split[0]
+
+    @property
+    def context_spans(self) -> tuple[TextSpan, ...]:
+        """Everything but the question: system messages, other turns, the rest of its message."""
+        return self._split[1]
+
+    @property
+    def question_source(self) -> str:
+        """Where the question was found: tail | head | tag | system (see router.instruction)."""
+        return self._split[2]
+
+    @property
+    def text_spans(self) -> tuple[TextSpan, ...]:
+        """All text of all messages, untouched by the question split."""
+        return tuple(span for spans in self.texts for span in spans if len(span))
+
+    @cached_property
+    def _split(self) -> tuple[str, tuple[TextSpan, ...], str]:
+        # Located on first use, not in parse: a request the screen routes (policies.screen)
+        # never needs it.
+        texts = self.texts
+        found = locate(
+            [(r, t[-1].text if t else "") for r, t in zip(self.roles, texts, strict=True)],
+            self.last_user,
+        )
+        question = ""
+        context: list[TextSpan] = []
+        for index, spans in enumerate(texts):
+            if index != found.message or not spans:
+                context.extend(spans)
+                continue
+            text = spans[-1].text
+            question = text[found.start : found.end].strip()
+            context.extend(spans[:-1])
+            context.append(_trimmed(text, 0, found.start))
+            context.append(_trimmed(text, found.end, len(text)))
+        return question, tuple(span for span in context if len(span)), found.source
 
     @cached_property
     def context_text(self) -> str:
@@ -76,7 +118,8 @@ class ChatRequest:
     def parse(
         cls, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> ChatRequest:
-        """Validate ``body`` (an OpenAI chat-completion request) and split question from context.
+        """Validate ``body`` (an OpenAI chat-completion request); the question and context are
+        split on first use (``question``, ``context_spans``).
 
         Raises ``InvalidRequest`` naming the offending field.
         """
@@ -113,28 +156,13 @@ class ChatRequest:
         if last_user < 0:
             raise InvalidRequest("'messages' has no user message")
 
-        found = locate(
-            [(r, t[-1].text if t else "") for r, t in zip(roles, texts, strict=True)], last_user
-        )
-        question = ""
-        context: list[TextSpan] = []
-        for index, spans in enumerate(texts):
-            if index != found.message or not spans:
-                context.extend(spans)
-                continue
-            text = spans[-1].text
-            question = text[found.start : found.end].strip()
-            context.extend(spans[:-1])
-            context.append(_trimmed(text, 0, found.start))
-            context.append(_trimmed(text, found.end, len(text)))
-
         tools = body.get("tools") or body.get("functions")
         return cls(
             model=model,
             messages=messages,
-            question=question,
-            context_spans=tuple(span for span in context if len(span)),
-            question_source=found.source,
+            texts=tuple(tuple(spans) for spans in texts),
+            roles=tuple(roles),
+            last_user=last_user,
             stream=bool(stream),
             has_tools=bool(tools),
             n_turns=n_turns,

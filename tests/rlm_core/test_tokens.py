@@ -1,0 +1,94 @@
+"""The router's token counter against tiktoken's own count, on real text on this machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.routing_eval.sources import NAMES, fit
+from rlm_router.rlm_core import tokens
+from rlm_router.rlm_core.tokens import (
+    EXACT_MAX_CHARS,
+    LEARN_PER_COUNT,
+    PIECE_CACHE_MAX_ENTRIES,
+    WordCounter,
+    count_tokens,
+    encoding,
+    estimate_tokens,
+)
+
+
+def _fresh() -> WordCounter:
+    return WordCounter(encoding().encode_ordinary)
+
+
+@pytest.mark.parametrize("size", [1_000, 4_000, 32_000])
+def test_counts_match_tiktoken_on_real_text(size: int) -> None:
+    counter = _fresh()
+    worst = 0.0
+    exact_texts = 0
+    for name in NAMES:
+        for offset in (0.0, 0.5):
+            text = fit(name, size, offset=offset)
+            expected = count_tokens(text)
+            cold, warm = counter.count(text), counter.count(text)  # unseen words, then cached
+            assert cold == warm
+            worst = max(worst, abs(cold / expected - 1))
+            exact_texts += cold == expected
+    # Exact except tab+space indentation (configuration files) and man-page tab runs.
+    assert worst <= 0.008
+    assert exact_texts >= 1.5 * len(NAMES)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "a   b",
+        "   leading",
+        "x\n    return y\n",
+        "X  \n  Y",
+        "a \nb",
+        "a\n b",
+        "  \n\n  x  y",
+        "é 漢字 test  \r\n  z",
+        "def f(x):\n        return {'k': [1, 2,  3]}\n\n\n",
+        "<|endoftext|> special text counts as text",
+        "1234567 89 0.5 -3e10  $100,000",
+    ],
+)
+def test_whitespace_and_scripts(text: str) -> None:
+    assert _fresh().count(text) == count_tokens(text)
+
+
+def test_many_unseen_words_in_one_count_stay_exact() -> None:
+    """Past the per-count learning budget the unseen rest is encoded in one call."""
+    words = " ".join(f"w{i:05d}x{i * 7919 % 10007}" for i in range(20 * LEARN_PER_COUNT))
+    counter = _fresh()
+    assert counter.count(words) == count_tokens(words)
+    assert counter.count(words) == count_tokens(words)
+
+
+def test_the_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "PIECE_CACHE_MAX_ENTRIES", 100)
+    counter = _fresh()
+    for i in range(200):
+        text = " ".join(f"u{i}v{j}" for j in range(LEARN_PER_COUNT))
+        assert counter.count(text) == count_tokens(text)
+    assert counter.cached_pieces <= 100 + LEARN_PER_COUNT
+    assert PIECE_CACHE_MAX_ENTRIES >= 1 << 16
+
+
+def test_long_pieces_are_not_cached() -> None:
+    text = "x" + "漢" * 5000 + " " + "y" * 3000
+    counter = _fresh()
+    assert counter.count(text) == count_tokens(text)
+    assert counter.cached_pieces == 1  # "" and nothing of the two long pieces
+
+
+def test_short_requests_are_counted_exactly_long_ones_within_two_percent() -> None:
+    text = fit("man_fr", 5_000)
+    assert len(text) <= EXACT_MAX_CHARS
+    assert estimate_tokens(text) == count_tokens(text)
+    long_text = fit("changelogs", 200_000)
+    assert abs(estimate_tokens(long_text) / count_tokens(long_text) - 1) < 0.02
