@@ -6,14 +6,14 @@ Cost is kept flat in the input size:
   ``rlm_core.tokens.WordCounter``, which sums cached counts of the pieces between single
   spaces (tiktoken's own count on 114 real texts but for tab+space indentation, worst
   0.72%; ~10-25 ns per character once the words are cached, ~75 ns for unseen text, as
-  tiktoken). Above that it is estimated from a quarter of the text (16K-48K characters) in
+  tiktoken). Above that it is estimated from an eighth of the text (16K-48K characters) in
   up to 192 evenly spaced slices of whole words: tokens per character on the sample times
-  the total characters, so the cost stops growing at ~200K characters. On 19 real-text
+  the total characters, so the cost stops growing at ~400K characters. On 19 real-text
   sources at two offsets each (``benchmarks/decision_bench.py``) the estimate's rms error
-  is ~1.6% at 8K and 32K tokens, ~1.0% at 200K and ~1.2% at 1M (worst single texts 3.7-5.1%,
-  heterogeneous man pages); unbiased on average. It only matters near the window limit,
-  where the dispatcher's context-length fallback covers it. The count covers every message's
-  text as sent.
+  is ~1.6% at 8K tokens, ~1.8% at 32K, ~1.0% at 200K and ~1.2% at 1M (worst single texts
+  2.0-3.7%, heterogeneous man pages and dpkg's database); unbiased on average. It only
+  matters near the window limit, where the dispatcher's context-length fallback covers it.
+  The count covers every message's text as sent.
 - Screen: requests under ``policies.screen``'s limit (the shipped prior: ~1.1K tokens) stop
   here; nothing below could change their route.
 - Density features (compressibility, record-like lines, digit and distinct-entity rates) are
