@@ -36,9 +36,9 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, SimProcess, plugin_config
+from benchmarks.proxy_bench import ProxyProcess, SimProcess
 from rlm_router.sim.tasks import generate
-from tests.router.test_proxy_cancel import descendants
+from tests.router.proxy_harness import AUTH, descendants, plugin_proxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -48,7 +48,6 @@ FUZZ_N = 230
 # provider may stay open, so some descriptors remain; memory may grow by caches and arenas.
 FD_SLACK = 64
 RSS_GROWTH_MB = 150.0
-AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 SHORT = (
     "What is the capital of France?",
     "Say hello in Spanish.",
@@ -301,11 +300,8 @@ def proxy_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def proxy(sim: SimProcess, proxy_tmp: Path) -> Iterator[ProxyProcess]:
-    env = {
-        "TMPDIR": str(proxy_tmp),  # the sandboxes' scratch dirs, counted for leaks
-        "RLM_ROUTER_TRACES_FILE": str(proxy_tmp / "traces.jsonl"),
-    }
-    with ProxyProcess(plugin_config(sim.base_url), env=env) as process:
+    env = {"TMPDIR": str(proxy_tmp)}  # the sandboxes' scratch dirs, counted for leaks
+    with plugin_proxy(sim.base_url, proxy_tmp / "traces.jsonl", env=env) as process:
         yield process
 
 

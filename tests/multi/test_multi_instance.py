@@ -25,16 +25,15 @@ import httpx
 import pytest
 import redis
 
-from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
+from benchmarks.proxy_bench import ProxyProcess, plugin_config
 from rlm_router.router.cli import main as cli_main
-from rlm_router.sim import SimConfig, SimServer
+from rlm_router.sim import SimServer
 from rlm_router.sim.tasks import generate
 from rlm_router.telemetry import load_request_records
 from tests.multi.redis_server import RedisServer
-from tests.router.test_proxy_limits import _policy
+from tests.router.proxy_harness import AUTH, ROUTE, plugin_proxy, policy_with, post_chat, simulator
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 VERSION = "x-rlm-router-policy-version"
 EXPLORATIONS_PER_HOUR = 3
 LEASE_S = 5
@@ -52,17 +51,14 @@ class Fleet:
 def provider() -> Iterator[SimServer]:
     """A simulated provider at half its modelled latency: RLM runs last long enough (seconds)
     that concurrent ones overlap on any machine, short requests stay quick (~0.3 s)."""
-    server = SimServer(SimConfig(seed=0, time_scale=0.5)).start_in_thread()
-    try:
+    with simulator(time_scale=0.5) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def fleet(provider: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     directory = tmp_path_factory.mktemp("fleet")
-    policy = _policy(
+    policy = policy_with(
         directory,
         admission="  max_concurrent_rlm: 4\n  max_concurrent_rlm_per_key: 2\n"
         "  queue_ms: 0\n  when_full: reject\n",
@@ -74,9 +70,7 @@ def fleet(provider: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
         config["router_settings"] = {"redis_host": "127.0.0.1", "redis_port": redis.port}
         traces = (directory / "a.jsonl", directory / "b.jsonl")
         a, b = (
-            ProxyProcess(
-                config, env={"RLM_ROUTER_TRACES_FILE": str(t), "OTEL_BSP_SCHEDULE_DELAY": "50"}
-            )
+            plugin_proxy(provider.base_url, t, config=config, env={"OTEL_BSP_SCHEDULE_DELAY": "50"})
             for t in traces
         )
         proxies = (a, b)
@@ -89,13 +83,9 @@ def fleet(provider: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 proxy.stop()
 
 
-def _post(proxy: ProxyProcess, body: dict[str, object]) -> httpx.Response:
-    return httpx.post(f"{proxy.base_url}/v1/chat/completions", json=body, headers=AUTH, timeout=120)
-
-
 def _short(proxy: ProxyProcess, i: int) -> httpx.Response:
     text = f"Request {i}: what is {i} plus {i}?"
-    return _post(proxy, {"model": "auto", "messages": [{"role": "user", "content": text}]})
+    return post_chat(proxy, {"model": "auto", "messages": [{"role": "user", "content": text}]})
 
 
 def _hour() -> int:
@@ -120,22 +110,22 @@ def test_the_per_key_rlm_limit_holds_across_instances(fleet: Fleet) -> None:
     task = generate("oolong", n_tokens=32_000, seed=1, kind="count")
     body = {"model": "auto", "messages": task.messages()}
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        replies = list(pool.map(lambda i: _post(fleet.proxies[i % 2], body), range(6)))
+        replies = list(pool.map(lambda i: post_chat(fleet.proxies[i % 2], body), range(6)))
     admitted = [r for r in replies if r.status_code == 200]
     rejected = [r for r in replies if r.status_code == 429]
     assert len(admitted) + len(rejected) == 6, [r.text for r in replies]
     # Each instance alone has room for 2 of the key's runs (4 in all); the fleet has 2.
     assert 1 <= len(admitted) <= 2, [r.status_code for r in replies]
     for reply in admitted:
-        assert reply.headers["x-rlm-router-route"] == "rlm"
+        assert reply.headers[ROUTE] == "rlm"
         assert reply.headers[VERSION]  # on the RLM route too
     for reply in rejected:
         assert "too many RLM runs in flight" in reply.json()["error"]["message"]
     # Slots come back when runs end, on either instance.
     for proxy in fleet.proxies:
-        again = _post(proxy, body)
+        again = post_chat(proxy, body)
         assert again.status_code == 200, again.text
-        assert again.headers["x-rlm-router-route"] == "rlm"
+        assert again.headers[ROUTE] == "rlm"
 
 
 def test_both_instances_serve_the_same_policy_after_a_reload(fleet: Fleet) -> None:
@@ -208,7 +198,7 @@ def test_an_instance_killed_mid_run_leaks_no_slot(fleet: Fleet) -> None:
     shared = redis.Redis.from_url(fleet.redis.url)
     pool = concurrent.futures.ThreadPoolExecutor(2)
     try:
-        runs = [pool.submit(_post, doomed, body) for _ in range(2)]
+        runs = [pool.submit(post_chat, doomed, body) for _ in range(2)]
         deadline = time.monotonic() + 30
         held = 0
         while held < 2 and time.monotonic() < deadline:
@@ -220,16 +210,16 @@ def test_an_instance_killed_mid_run_leaks_no_slot(fleet: Fleet) -> None:
         for run in runs:
             with pytest.raises(httpx.HTTPError):
                 run.result(timeout=60)
-        assert _post(survivor, body).status_code == 429  # the dead runs' leases still count
+        assert post_chat(survivor, body).status_code == 429  # the dead runs' leases still count
         while True:
             sent = time.monotonic()
-            reply = _post(survivor, body)
+            reply = post_chat(survivor, body)
             if reply.status_code != 429 or sent - killed > LEASE_S + 10:
                 break
             time.sleep(0.2)
         freed_after = sent - killed  # when the request that was admitted went out
         assert reply.status_code == 200, reply.text
-        assert reply.headers["x-rlm-router-route"] == "rlm"
+        assert reply.headers[ROUTE] == "rlm"
         print(f"\nslots of the killed instance admitted again {freed_after:.1f} s after kill -9")
         assert freed_after <= LEASE_S + 5  # one lease, plus a 429's round trip under load
     finally:

@@ -10,12 +10,13 @@ import pytest
 import yaml
 
 import rlm_router.rlm_core.litellm_api as litellm_api
-from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess
+from benchmarks.proxy_bench import ProxyProcess
 from benchmarks.scale_bench import proxy_config
 from rlm_router.policies.loader import DEFAULT_POLICY_PATH
 from rlm_router.router.plugin.config import ServiceConfig
 from rlm_router.sim import SimServer
 from rlm_router.sim.tasks import generate
+from tests.router.proxy_harness import AUTH
 
 
 def test_route_groups_unknown_to_litellm_are_registered_with_their_prices() -> None:
@@ -76,7 +77,7 @@ def test_an_rlm_run_over_its_cost_budget_is_refused_in_time_and_answers(
         reply = httpx.post(
             f"{proxy.base_url}/v1/chat/completions",
             json={"model": "auto", "messages": task.messages()},
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
+            headers=AUTH,
             timeout=600,
         )
     assert reply.status_code == 200, reply.text[:300]

@@ -38,9 +38,14 @@ from rlm_router.router.plugin.config import (
 )
 from rlm_router.sim import SIM_MODELS, SimServer
 from rlm_router.sim.tasks import generate
-
-ROUTE = "x-rlm-router-route"
-
+from tests.router.proxy_harness import (
+    AUTH,
+    ROUTE,
+    plugin_proxy,
+    record_spend,
+    scheduled_fault,
+    spans_of,
+)
 
 # ── the one YAML file (no server needed) ──
 
@@ -125,15 +130,12 @@ def spend_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def proxy(sim: SimServer, traces_file: Path, spend_log: Path) -> Iterator[ProxyProcess]:
     config = plugin_config(sim.base_url)
-    config["litellm_settings"]["callbacks"].append("tests.router.spend_log.recorder")
     env = {
-        "RLM_ROUTER_TRACES_FILE": str(traces_file),
         "RLM_ROUTER_FEEDBACK_FILE": str(traces_file.with_name("feedback.jsonl")),
         "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "RLM_ROUTER_TEST_SPEND_LOG": str(spend_log),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        **record_spend(config, spend_log),
     }
-    with ProxyProcess(config, env=env) as process:
+    with plugin_proxy(sim.base_url, traces_file, config=config, env=env) as process:
         yield process
 
 
@@ -157,10 +159,6 @@ def billed_by_litellm(spend_log: Path, decision_id: str, *, stream: bool) -> flo
 @pytest.fixture
 def client(proxy: ProxyProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key=MASTER_KEY, max_retries=0)
-
-
-def _faults(sim: SimServer) -> str:
-    return f"{sim.url}/sim/faults"
 
 
 ROUTE_HEADERS = (ROUTE, "x-rlm-router-decision-id", "x-rlm-router-reason", "x-rlm-router-fallback")
@@ -248,14 +246,11 @@ def test_context_window_error_on_the_direct_route_falls_back_to_rlm(
     client: openai.OpenAI, sim: SimServer
 ) -> None:
     task = generate("niah", n_tokens=4_000, seed=5)
-    httpx.post(_faults(sim), json={"model": "sim-large", "fault": "context_length", "count": 1})
-    try:
+    with scheduled_fault(sim, "context_length", model="sim-large", count=1):
         raw = client.chat.completions.with_raw_response.create(
             model="auto",
             messages=task.messages(),  # type: ignore[arg-type]
         )
-    finally:
-        httpx.delete(_faults(sim))
     assert raw.headers[ROUTE] == "rlm"
     assert raw.headers["x-rlm-router-fallback"] == "llm_to_rlm"
     assert task.score(raw.parse().choices[0].message.content) == 1.0
@@ -299,7 +294,7 @@ def test_malformed_requests_get_a_4xx_that_says_what_is_wrong(
     response = httpx.post(
         f"{proxy.base_url}/v1/chat/completions",
         json=body,
-        headers={"Authorization": f"Bearer {MASTER_KEY}", **headers},
+        headers={**AUTH, **headers},
         timeout=30,
     )
     assert 400 <= response.status_code < 500
@@ -316,8 +311,6 @@ def test_malformed_requests_get_a_4xx_that_says_what_is_wrong(
 def test_each_routed_request_leaves_a_request_span_with_its_outcome(
     client: openai.OpenAI, traces_file: Path
 ) -> None:
-    from rlm_router.telemetry import read_spans
-
     short = client.chat.completions.with_raw_response.create(
         model="auto",
         messages=generate("qa", seed=4).messages(),  # type: ignore[arg-type]
@@ -331,15 +324,15 @@ def test_each_routed_request_leaves_a_request_span_with_its_outcome(
         short.headers["x-rlm-router-decision-id"]: ("llm", short),
         long.headers["x-rlm-router-decision-id"]: ("rlm", long),
     }
-    found: dict[str, Any] = {}
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(found) < len(wanted):
-        time.sleep(0.2)
-        if traces_file.exists():
-            for span in read_spans([traces_file]):
-                decision_id = span.attributes.get("rlm_router.decision.id")
-                if span.name == "rlm_router.request" and decision_id in wanted:
-                    found[str(decision_id)] = span
+    spans = spans_of(
+        traces_file,
+        lambda span: (
+            span.name == "rlm_router.request"
+            and span.attributes.get("rlm_router.decision.id") in wanted
+        ),
+        enough=lambda spans: len({s.attributes["rlm_router.decision.id"] for s in spans}) == 2,
+    )
+    found = {str(span.attributes["rlm_router.decision.id"]): span for span in spans}
     assert set(found) == set(wanted)
     for decision_id, (route, raw) in wanted.items():
         span = found[decision_id]
@@ -507,14 +500,11 @@ def test_provider_errors_on_the_direct_route_are_retried(
     client: openai.OpenAI, sim: SimServer
 ) -> None:
     task = generate("qa", seed=3)
-    httpx.post(_faults(sim), json={"model": "sim-large", "fault": "503", "count": 2})
-    try:
+    with scheduled_fault(sim, "503", model="sim-large", count=2):
         raw = client.chat.completions.with_raw_response.create(
             model="auto",
             messages=task.messages(),  # type: ignore[arg-type]
         )
-    finally:
-        httpx.delete(_faults(sim))
     assert raw.headers[ROUTE] == "llm"
     assert task.score(raw.parse().choices[0].message.content) == 1.0
 
@@ -523,27 +513,21 @@ def test_provider_errors_on_the_direct_route_are_retried(
 def test_a_failed_request_leaves_a_request_span_with_its_error(
     client: openai.OpenAI, sim: SimServer, traces_file: Path
 ) -> None:
-    from rlm_router.telemetry import read_spans
-
-    httpx.post(_faults(sim), json={"model": "sim-large", "fault": "500", "count": 20})
-    try:
-        with pytest.raises(openai.InternalServerError):
-            client.chat.completions.create(
-                model="auto",
-                messages=generate("qa", seed=5).messages(),  # type: ignore[arg-type]
-            )
-    finally:
-        httpx.delete(_faults(sim))
-    deadline = time.monotonic() + 10
-    errors: list[Any] = []
-    while time.monotonic() < deadline and not errors:
-        time.sleep(0.2)
-        errors = [
-            span
-            for span in read_spans([traces_file])
-            if span.name == "rlm_router.request"
-            and span.attributes.get("rlm_router.outcome.error_type")
-        ]
+    with (
+        scheduled_fault(sim, "500", model="sim-large", count=20),
+        pytest.raises(openai.InternalServerError),
+    ):
+        client.chat.completions.create(
+            model="auto",
+            messages=generate("qa", seed=5).messages(),  # type: ignore[arg-type]
+        )
+    errors = spans_of(
+        traces_file,
+        lambda span: (
+            span.name == "rlm_router.request"
+            and bool(span.attributes.get("rlm_router.outcome.error_type"))
+        ),
+    )
     assert errors, "no request span recorded the failure"
     assert errors[-1].status_code == "ERROR"
 
@@ -573,31 +557,24 @@ def test_group_window_comes_from_model_info_or_litellm() -> None:
 def test_feedback_endpoint_records_quality_for_a_decision(
     client: openai.OpenAI, proxy: ProxyProcess, traces_file: Path
 ) -> None:
-    from rlm_router.telemetry import read_spans
-
     raw = client.chat.completions.with_raw_response.create(
         model="auto",
         messages=generate("qa", seed=5).messages(),  # type: ignore[arg-type]
     )
     decision_id = raw.headers["x-rlm-router-decision-id"]
-    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
     url = f"{proxy.base_url}/rlm-router/feedback"
-    ok = httpx.post(url, json={"decision_id": decision_id, "quality": 0.25}, headers=auth)
+    ok = httpx.post(url, json={"decision_id": decision_id, "quality": 0.25}, headers=AUTH)
     assert ok.status_code == 200, ok.text
-    bad = httpx.post(url, json={"decision_id": decision_id, "quality": 7}, headers=auth)
+    bad = httpx.post(url, json={"decision_id": decision_id, "quality": 7}, headers=AUTH)
     assert bad.status_code == 400 and "quality" in bad.json()["error"]["message"]
     # The report is a span in the proxy's traces, joined to the request by decision id.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        spans = [
-            span
-            for span in read_spans([traces_file])
-            if span.name == "rlm_router.feedback"
+    spans = spans_of(
+        traces_file,
+        lambda span: (
+            span.name == "rlm_router.feedback"
             and span.attributes.get("rlm_router.decision.id") == decision_id
-        ]
-        if spans:
-            break
-        time.sleep(0.2)
+        ),
+    )
     assert spans and spans[0].attributes["rlm_router.outcome.quality"] == 0.25
     (line,) = traces_file.with_name("feedback.jsonl").read_text().splitlines()
     assert json.loads(line)["decision_id"] == decision_id

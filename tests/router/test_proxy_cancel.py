@@ -11,75 +11,45 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
-from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
-from rlm_router.sim import SimConfig, SimServer
+from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess
+from rlm_router.sim import SimServer
 from rlm_router.sim.tasks import generate
+from tests.router.proxy_harness import (
+    descendants,
+    plugin_proxy,
+    post_chat,
+    simulator,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 
 
 @pytest.fixture(scope="module")
 def slow_sim() -> Iterator[SimServer]:
-    server = SimServer(SimConfig(seed=0, time_scale=1.0)).start_in_thread()
-    try:
+    with simulator(time_scale=1.0) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def proxy(slow_sim: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
-    directory = tmp_path_factory.mktemp("cancel")
-    env = {"RLM_ROUTER_TRACES_FILE": str(directory / "traces.jsonl")}
-    with ProxyProcess(plugin_config(slow_sim.base_url), env=env) as process:
+    traces = tmp_path_factory.mktemp("cancel") / "traces.jsonl"
+    with plugin_proxy(slow_sim.base_url, traces) as process:
         yield process
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (the sandbox workers of the proxy)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z":
-            parents[int(entry.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def provider_calls(sim: SimServer) -> int:
     return sum(sim.stats["requests"].values())
 
 
-def _wait_for(predicate: object, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return bool(predicate())  # type: ignore[operator]
-
-
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_disconnect_mid_rlm_run_stops_its_workers_and_sub_calls(
     proxy: ProxyProcess, slow_sim: SimServer, stream: bool
 ) -> None:
-    pid = proxy._process.pid  # type: ignore[union-attr]
+    pid = proxy.pid
     idle = descendants(pid)
     task = generate("oolong", n_tokens=32_000, seed=2, kind="count")
     body = {"model": "auto", "messages": task.messages(), "stream": stream}
@@ -93,11 +63,11 @@ def test_a_disconnect_mid_rlm_run_stops_its_workers_and_sub_calls(
     with socket.create_connection(("127.0.0.1", proxy.port)) as conn:
         conn.sendall(request + payload)
         # The run is under way: its sandbox worker is up and the root model was called.
-        assert _wait_for(lambda: descendants(pid) - idle, 30), proxy.log_tail()
-        assert _wait_for(lambda: provider_calls(slow_sim) > calls_before, 30)
+        assert wait_until(lambda: descendants(pid) - idle, 30), proxy.log_tail()
+        assert wait_until(lambda: provider_calls(slow_sim) > calls_before, 30)
         # ... and the client leaves without reading the answer.
     gone_at = time.monotonic()
-    assert _wait_for(lambda: not (descendants(pid) - idle), 5.0), descendants(pid) - idle
+    assert wait_until(lambda: not (descendants(pid) - idle), 5.0), descendants(pid) - idle
     took = time.monotonic() - gone_at
     time.sleep(0.5)  # a call already on the wire when the run was cancelled may still land
     calls = provider_calls(slow_sim)
@@ -105,10 +75,7 @@ def test_a_disconnect_mid_rlm_run_stops_its_workers_and_sub_calls(
     assert provider_calls(slow_sim) == calls, "the cancelled run kept calling the provider"
     print(f"workers gone {took:.2f}s after the disconnect (stream={stream})")
     # The proxy serves on.
-    ok = httpx.post(
-        f"{proxy.base_url}/v1/chat/completions",
-        json={"model": "auto", "messages": [{"role": "user", "content": "Say hi."}]},
-        headers=AUTH,
-        timeout=60,
+    ok = post_chat(
+        proxy, {"model": "auto", "messages": [{"role": "user", "content": "Say hi."}]}, timeout=60
     )
     assert ok.status_code == 200

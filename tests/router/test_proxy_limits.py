@@ -10,38 +10,16 @@ from __future__ import annotations
 import concurrent.futures
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
-from rlm_router.policies.loader import DEFAULT_POLICY_PATH
+from benchmarks.proxy_bench import ProxyProcess
 from rlm_router.sim import SimServer
 from rlm_router.sim.tasks import generate
-
-ROUTE = "x-rlm-router-route"
-AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
+from tests.router.proxy_harness import AUTH, ROUTE, plugin_proxy, policy_with, post_chat
 
 pytestmark = pytest.mark.server
-
-
-def _policy(directory: Path, **sections: str) -> Path:
-    """The shipped policy with some sections replaced (YAML text per section)."""
-    text = DEFAULT_POLICY_PATH.read_text()
-    kept = []
-    skipping = False
-    for line in text.splitlines():
-        top = line and not line[0].isspace() and not line.startswith("#")
-        if top:
-            skipping = line.split(":", 1)[0] in sections
-        if not skipping:
-            kept.append(line)
-    for name, body in sections.items():
-        kept.append(f"{name}:\n{body}")
-    path = directory / "policy.yaml"
-    path.write_text("\n".join(kept) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -49,26 +27,16 @@ def proxy(
     sim_server: SimServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
     directory = tmp_path_factory.mktemp("admission")
-    policy = _policy(
+    policy = policy_with(
         directory,
         admission="  max_concurrent_rlm: 1\n  queue_ms: 0\n  when_full: reject\n",
     )
-    config = plugin_config(sim_server.base_url, policy=str(policy))
-    env = {"RLM_ROUTER_TRACES_FILE": str(directory / "traces.jsonl")}
-    with ProxyProcess(config, env=env) as process:
+    with plugin_proxy(sim_server.base_url, directory / "traces.jsonl", policy=policy) as process:
         yield process
 
 
-def _post(proxy: ProxyProcess, body: bytes | dict[str, object], **kw: object) -> httpx.Response:
-    url = f"{proxy.base_url}/v1/chat/completions"
-    if isinstance(body, bytes):
-        headers = {**AUTH, "content-type": "application/json"}
-        return httpx.post(url, content=body, headers=headers, timeout=120, **kw)  # type: ignore[arg-type]
-    return httpx.post(url, json=body, headers=AUTH, timeout=120, **kw)  # type: ignore[arg-type]
-
-
 def _short(proxy: ProxyProcess) -> httpx.Response:
-    return _post(proxy, {"model": "auto", "messages": [{"role": "user", "content": "Say hi."}]})
+    return post_chat(proxy, {"model": "auto", "messages": [{"role": "user", "content": "Say hi."}]})
 
 
 def test_a_50_mb_body_gets_a_413_that_says_why_and_the_proxy_keeps_serving(
@@ -77,7 +45,7 @@ def test_a_50_mb_body_gets_a_413_that_says_why_and_the_proxy_keeps_serving(
     text = ("lorem ipsum dolor sit amet " * (50_000_000 // 27 + 1))[:50_000_000]
     body = json.dumps({"model": "auto", "messages": [{"role": "user", "content": text}]}).encode()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        big = pool.submit(_post, proxy, body)
+        big = pool.submit(post_chat, proxy, body)
         shorts = [pool.submit(_short, proxy) for _ in range(3)]
         reply = big.result()
         assert all(s.result().status_code == 200 for s in shorts)
@@ -90,7 +58,7 @@ def test_a_50_mb_body_gets_a_413_that_says_why_and_the_proxy_keeps_serving(
 
 def test_too_many_messages_and_too_many_tokens_get_a_400(proxy: ProxyProcess) -> None:
     many = [{"role": "user", "content": "hi"}] * 4097
-    reply = _post(proxy, {"model": "auto", "messages": many})
+    reply = post_chat(proxy, {"model": "auto", "messages": many})
     assert reply.status_code == 400
     assert "limits.max_messages" in reply.json()["error"]["message"]
 
@@ -99,7 +67,7 @@ def test_rlm_runs_beyond_the_admission_limit_get_a_clear_429(proxy: ProxyProcess
     task = generate("oolong", n_tokens=32_000, seed=1, kind="count")
     body = {"model": "auto", "messages": task.messages()}
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        replies = list(pool.map(lambda _: _post(proxy, body), range(3)))
+        replies = list(pool.map(lambda _: post_chat(proxy, body), range(3)))
     statuses = sorted(r.status_code for r in replies)
     assert 200 in statuses, [r.text for r in replies]
     assert 429 in statuses, statuses
@@ -110,7 +78,7 @@ def test_rlm_runs_beyond_the_admission_limit_get_a_clear_429(proxy: ProxyProcess
             assert reply.status_code == 200, reply.text
             assert reply.headers[ROUTE] == "rlm"
     # The slot is handed back when the run ends: the next escalation is admitted.
-    again = _post(proxy, body)
+    again = post_chat(proxy, body)
     assert again.status_code == 200, again.text
     assert again.headers[ROUTE] == "rlm"
 
@@ -137,7 +105,7 @@ def test_malformed_parameters_are_rejected_before_any_provider_call(
 ) -> None:
     calls = sum(sim_server.stats["requests"].values())
     body = {"model": "auto", "messages": [{"role": "user", "content": "Say hi."}], **extra}
-    reply = _post(proxy, body)
+    reply = post_chat(proxy, body)
     assert reply.status_code == 400, reply.text
     assert message in reply.json()["error"]["message"]
     assert sum(sim_server.stats["requests"].values()) == calls

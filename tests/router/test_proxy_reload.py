@@ -15,15 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
+from benchmarks.proxy_bench import ProxyProcess
 from rlm_router.policies.loader import DEFAULT_POLICY_PATH
 from rlm_router.router.cli import main as cli_main
 from rlm_router.sim import SimServer
 from rlm_router.telemetry import load_request_records
 from tests.policies.test_training import long_aggregation_needs_rlm, policy_yaml, write_traffic
+from tests.router.proxy_harness import AUTH, DECISION_ID, plugin_proxy, post_chat, wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +37,19 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def proxy(sim_server: SimServer, workdir: Path) -> Iterator[ProxyProcess]:
-    config = plugin_config(sim_server.base_url, policy=str(workdir / "policy.yaml"))
-    env = {"RLM_ROUTER_TRACES_FILE": str(workdir / "traces.jsonl"), "OTEL_BSP_SCHEDULE_DELAY": "50"}
-    with ProxyProcess(config, env=env) as process:
-        yield process
+    env = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
+    policy = workdir / "policy.yaml"
+    with plugin_proxy(sim_server.base_url, workdir / "traces.jsonl", policy=policy, env=env) as p:
+        yield p
 
 
 def served_version(proxy: ProxyProcess, workdir: Path) -> str:
     """The policy version the proxy decided a fresh request under (from its span)."""
-    reply = httpx.post(
-        f"{proxy.base_url}/v1/chat/completions",
-        json={"model": "auto", "messages": [{"role": "user", "content": "Say hi."}]},
-        headers=AUTH,
-        timeout=60,
+    reply = post_chat(
+        proxy, {"model": "auto", "messages": [{"role": "user", "content": "Say hi."}]}, timeout=60
     )
     assert reply.status_code == 200, reply.text
-    decision_id = reply.headers["x-rlm-router-decision-id"]
+    decision_id = reply.headers[DECISION_ID]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         for record in load_request_records([workdir / "traces.jsonl"]):
@@ -60,15 +57,6 @@ def served_version(proxy: ProxyProcess, workdir: Path) -> str:
                 return record.policy_version
         time.sleep(0.1)
     raise AssertionError(f"no span for {decision_id}")
-
-
-def _until(predicate: object, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_a_retrained_classifier_reaches_the_running_proxy(
@@ -88,7 +76,9 @@ def test_a_retrained_classifier_reaches_the_running_proxy(
     )  # fmt: skip
     assert code == 0
     # The file watch picks the new artifact up: no restart, no signal.
-    assert _until(lambda: served_version(proxy, workdir).endswith("/learned-live"), 15)
+    assert wait_until(
+        lambda: served_version(proxy, workdir).endswith("/learned-live"), 15, interval=0.2
+    )
     assert proxy.alive()
 
 
@@ -111,8 +101,8 @@ def test_a_broken_policy_keeps_the_last_good_one_and_sighup_reloads(
         assert httpx.post(url, headers={"Authorization": "Bearer sk-wrong"}, timeout=30).is_error
     finally:
         policy.write_text(good.replace("threshold: 0.5", "threshold: 0.6"))
-    os.kill(proxy._process.pid, signal.SIGHUP)  # type: ignore[union-attr]
-    assert _until(lambda: served_version(proxy, workdir) != serving, 10)
+    os.kill(proxy.pid, signal.SIGHUP)
+    assert wait_until(lambda: served_version(proxy, workdir) != serving, 10, interval=0.2)
     assert proxy.alive()
     status = httpx.get(url, headers=AUTH, timeout=30).json()
     assert status["policy_version"] == served_version(proxy, workdir)

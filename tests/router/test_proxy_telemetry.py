@@ -22,6 +22,7 @@ import pytest
 from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
 from rlm_router.sim import SimServer
 from rlm_router.sim.tasks import generate
+from tests.router.proxy_harness import AUTH
 from tests.telemetry.otlp_receiver import OTLPReceiver, ReceivedSpan
 
 OURS = "rlm_router"  # our instrumentation scope
@@ -259,15 +260,14 @@ def test_feedback_without_a_content_type_is_recorded_and_an_unknown_id_is_404(
     )
     decision_id = raw.headers["x-rlm-router-decision-id"]
     url = f"{proxy.base_url}/rlm-router/feedback"
-    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
     body = f'{{"decision_id": "{decision_id}", "quality": 0.5}}'.encode()
     # As `curl -d` or a bare HTTP client sends it: no Content-Type, or a form one.
     for content_type in (None, "application/x-www-form-urlencoded", "text/plain"):
-        headers = dict(auth) if content_type is None else {**auth, "Content-Type": content_type}
+        headers = dict(AUTH) if content_type is None else {**AUTH, "Content-Type": content_type}
         answer = httpx.post(url, content=body, headers=headers)
         assert answer.status_code == 200, (content_type, answer.text)
         assert answer.json()["decision_id"] == decision_id
-    unknown = httpx.post(url, json={"decision_id": "no-such-decision", "quality": 1}, headers=auth)
+    unknown = httpx.post(url, json={"decision_id": "no-such-decision", "quality": 1}, headers=AUTH)
     assert unknown.status_code == 404, unknown.text
     assert "no-such-decision" in unknown.json()["error"]["message"]
     # Reports are spans too: this proxy exports them over OTLP with the rest.

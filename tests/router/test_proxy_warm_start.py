@@ -9,12 +9,18 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
+from benchmarks.proxy_bench import plugin_config
 from rlm_router.router.plugin.warm import WARM_UP_TAG
-from rlm_router.sim import SimConfig, SimServer
+from tests.router.proxy_harness import (
+    ROUTE,
+    plugin_proxy,
+    post_chat,
+    record_spend,
+    simulator,
+    wait_until,
+)
 
 
 def _records(path: Path) -> list[dict[str, object]]:
@@ -35,21 +41,12 @@ def _spans(path: Path) -> list[str]:
 @pytest.mark.server
 @pytest.mark.slow
 def test_the_start_up_warm_up_calls_no_provider_and_leaves_no_decision(tmp_path: Path) -> None:
-    sim = SimServer(SimConfig(seed=0, time_scale=0.0)).start_in_thread()
     traces, spend = tmp_path / "traces.jsonl", tmp_path / "spend.jsonl"
-    config = plugin_config(sim.base_url)
-    config["litellm_settings"]["callbacks"].append("tests.router.spend_log.recorder")
-    env = {
-        "RLM_ROUTER_TRACES_FILE": str(traces),
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "RLM_ROUTER_TEST_SPEND_LOG": str(spend),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-    }
-    try:
-        with ProxyProcess(config, env=env) as proxy:
-            deadline = time.monotonic() + 120
-            while not _records(spend) and time.monotonic() < deadline:
-                time.sleep(0.1)
+    with simulator(time_scale=0.0) as sim:
+        config = plugin_config(sim.base_url)
+        env = {"OTEL_BSP_SCHEDULE_DELAY": "100", **record_spend(config, spend)}
+        with plugin_proxy(sim.base_url, traces, config=config, env=env) as proxy:
+            assert wait_until(lambda: _records(spend), 120, interval=0.1)
             (warm_up,) = _records(spend)  # the warm-up, before any client request
             assert warm_up["tags"] == [WARM_UP_TAG] and warm_up["user"] == WARM_UP_TAG
             assert warm_up["model"] == "sim-large" and warm_up["decision_id"] is None
@@ -58,17 +55,9 @@ def test_the_start_up_warm_up_calls_no_provider_and_leaves_no_decision(tmp_path:
             assert sum(sim.stats["requests"].values()) == 0  # mock_response: no provider call
             assert "rlm_router.request" not in _spans(traces)
             # A client's routed request afterwards is served, decided and traced as usual.
-            reply = httpx.post(
-                f"{proxy.base_url}/v1/chat/completions",
-                headers={"Authorization": f"Bearer {MASTER_KEY}"},
-                json={"model": "auto", "messages": [{"role": "user", "content": "Say hello."}]},
-                timeout=60,
-            )
-            assert reply.status_code == 200 and reply.headers["x-rlm-router-route"] == "llm"
-            deadline = time.monotonic() + 10
-            while "rlm_router.request" not in _spans(traces) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            hello = [{"role": "user", "content": "Say hello."}]
+            reply = post_chat(proxy, {"model": "auto", "messages": hello}, timeout=60)
+            assert reply.status_code == 200 and reply.headers[ROUTE] == "llm"
+            wait_until(lambda: "rlm_router.request" in _spans(traces), 10, interval=0.1)
             assert _spans(traces).count("rlm_router.request") == 1
             assert sum(sim.stats["requests"].values()) == 1
-    finally:
-        sim.stop()

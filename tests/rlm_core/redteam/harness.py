@@ -1,5 +1,6 @@
 """What the CLI red-team tests share: host-side markers, the CLI as a user runs it, and the
-scripted hostile provider's replies as REPL blocks.
+scripted hostile provider's replies as REPL blocks; ``FORGE``, the model code that writes a
+forged frame to every descriptor it holds, is shared with the sandbox channel tests.
 
 Markers: TCP and UDP listeners and a world-writable unix socket on the host, a secret file
 and a secret environment variable of the CLI process.
@@ -21,6 +22,18 @@ from tests.rlm_core.redteam.hostile_provider import MODEL, HostileProvider
 
 SECRET = "rlm-redteam-secret-7f3a9c"
 BUDGET_USD = 0.001
+# Model code: ``forge(body, size=None)`` writes one frame (4-byte length + body) to every
+# descriptor that takes it.
+FORGE = """
+import os, struct
+def forge(body, size=None):
+    frame = struct.pack('>I', len(body) if size is None else size) + body
+    for fd in range(3, 64):
+        try:
+            os.write(fd, frame)
+        except OSError:
+            pass
+"""
 # The installed console script (the venv's), as a user runs it.
 CLI = [str(Path(sys.executable).with_name("rlm-router"))]
 

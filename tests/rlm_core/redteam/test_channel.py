@@ -15,18 +15,7 @@ import pytest
 from rlm_router.rlm_core.errors import SandboxMisbehaving
 from rlm_router.rlm_core.frames import SubCallRequest
 from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits
-
-# Writes one frame (4-byte length + body) to every descriptor that takes it.
-FORGE = """
-import os, struct
-def forge(body, size=None):
-    frame = struct.pack('>I', len(body) if size is None else size) + body
-    for fd in range(3, 64):
-        try:
-            os.write(fd, frame)
-        except OSError:
-            pass
-"""
+from tests.rlm_core.redteam.harness import FORGE
 
 MALFORMED = [
     b"not json",

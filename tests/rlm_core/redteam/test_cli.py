@@ -17,24 +17,13 @@ from pathlib import Path
 import pytest
 
 from rlm_router.rlm_core.litellm_api import token_cost
-from tests.rlm_core.redteam.harness import BUDGET_USD, SECRET, Markers, repl, run_cli
+from tests.rlm_core.redteam.harness import BUDGET_USD, FORGE, SECRET, Markers, repl, run_cli
 from tests.rlm_core.redteam.hostile_provider import MODEL, HostileProvider
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="full containment needs root here"),
 ]
-
-FORGE = """
-import os, struct, json
-def forge(body, size=None):
-    frame = struct.pack('>I', len(body) if size is None else size) + body
-    for fd in range(3, 64):
-        try:
-            os.write(fd, frame)
-        except OSError:
-            pass
-"""
 
 
 def programs(m: Markers) -> dict[str, list[str]]:
