@@ -182,7 +182,7 @@ def word_counter() -> WordCounter:
     """The process's counter (its cache is shared by every request), seeded with the words
     that are one token in o200k (~106K: a fresh process counts most words of unseen text,
     in any of the vocabulary's languages, without a BPE run; measured on 38 real texts, 72%
-    of pieces hit the seeded cache against 36% for an empty one). Built once, ~0.5 s."""
+    of pieces hit the seeded cache against 36% for an empty one). Built once, ~0.1 s."""
     enc = encoding()
     counter = WordCounter(enc.encode_ordinary)
     counter.seed(_one_token_words(enc))
@@ -191,11 +191,7 @@ def word_counter() -> WordCounter:
 
 def _one_token_words(enc: tiktoken.Encoding) -> Iterator[str]:
     encode = enc.encode_ordinary
-    for rank in range(enc.n_vocab):
-        try:
-            raw = enc.decode_single_token_bytes(rank)
-        except KeyError:  # unused ranks below the special tokens
-            continue
+    for raw in enc.token_byte_values():
         if len(raw) < 2 or raw[0] != 0x20 or raw[1] in b" \t\r\n":
             continue
         try:

@@ -116,7 +116,7 @@ class Router:
         """Pay the start-up costs now instead of on the first request; returns the seconds.
 
         Measured on a fresh process: the first decision loaded tiktoken's encoding (~0.27 s)
-        and seeded the token counter's cache (~0.5 s)
+        and seeded the token counter's cache (~0.1 s)
         and the feature extractor's code paths, and the first escalated or direct call
         imported litellm (~2-3 s). Here: litellm is imported and its completion path run
         once on a mocked reply (no network), the encoding loaded, one

@@ -92,3 +92,15 @@ def test_short_requests_are_counted_exactly_long_ones_within_two_percent() -> No
     assert estimate_tokens(text) == count_tokens(text)
     long_text = fit("changelogs", 200_000)
     assert abs(estimate_tokens(long_text) / count_tokens(long_text) - 1) < 0.02
+
+
+def test_the_seed_holds_only_one_token_words() -> None:
+    import random
+
+    from rlm_router.rlm_core.tokens import _one_token_words
+
+    words = list(_one_token_words(encoding()))
+    assert len(words) > 50_000
+    encode = encoding().encode_ordinary
+    for word in random.Random(0).sample(words, 3_000):
+        assert len(encode(" " + word)) == 1, word
