@@ -81,7 +81,7 @@ PIECE_CACHE_MAX_LEN = 40
 PIECE_CACHE_MAX_ENTRIES = 1 << 17  # learnt pieces (~20 MB); emptied back to the seed when full
 # New pieces learnt per count: the rest of a count's unseen pieces are encoded in one call,
 # so a text of unseen words costs about one tiktoken call, not one call per word.
-LEARN_PER_COUNT = 32
+LEARN_PER_COUNT = 16
 _SPACE_RUN = re.compile(" {2,}[\r\n]*")
 
 
