@@ -263,7 +263,10 @@ def _sandbox(section: _Section) -> SandboxSettings:
         ),
     )
     settings = SandboxSettings(
-        limits=limits, prestart_workers=section.get("prestart_workers", _int(0, 64), 0)
+        limits=limits,
+        prestart_workers=section.get(
+            "prestart_workers", _int(0, 64), SandboxSettings().prestart_workers
+        ),
     )
     section.finish()
     return settings

@@ -57,7 +57,7 @@ YAML shape (every key optional except ``models``; unknown keys are errors)::
       when_full: direct             # direct (when the input fits its window) | reject (429)
     sandbox:                        # rlm_core.SandboxLimits for the RLM route's REPL workers
       allow_weak_containment: false # run model code where a containment layer is missing
-      prestart_workers: 0           # workers started and locked down ahead of RLM runs
+      prestart_workers: 2           # workers started and locked down ahead of RLM runs
       memory_mb: 2048               # memory of one sandbox's whole process tree (+ context)
       max_processes: 64             # processes of one sandbox
       cpu_seconds: 60               # CPU time per execution
@@ -218,7 +218,11 @@ class SandboxSettings:
     """
 
     limits: SandboxLimits = field(default_factory=SandboxLimits)
-    prestart_workers: int = 0
+    # Workers started and locked down ahead of RLM runs, per event loop that serves them
+    # (a proxy, a Router): a pre-started worker takes tens of ms of containment start-up
+    # off an escalated request and costs ~10 MB (PSS) while it waits. Two cover a 2-core
+    # box's escalations arriving together; more only help bursts.
+    prestart_workers: int = 2
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ import os
 import pwd
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -196,20 +197,114 @@ def _config(
     }
 
 
+class WorkerProcess:
+    """A started worker: its pid, its pipes as asyncio streams, its exit status.
+
+    Not ``asyncio.create_subprocess_exec``: on Python 3.11 a loop that ends (``asyncio.run``,
+    a server's shutdown, a test's loop) while a subprocess is being created hangs for ever in
+    asyncio's clean-up (the process's exit waiters are woken only by a callback queued until
+    its pipes connect, and the loop's end cancels the task that connects them). A pool starts
+    workers at any moment, so that window was hit (a test's teardown hung until its timeout).
+    Here the process is a ``subprocess.Popen``, its pipes are connected with
+    ``connect_read_pipe`` / ``connect_write_pipe`` (cancelled, they just close), and its exit
+    is watched through a pidfd.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        self.stdin: asyncio.StreamWriter | None = None
+        self.stdout: asyncio.StreamReader | None = None
+        self._exited = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._pidfd = os.pidfd_open(popen.pid)
+        except OSError:  # a kernel before 5.3: wait() polls
+            self._pidfd = -1
+        else:
+            self._loop.add_reader(self._pidfd, self._poll)
+
+    @classmethod
+    async def start(
+        cls, args: list[str], *, env: dict[str, str], cwd: Path, pass_fds: tuple[int, ...]
+    ) -> WorkerProcess:
+        """Start ``args`` in a new session, stdin and stdout piped, stderr discarded."""
+        # Popen's fork/exec is synchronous inside asyncio's subprocess support too (~1 ms).
+        popen = subprocess.Popen(  # noqa: ASYNC220
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=env, cwd=cwd, start_new_session=True, pass_fds=pass_fds,
+        )  # fmt: skip
+        proc = cls(popen)
+        try:
+            await proc._connect()
+        except BaseException:
+            proc.kill()
+            proc.close_pipes()
+            raise
+        return proc
+
+    async def _connect(self) -> None:
+        assert self._popen.stdin is not None and self._popen.stdout is not None
+        reader = asyncio.StreamReader(limit=1 << 20, loop=self._loop)
+        read_protocol = asyncio.StreamReaderProtocol(reader, loop=self._loop)
+        await self._loop.connect_read_pipe(lambda: read_protocol, self._popen.stdout)
+        self.stdout = reader
+        write_protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(), loop=self._loop)
+        transport, _ = await self._loop.connect_write_pipe(
+            lambda: write_protocol, self._popen.stdin
+        )
+        self.stdin = asyncio.StreamWriter(transport, write_protocol, None, self._loop)
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has exited (and been reaped), else None."""
+        return self._poll()
+
+    def _poll(self) -> int | None:
+        code = self._popen.poll()
+        if code is not None and self._pidfd >= 0:
+            with contextlib.suppress(Exception):  # the loop may have closed
+                self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+        if code is not None:
+            self._exited.set()
+        return code
+
+    async def wait(self) -> int:
+        while (code := self._poll()) is None:
+            if self._pidfd >= 0:
+                await self._exited.wait()
+            else:
+                await asyncio.sleep(0.005)
+        return code
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.kill()
+
+    def close_pipes(self) -> None:
+        """Close both pipes (the worker sees EOF on its stdin)."""
+        if self.stdin is not None:
+            self.stdin.close()
+        elif self._popen.stdin is not None:
+            self._popen.stdin.close()
+        if self.stdout is None and self._popen.stdout is not None:
+            self._popen.stdout.close()  # a connected stdout closes itself at EOF
+
+
 async def launch(
     ws: Workspace, limits: SandboxLimits, *, kind: str | None, memory: int | None
-) -> tuple[asyncio.subprocess.Process, frames.FrameReader]:
+) -> tuple[WorkerProcess, frames.FrameReader]:
     """Start a worker in ``ws``: with its context (``kind``, ``memory``) or, with None for
     both, locked down ahead of it (it then waits for a ``context`` message)."""
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
     context_fd = os.open(ws.context_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", "-B", str(_WORKER),
-            json.dumps(_config(ws, limits, context_fd, kind, memory)),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, env=env, cwd=str(ws.scratch),
-            start_new_session=True, limit=1 << 20, pass_fds=(context_fd, ws.spill_fd),
+        proc = await WorkerProcess.start(
+            [sys.executable, "-I", "-S", "-B", str(_WORKER),
+             json.dumps(_config(ws, limits, context_fd, kind, memory))],
+            env=env, cwd=ws.scratch, pass_fds=(context_fd, ws.spill_fd),
         )  # fmt: skip
     finally:
         os.close(context_fd)
@@ -218,7 +313,7 @@ async def launch(
 
 
 async def await_ready(
-    proc: asyncio.subprocess.Process,
+    proc: WorkerProcess,
     reader: frames.FrameReader,
     limits: SandboxLimits,
     cgroup: SandboxCgroup | None,
@@ -264,21 +359,19 @@ async def await_ready(
     return info
 
 
-def kill_now(proc: asyncio.subprocess.Process, cgroup: SandboxCgroup | None) -> None:
+def kill_now(proc: WorkerProcess, cgroup: SandboxCgroup | None) -> None:
     """SIGKILL the worker's process group and whatever left it (no model code runs after
     this returns); ``kill`` also reaps."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     if cgroup is not None:
         cgroup.kill_all()  # processes that left the group and the namespace
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    with contextlib.suppress(Exception):
-        if proc.stdin is not None:
-            proc.stdin.close()
+    proc.kill()
+    with contextlib.suppress(Exception):  # its loop may have closed
+        proc.close_pipes()
 
 
-async def kill(proc: asyncio.subprocess.Process, cgroup: SandboxCgroup | None) -> None:
+async def kill(proc: WorkerProcess, cgroup: SandboxCgroup | None) -> None:
     """``kill_now`` and reap the worker."""
     kill_now(proc, cgroup)
     await proc.wait()

@@ -8,7 +8,10 @@ and locked down, but without a context. ``Sandbox.start`` takes one, writes the 
 its file and announces it; the worker sets its memory limit for that context and loads it.
 A taken worker is never given back: when its sandbox closes it is killed and its workspace
 removed, so nothing a request's model code did can reach the next request. The pool refills
-in the background, one worker at a time.
+in the background, one worker at a time. A waiting worker that dies (killed from outside, the
+OOM killer) is noticed at once, its workspace removed and a replacement started; a worker that
+fails to start is retried a few times, then the pool stops filling and sandboxes start their
+own workers (which then report the failure to the caller).
 
 The pool belongs to the event loop it was started on (its workers' pipes do); ``take`` on
 another loop, or with other limits, returns None and the sandbox starts its own worker.
@@ -27,9 +30,19 @@ from dataclasses import dataclass
 
 from rlm_router.rlm_core import frames
 from rlm_router.rlm_core.errors import SandboxError
-from rlm_router.rlm_core.launch import SandboxLimits, Workspace, await_ready, kill, launch
+from rlm_router.rlm_core.launch import (
+    SandboxLimits,
+    WorkerProcess,
+    Workspace,
+    await_ready,
+    kill,
+    launch,
+)
 
 logger = logging.getLogger("rlm_router.rlm_core.sandbox")
+
+_MAX_FAILED_STARTS = 3  # in a row, then the pool stops filling
+_RETRY_S = 0.05  # times the failures so far
 
 
 @dataclass
@@ -37,8 +50,9 @@ class PreparedWorker:
     """A started, locked-down worker waiting for its context."""
 
     workspace: Workspace
-    proc: asyncio.subprocess.Process
+    proc: WorkerProcess
     reader: frames.FrameReader
+    watcher: asyncio.Task[None] | None = None  # notices its death while it waits
 
 
 class WorkerPool:
@@ -57,6 +71,7 @@ class WorkerPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._filler: asyncio.Task[None] | None = None
         self._closed = False
+        self._failures = 0  # failed starts in a row
 
     async def __aenter__(self) -> WorkerPool:
         self.start()
@@ -96,6 +111,8 @@ class WorkerPool:
         self._settled.clear()
         while self._ready:
             prepared = self._ready.pop(0)
+            if prepared.watcher is not None:
+                prepared.watcher.cancel()
             if prepared.proc.returncode is None:
                 return prepared
             self._loop.create_task(_discard(prepared))  # killed while it waited
@@ -111,6 +128,8 @@ class WorkerPool:
                 await self._filler
         ready, self._ready = self._ready, []
         for prepared in ready:
+            if prepared.watcher is not None:
+                prepared.watcher.cancel()
             await _discard(prepared)
 
     def discard_now(self) -> None:
@@ -141,17 +160,35 @@ class WorkerPool:
                 try:
                     prepared = await _prepare(self.limits)
                 except SandboxError as exc:
-                    # The same error reaches the user from the sandbox's own start; the
-                    # pool stops trying rather than start failing workers in a loop.
+                    # A start killed from outside is retried; a host that keeps refusing
+                    # (missing containment) is not: the same error reaches the user from
+                    # the sandbox's own start, and the pool stops rather than start
+                    # failing workers in a loop.
+                    self._failures += 1
+                    if self._failures < _MAX_FAILED_STARTS:
+                        await asyncio.sleep(_RETRY_S * self._failures)
+                        continue
                     self.failure = str(exc)
                     logger.warning("RLM worker pool stopped: %s", exc)
                     self._settled.set()
                     return
+                self._failures = 0
                 if self._closed:
                     await _discard(prepared)
                     return
+                prepared.watcher = asyncio.create_task(self._watch(prepared))
                 self._ready.append(prepared)
             self._settled.set()
+
+    async def _watch(self, prepared: PreparedWorker) -> None:
+        """A waiting worker that dies is dropped (workspace removed) and replaced."""
+        await prepared.proc.wait()
+        if prepared in self._ready:
+            self._ready.remove(prepared)
+            await _discard(prepared)
+            if not self._closed:
+                self._settled.clear()
+                self._wanted.set()
 
 
 async def _prepare(limits: SandboxLimits) -> PreparedWorker:

@@ -30,6 +30,7 @@ from rlm_router.rlm_core.frames import DoneFrame, FrameError, FrameTooLarge, Sub
 from rlm_router.rlm_core.launch import (
     SandboxInfo,
     SandboxLimits,
+    WorkerProcess,
     Workspace,
     await_ready,
     dispose,
@@ -90,7 +91,7 @@ class Sandbox:
         self._limits = limits
         self._handler = handler
         self._pool = pool
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: WorkerProcess | None = None
         self._ws: Workspace | None = None
         self._context_kind = "text"
         self._context_bytes = 0

@@ -15,7 +15,7 @@ __all__ = ["DispatchSettings", "LatencySettings", "OnDeadline", "RouteModels"]
 
 if TYPE_CHECKING:
     from rlm_router.policies.schema import ModelTarget, Policy
-    from rlm_router.rlm_core import EngineObserver, RLMEngine
+    from rlm_router.rlm_core import EngineObserver, RLMEngine, WorkerPool
     from rlm_router.rlm_core.provider import Completion
 
 
@@ -39,7 +39,8 @@ class DispatchSettings:
     concurrency: int = 16
     keepalive_s: float = 5.0
     # REPL workers started and locked down ahead of RLM runs (rlm_core.WorkerPool, one per
-    # event loop); 0 starts each sandbox's worker when its run begins.
+    # event loop); 0 starts each sandbox's worker when its run begins. A policy's default
+    # (policies.SandboxSettings) is on: servers built from a policy pre-start.
     prestart_workers: int = 0
 
     def engine(
@@ -47,12 +48,7 @@ class DispatchSettings:
     ) -> RLMEngine:
         """The RLM engine of the escalated route, with these settings' models and limits."""
         from rlm_router.rlm_core import RLMEngine
-        from rlm_router.rlm_core.pool import shared_pool
 
-        pool = None
-        if self.prestart_workers > 0:
-            with contextlib.suppress(RuntimeError):  # no running loop: no pool to share
-                pool = shared_pool(self.limits, self.prestart_workers)
         return RLMEngine(
             root=self.models.rlm_root,
             sub=self.models.rlm_sub,
@@ -62,8 +58,20 @@ class DispatchSettings:
             concurrency=self.concurrency,
             observer=observer,
             completion=completion,
-            pool=pool,
+            pool=self.pool(),
         )
+
+    def pool(self) -> WorkerPool | None:
+        """The running loop's shared pool of ``prestart_workers`` workers for these limits,
+        started on first use (None: no pool wanted, or no running loop). A server calls it
+        early, so that its first escalated request finds a worker waiting."""
+        if self.prestart_workers <= 0:
+            return None
+        from rlm_router.rlm_core.pool import shared_pool
+
+        with contextlib.suppress(RuntimeError):  # no running loop: no pool to share
+            return shared_pool(self.limits, self.prestart_workers)
+        return None
 
     @classmethod
     def from_policy(

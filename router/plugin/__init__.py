@@ -74,4 +74,7 @@ def __getattr__(name: str) -> RouterHook | RLMProvider:
             disconnect.install_on_running_proxy(raw_body_check)
             # LiteLLM's and FastAPI's first-request costs, paid once the proxy is built.
             warm.install_on_running_proxy(service.config.direct)
+            # Pre-started REPL workers (policy sandbox.prestart_workers) on the proxy's loop,
+            # ready before its first escalated request.
+            service.dispatcher.settings.pool()
     return _INSTANCES[name]

@@ -13,7 +13,8 @@ It prints its counts (and writes them to ``out/load_suite.json``) and fails on a
 answer without ``[DONE]`` or with an error chunk (except streams the provider cut after their
 first content, by a crash or a scheduled stream fault: nothing can be retried then, so they are
 counted apart), any fuzz request not answered 4xx, and any
-leak once the load is gone: sandbox processes or scratch directories left, more than
+leak once the load is gone: sandbox processes or scratch directories left (beyond the
+workers waiting in the refilled pool, which must be exactly its size), more than
 ``FD_SLACK`` extra file descriptors, or proxy memory growth over ``RSS_GROWTH_MB``.
 """
 
@@ -37,6 +38,7 @@ import httpx
 import pytest
 
 from benchmarks.proxy_bench import ProxyProcess, SimProcess
+from rlm_router.policies import DEFAULT_POLICY_PATH, load_policy
 from rlm_router.sim.tasks import generate
 from tests.router.proxy_harness import AUTH, descendants, plugin_proxy
 
@@ -48,6 +50,8 @@ FUZZ_N = 230
 # provider may stay open, so some descriptors remain; memory may grow by caches and arenas.
 FD_SLACK = 64
 RSS_GROWTH_MB = 150.0
+# The proxy runs the shipped policy: its pre-started workers are expected, the rest a leak.
+POOL_SIZE = load_policy(DEFAULT_POLICY_PATH).sandbox.prestart_workers
 SHORT = (
     "What is the capital of France?",
     "Say hello in Spanish.",
@@ -287,6 +291,42 @@ def _scratch_dirs(tmp: Path) -> list[str]:
     return sorted(p.name for p in tmp.iterdir() if p.name.startswith(("rlm-scratch-", "rlm-host-")))
 
 
+@dataclass
+class PoolWorkers:
+    """The proxy's pre-started workers waiting for a request (policy sandbox.prestart_workers):
+    they are not leaks, but there must be no more of them than the pool's size."""
+
+    roots: list[int]  # one per waiting worker
+    processes: set[int]  # the roots and what they forked (the PID-namespace REPL)
+    dirs: set[str]  # their workspaces: scratch and private directory each
+
+
+def _pool_workers(proxy_pid: int) -> PoolWorkers:
+    """Workers started without a context (their config says ``"context_kind": null``); once no
+    request is in flight, every such worker is waiting in the pool."""
+    below = descendants(proxy_pid)
+    configs: dict[int, dict[str, Any]] = {}
+    parents: dict[int, int] = {}
+    for pid in below:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        if len(argv) > 3 and b"rlm_core/worker" in argv[-3] and b'"context_kind": null' in argv[-2]:
+            configs[pid] = json.loads(argv[-2])
+    roots = sorted(pid for pid in configs if parents.get(pid) not in configs)
+    processes = {pid for pid in configs}
+    dirs: set[str] = set()
+    for pid in roots:
+        dirs.add(Path(configs[pid]["scratch"]).name)
+        with contextlib.suppress(OSError):  # the private directory, from the spill file
+            spill = os.readlink(f"/proc/{pid}/fd/{configs[pid]['spill_fd']}")
+            dirs.add(Path(spill).parent.name)
+    return PoolWorkers(roots, processes, dirs)
+
+
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimProcess]:
     with SimProcess(time_scale=0.0) as process:
@@ -314,11 +354,16 @@ def report() -> Iterator[dict[str, Any]]:
     (out / "load_suite.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
-def _settle(proxy: ProxyProcess, idle: set[int], seconds: float = 15.0) -> None:
+def _settle(proxy: ProxyProcess, idle: set[int], seconds: float = 15.0) -> PoolWorkers:
+    """Wait until only the proxy's idle processes and its refilled pool are left."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and descendants(proxy.pid) - idle:
+    while time.monotonic() < deadline:
+        pool = _pool_workers(proxy.pid)
+        if len(pool.roots) == POOL_SIZE and not descendants(proxy.pid) - idle - pool.processes:
+            break
         time.sleep(0.2)
     time.sleep(1.0)
+    return _pool_workers(proxy.pid)
 
 
 @pytest.mark.parametrize("n_clients", [50, 200])
@@ -334,9 +379,11 @@ async def test_soak_with_faults_loses_nothing_and_leaks_nothing(
     async with httpx.AsyncClient(timeout=180) as client:
         url = f"{proxy.base_url}/v1/chat/completions"
         await _one(client, url, dict(longs[0]), "long", warm, Outage())
-    idle = descendants(pid)
-    _settle(proxy, idle)
-    fds, rss, scratch = _fd_count(pid), _rss_mb(pid), _scratch_dirs(proxy_tmp)
+    idle = descendants(pid) - _pool_workers(pid).processes
+    pool = _settle(proxy, idle)
+    assert len(pool.roots) == POOL_SIZE  # the shipped policy pre-starts workers
+    fds, rss = _fd_count(pid), _rss_mb(pid)
+    scratch = set(_scratch_dirs(proxy_tmp)) - pool.dirs
 
     tally, outage = Tally(), Outage()
     tally.t0 = time.monotonic()
@@ -344,14 +391,16 @@ async def test_soak_with_faults_loses_nothing_and_leaks_nothing(
         _clients(proxy, n_clients, SOAK_S, tally, outage, longs, seed=n_clients),
         _chaos(proxy, sim, SOAK_S, tally, outage, seed=n_clients),
     )
-    _settle(proxy, idle)
-    leaks = {
-        "processes_left": sorted(descendants(pid) - idle),
+    pool = _settle(proxy, idle)
+    leaks: dict[str, Any] = {
+        # Workers waiting in the refilled pool are counted apart: at most its size.
+        "pool_workers_waiting": len(pool.roots),
+        "processes_left": sorted(descendants(pid) - idle - pool.processes),
         "fds_before": fds,
         "fds_after": _fd_count(pid),
         "rss_mb_before": round(rss, 1),
         "rss_mb_after": round(_rss_mb(pid), 1),
-        "scratch_dirs_left": sorted(set(_scratch_dirs(proxy_tmp)) - set(scratch)),
+        "scratch_dirs_left": sorted(set(_scratch_dirs(proxy_tmp)) - scratch - pool.dirs),
     }
     summary = {**tally.summary(), "clients": n_clients, "seconds": SOAK_S, **leaks}
     report[f"soak_{n_clients}"] = summary
@@ -366,6 +415,7 @@ async def test_soak_with_faults_loses_nothing_and_leaks_nothing(
     assert set(tally.status) <= {"200"} | (
         {"502", "503", "500"} if tally.provider_down_5xx else set()
     )
+    assert leaks["pool_workers_waiting"] == POOL_SIZE
     assert not leaks["processes_left"]
     assert not leaks["scratch_dirs_left"]
     assert leaks["fds_after"] <= fds + FD_SLACK

@@ -142,3 +142,77 @@ async def test_a_pool_on_a_weak_host_stops_and_the_sandbox_still_refuses(own_tmp
             assert box.info.missing == ["a per-sandbox cgroup (memory and processes)"]
             assert (await box.execute("print(context)")).stdout == "x\n"
     assert await _left_in(own_tmp) == []
+
+
+_SERVING_HOST = """
+import asyncio, os, signal, sys
+from rlm_router.policies import DEFAULT_POLICY_PATH, load_policy
+from rlm_router.router.dispatch_settings import DispatchSettings
+
+async def main(how):
+    settings = DispatchSettings.from_policy(load_policy(DEFAULT_POLICY_PATH))
+    pool = settings.pool()  # what the proxy and the Router start: the shipped default
+    if how != "mid-start":
+        await pool.wait_ready()
+        print(pool.size, pool.ready, flush=True)
+    if how == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("how", ["loop-ends", "mid-start", "killed"])
+def test_the_default_pool_leaves_no_process_behind(tmp_path: Path, how: str) -> None:
+    """A serving process's pool (the shipped policy's size) at its end: its loop ends with
+    workers waiting, or while one is starting (that hung on Python 3.11's asyncio
+    subprocesses), or the process is killed -9: no worker process outlives it."""
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVING_HOST, how],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if how == "killed":
+        assert done.returncode == -9
+    else:
+        assert done.returncode == 0, done.stderr
+    if how != "mid-start":
+        assert done.stdout.split() == ["2", "2"]  # two pre-started workers by default
+    deadline = time.monotonic() + 5  # killed -9: the workers see EOF on their pipe and exit
+    while _workers_in(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _workers_in(tmp_path) == []
+    if how != "killed":  # a killed host cannot remove its directories; a clean end does
+        assert sorted(os.listdir(tmp_path)) == []
+
+
+async def test_a_waiting_worker_killed_from_outside_is_replaced(own_tmp: Path) -> None:
+    async with WorkerPool(SandboxLimits(), size=1) as pool:
+        await pool.wait_ready()
+        before = set(_workers_in(own_tmp))
+        scratch_before = set(os.listdir(own_tmp))
+        for pid in before:
+            os.kill(pid, 9)  # the OOM killer, an operator, a load test's chaos
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            now = set(_workers_in(own_tmp))
+            if pool.ready == 1 and now and not now & before:
+                break
+        assert pool.ready == 1 and not set(_workers_in(own_tmp)) & before
+        # The dead worker's workspace went with it; only the replacement's is left.
+        left = set(await _left_in_besides(own_tmp, 2))
+        assert len(left) == 2 and not left & scratch_before
+    assert await _left_in(own_tmp) == []
+
+
+async def _left_in_besides(tmp: Path, expected: int) -> list[str]:
+    for _ in range(100):
+        left = os.listdir(tmp)
+        if len(left) <= expected:
+            break
+        await asyncio.sleep(0.01)
+    return left
