@@ -20,9 +20,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import sys
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from rlm_router.router.plugin.running_proxy import running_proxy_app
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 log = logging.getLogger(__name__)
 
@@ -153,23 +157,22 @@ async def _send_error(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def install(app: Any, check: BodyCheck | None = None) -> bool:
-    """Wrap ``app`` (a Starlette app) once; returns whether it was wrapped now."""
-    state = getattr(app, "state", None)
-    if state is None or getattr(state, _INSTALLED_FLAG, False):
+def install(app: Starlette, check: BodyCheck | None = None) -> bool:
+    """Wrap ``app`` once; returns whether it was wrapped now."""
+    if getattr(app.state, _INSTALLED_FLAG, False):
         return False
-    if getattr(app, "middleware_stack", None) is None:
+    stack = app.middleware_stack
+    if stack is None:
         app.add_middleware(CancelOnDisconnect, check=check)
     else:  # already serving (the plugin loads during the proxy's startup)
-        app.middleware_stack = CancelOnDisconnect(app.middleware_stack, check)
-    setattr(state, _INSTALLED_FLAG, True)
+        app.middleware_stack = CancelOnDisconnect(stack, check)
+    setattr(app.state, _INSTALLED_FLAG, True)
     return True
 
 
 def install_on_running_proxy(check: BodyCheck | None = None) -> bool:
     """Install on the LiteLLM proxy's app if this process is the proxy (else do nothing)."""
-    module: Any = sys.modules.get("litellm.proxy.proxy_server")
-    app = getattr(module, "app", None)
+    app = running_proxy_app()
     if app is None:
         return False
     try:

@@ -24,11 +24,11 @@ supports; the proxy has no catch-all route that would shadow it.
 import json
 import logging
 import math
-import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from rlm_router.rlm_core.errors import RequestError
+from rlm_router.router.plugin.running_proxy import running_proxy_app
 
 if TYPE_CHECKING:
     from fastapi import APIRouter, FastAPI, Request
@@ -173,8 +173,7 @@ def install_on_running_proxy(
 
     Does nothing (returns False) in library use: the proxy module is never imported here.
     """
-    module: Any = sys.modules.get("litellm.proxy.proxy_server")
-    app = getattr(module, "app", None)
+    app = running_proxy_app()
     if app is None:
         return False
     try:

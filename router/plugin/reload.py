@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from rlm_router.router.plugin.running_proxy import running_proxy_app
+
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
@@ -165,10 +167,7 @@ def install_on_running_proxy(
     reloader: Callable[[], PolicyReloader], version: Callable[[], str]
 ) -> bool:
     """Add the admin endpoint to the LiteLLM proxy's app if this process is the proxy."""
-    import sys
-
-    module: Any = sys.modules.get("litellm.proxy.proxy_server")
-    app = getattr(module, "app", None)
+    app = running_proxy_app()
     if app is None or getattr(app.state, _INSTALLED_FLAG, False):
         return False
     try:

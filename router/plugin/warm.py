@@ -26,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sys
 import time
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from rlm_router.router.plugin.running_proxy import running_proxy, running_proxy_app
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -69,9 +71,8 @@ def install_on_running_proxy(direct_group: str | None) -> bool:
     hold the proxy's HTTP requests (health probes included) until it is over, so a client's
     first request, or a readiness probe, is answered by a warm proxy."""
     global _task
-    module: Any = sys.modules.get("litellm.proxy.proxy_server")
-    app = getattr(module, "app", None)
-    if app is None or _task is not None:
+    module, app = running_proxy(), running_proxy_app()
+    if module is None or app is None or _task is not None:
         return False
     try:
         loop = asyncio.get_running_loop()
@@ -79,10 +80,11 @@ def install_on_running_proxy(direct_group: str | None) -> bool:
         return False
     ready = asyncio.Event()
     _task = loop.create_task(warm_proxy(module, direct_group, ready), name="rlm-router warm-up")
-    if getattr(app, "middleware_stack", None) is None:
+    stack = app.middleware_stack
+    if stack is None:
         app.add_middleware(_UntilWarm, ready=ready)
     else:  # already serving its lifespan (the plugin loads during the proxy's startup)
-        app.middleware_stack = _UntilWarm(app.middleware_stack, ready=ready)
+        app.middleware_stack = _UntilWarm(stack, ready=ready)
     return True
 
 
@@ -102,7 +104,9 @@ class _UntilWarm:
         await self.app(scope, receive, send)
 
 
-async def warm_proxy(proxy: Any, direct_group: str | None, ready: asyncio.Event) -> float | None:
+async def warm_proxy(
+    proxy: ModuleType, direct_group: str | None, ready: asyncio.Event
+) -> float | None:
     """Go through the proxy's first-request paths once, then set ``ready``; returns the
     seconds (None: failed or skipped)."""
     try:
@@ -111,7 +115,7 @@ async def warm_proxy(proxy: Any, direct_group: str | None, ready: asyncio.Event)
         ready.set()
 
 
-async def _warm(proxy: Any, direct_group: str | None) -> float | None:
+async def _warm(proxy: ModuleType, direct_group: str | None) -> float | None:
     deadline = time.monotonic() + WAIT_FOR_ROUTER_S
     while getattr(proxy, "llm_router", None) is None:  # LiteLLM is still loading its config
         if time.monotonic() > deadline:
