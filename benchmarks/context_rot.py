@@ -34,20 +34,27 @@ SIM_CURVES = ("sim-large", "sim-small")
 
 
 async def _real_call(
-    server: LocalModelServer, family: str, tokens: int, seed: int
+    server: LocalModelServer, family: str, tokens: int, seed: int, timeout_s: float
 ) -> dict[str, Any]:
+    """One direct call; past ``timeout_s`` it counts as not answered (``timed_out``)."""
     from rlm_router.rlm_core.litellm_api import acompletion
 
     task = generate(family, n_tokens=tokens, seed=seed)
     started = time.perf_counter()
-    response = await acompletion(
-        model=f"openai/{MODEL_NAME}",
-        api_base=server.base_url,
-        api_key="sk-local",
-        messages=task.messages(),
-        max_tokens=64,
-        timeout=3600,
-    )
+    try:
+        response = await asyncio.wait_for(
+            acompletion(
+                model=f"openai/{MODEL_NAME}",
+                api_base=server.base_url,
+                api_key="sk-local",
+                messages=task.messages(),
+                max_tokens=64,
+                timeout=timeout_s + 60,
+            ),
+            timeout_s,
+        )
+    except TimeoutError:
+        return {"score": None, "s": timeout_s, "prompt_tokens": None, "reply": "(timed out)"}
     reply = response.choices[0].message.content or ""
     return {
         "score": float(task.score(reply)),
@@ -57,10 +64,12 @@ async def _real_call(
     }
 
 
-def rot_point(lengths: Sequence[int], means: Sequence[float]) -> int | None:
-    """The first length whose mean is below half the first length's mean."""
+def rot_point(lengths: Sequence[int], means: Sequence[float | None]) -> int | None:
+    """The first length whose mean is below half the first length's mean (lengths not
+    measured, None, are skipped)."""
+    first = means[0] if means else None
     for length, mean in zip(lengths, means, strict=True):
-        if means[0] > 0 and mean < means[0] / 2:
+        if first and mean is not None and mean < first / 2:
             return length
     return None
 
@@ -82,7 +91,11 @@ def _write(path: str, result: dict[str, Any]) -> None:
 
 
 async def run(
-    lengths: Sequence[int], seeds: int, families: Sequence[str], out: str | None
+    lengths: Sequence[int],
+    seeds: int,
+    families: Sequence[str],
+    out: str | None,
+    query_timeout_s: float = 1800.0,
 ) -> dict[str, Any]:
     server = LocalModelServer().start()
     result: dict[str, Any] = {
@@ -90,18 +103,29 @@ async def run(
         "threads": server.threads,
         "seeds": seeds,
         "families": list(families),
+        "query_timeout_s": query_timeout_s,
         "load_avg_start": round(os.getloadavg()[0], 1),
         "rows": [],
     }
     wall, cpu = time.perf_counter(), time.process_time()
+    timed_out: set[str] = set()  # a family past its bound at one length skips the longer ones
     try:
         for tokens in lengths:
             row: dict[str, Any] = {"tokens": tokens}
             for family in families:
-                calls = [await _real_call(server, family, tokens, s) for s in range(seeds)]
-                row[f"real_{family}"] = round(statistics.mean(c["score"] for c in calls), 3)
-                row[f"real_{family}_s"] = round(statistics.mean(c["s"] for c in calls), 1)
-                row[f"real_{family}_prompt_tokens"] = calls[0]["prompt_tokens"]
+                calls = []
+                for s in range(seeds if family not in timed_out else 0):
+                    calls.append(await _real_call(server, family, tokens, s, query_timeout_s))
+                    if calls[-1]["score"] is None:
+                        timed_out.add(family)
+                        break
+                scores = [c["score"] for c in calls if c["score"] is not None]
+                done = bool(calls) and len(scores) == len(calls)
+                row[f"real_{family}"] = round(statistics.mean(scores), 3) if done else None
+                row[f"real_{family}_s"] = (
+                    round(statistics.mean(c["s"] for c in calls), 1) if calls else None
+                )
+                row[f"real_{family}_prompt_tokens"] = calls[0]["prompt_tokens"] if calls else None
                 row[f"real_{family}_replies"] = [c["reply"] for c in calls]
                 for name in SIM_CURVES:
                     sim = [
@@ -129,10 +153,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--json")
+    parser.add_argument(
+        "--query-timeout-s",
+        type=float,
+        default=1800.0,
+        help="bound on one real call; past it the length counts as not answered (None) and "
+        "the family's longer lengths are skipped",
+    )
     args = parser.parse_args(argv)
     lengths = [int(x) for x in args.lengths.split(",")]
     families = [f for f in args.families.split(",") if f]
-    result = asyncio.run(run(lengths, args.seeds, families, args.json))
+    result = asyncio.run(run(lengths, args.seeds, families, args.json, args.query_timeout_s))
     header = ["tokens"] + [
         f"{source} {family}" for family in families for source in ("real", *SIM_CURVES)
     ]

@@ -20,6 +20,9 @@ class StopReason(enum.Enum):
     DEADLINE = "deadline"  # the caller's deadline
     PROVIDER_ERROR = "provider_error"
     SANDBOX_FAILURE = "sandbox_failure"  # the REPL worker kept breaking the frame protocol
+    # The root re-sent code it had already run on two turns in a row (a small model looping
+    # under greedy decoding); the engine asked it once for its answer instead of a new turn.
+    STUCK = "stuck"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -322,6 +322,8 @@ class TreeRun:
     ) -> NodeOutcome:
         partial: str | None = None
         variables: list[str] | None = None
+        ran: dict[str, int] = {}  # each block run so far -> the turn it first ran on
+        resent = 0  # consecutive turns that only re-ran blocks already run
         max_turns = self.budget.max_iterations
         for index in range(max_turns):
             spent = self.ledger.exhausted()
@@ -367,13 +369,23 @@ class TreeRun:
                 if node.depth == 0:
                     self.partial = final
                 return NodeOutcome(final, StopReason.FINAL)
+            repeats = [ran[b.strip()] for b in parsed.code_blocks if b.strip() in ran]
+            for block in parsed.code_blocks:
+                ran.setdefault(block.strip(), index + 1)
+            nudge = protocol.NEXT_TURN_NUDGE
+            resent = resent + 1 if repeats and len(repeats) == len(parsed.code_blocks) else 0
+            if resent:
+                nudge = protocol.repeated_code_nudge(repeats[0])
             iteration.feedback = feedback
             self._finish_iteration(node, iteration, t0)
             messages.append({"role": "assistant", "content": reply.text})
             text = protocol.execution_message(
-                outputs, feedback, turn=index + 2, max_turns=max_turns, variables=variables
-            )
+                outputs, feedback, turn=index + 2, max_turns=max_turns, variables=variables,
+                nudge=nudge,
+            )  # fmt: skip
             messages.append({"role": "user", "content": text})
+            if resent >= 2:  # told once already; another turn would repeat it again
+                return await self._ask_final(node, messages, StopReason.STUCK, partial, model)
         return await self._ask_final(node, messages, StopReason.MAX_ITERATIONS, partial, model)
 
     async def _execute(

@@ -23,10 +23,17 @@ You answer a query about a context that is too large to read directly. The conte
 loaded as the variable `context` in a persistent Python REPL, and you work on it by writing \
 code. Think step by step, plan, and use the REPL as much as you need.
 
-Write code in fenced blocks tagged repl; they run in order, and variables persist between turns:
+Write code in fenced blocks tagged repl; they run in order, and variables persist between \
+turns. A good first block looks at the context and at the lines that mention the query's \
+key words:
 ```repl
 print(type(context), len(context))
-print(context[:2000])
+print(context[:1000])
+keywords = {keywords}
+lines = {lines_expr}
+hits = [line for line in lines if any(k in line.lower() for k in keywords)]
+print(len(hits), "lines mention", keywords)
+print("\\n".join(hits[:30]))
 ```
 
 Available in the REPL:
@@ -60,6 +67,20 @@ many chunks as a few `llm_query_batched` calls of up to about 20 prompts each. A
 {budget_line}- Execute your plan now, in a ```repl block in this reply; do not only say what you \
 will do.
 - Code in ```python blocks is run too when a reply has no ```repl block, but write ```repl.
+- Each turn, take the next step from what the REPL printed; running the same code again \
+shows the same output.
+
+To read everything (answers spread out, or needing judgement), ask the sub-model about \
+each chunk in parallel and print the answers:
+```repl
+question = {question}
+size = {chunk_chars}
+chunks = [{chunks_expr}]
+prompts = [f"{{question}} Answer briefly from this text, or NONE.\\n\\n{{c}}" for c in chunks]
+print(llm_query_batched(prompts))
+```
+Once the output shows the answer, end the task with the answer itself: for "How tall is \
+the tower?" and a line "The tower is 312 metres tall.", reply FINAL(312 metres).
 
 When you are done, give the answer either from code (FINAL / FINAL_VAR / answer), or on its \
 own line outside any code block as FINAL(your answer) or FINAL_VAR(variable_name) (the name \
@@ -96,6 +117,7 @@ FINAL_REQUEST = (
 STOP_EXPLANATIONS = {
     "max_iterations": "You have no iterations left.",
     "max_sub_calls": "The sub-call budget is used up: no more llm_query or rlm_query calls.",
+    "stuck": "You sent the same code again; it prints nothing new.",
 }
 
 
@@ -151,6 +173,42 @@ def budget_line(sub_calls_left: int | None, context_chars: int) -> str:
     )
 
 
+_STOPWORD_TEXT = (
+    "a an and any are as at be by can did do does for from had has have how i in is it its "
+    "many me much my no not of on or our so than that the their them then there these they "
+    "this to was we were what when where which who whom whose why will with you your "
+    "answer context question query please tell give find list"
+)
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_MAX_QUERY_IN_EXAMPLE = 300
+
+
+def query_keywords(query: str, limit: int = 6) -> list[str]:
+    """The query's content words, lower-cased, for the search example in the prompt."""
+    seen: list[str] = []
+    for word in re.findall(r"[a-z0-9][a-z0-9_-]*", query.lower()):
+        if len(word) > 2 and word not in _STOPWORDS and word not in seen:
+            seen.append(word)
+    return seen[:limit]
+
+
+def _example_fields(query: str, context_type: str) -> dict[str, str]:
+    """The worked examples' code, filled in with this query and this kind of context: a
+    1.5B root copies examples word for word, so examples about another topic send it
+    searching for that topic (seen in tests/realmodel)."""
+    items = context_type.startswith(("list", "dict"))
+    return {
+        "keywords": repr(query_keywords(query)),
+        "lines_expr": "[str(item) for item in context]" if items else "context.splitlines()",
+        "question": repr(query.strip()[:_MAX_QUERY_IN_EXAMPLE]),
+        "chunks_expr": (
+            '"\\n".join(map(str, context[i:i + 10])) for i in range(0, len(context), 10)'
+            if items
+            else "context[i:i + size] for i in range(0, len(context), size)"
+        ),
+    }
+
+
 def initial_messages(
     query: str,
     info: ContextInfo,
@@ -170,8 +228,9 @@ def initial_messages(
         "output_limit": OUTPUT_LIMIT_CHARS,
         "max_turns": max_turns,
     }
+    examples = _example_fields(query, info.type_name)
     return [
-        {"role": "system", "content": SYSTEM_PROMPT.format(**fields)},
+        {"role": "system", "content": SYSTEM_PROMPT.format(**fields, **examples)},
         {"role": "user", "content": QUERY_TEMPLATE.format(query=query, **fields)},
     ]
 
@@ -317,9 +376,10 @@ def execution_message(
     turn: int | None = None,
     max_turns: int | None = None,
     variables: list[str] | None = None,
+    nudge: str = NEXT_TURN_NUDGE,
 ) -> str:
     """The user turn after an iteration: each block's output (truncated as a whole), the
-    REPL's variables, feedback on the reply, and the next turn's number."""
+    REPL's variables, feedback on the reply, and the next turn's number with ``nudge``."""
     if not outputs:
         body = ""
     elif len(outputs) == 1:
@@ -335,7 +395,21 @@ def execution_message(
     if feedback:
         parts.append(feedback)
     if turn is not None and max_turns is not None:
-        parts.append(f"{TURN_LINE.format(turn=turn, max_turns=max_turns)} {NEXT_TURN_NUDGE}")
+        # Past the last turn the engine's request for the final answer follows instead.
+        if turn <= max_turns:
+            parts.append(f"{TURN_LINE.format(turn=turn, max_turns=max_turns)} {nudge}")
     else:
-        parts.append(NEXT_TURN_NUDGE)
+        parts.append(nudge)
     return "\n\n".join(parts)
+
+
+def repeated_code_nudge(first_turn: int) -> str:
+    """The turn's closing line when a reply re-ran a block unchanged. Small models under
+    greedy decoding (Qwen2.5-Coder-1.5B in tests/realmodel) re-send their first block every
+    turn even after it printed the answer, and follow the message's last line most; the
+    engine's request for a final answer ("no code") is what they answer."""
+    return (
+        f"You ran exactly this code on turn {first_turn} already, and it printed the same. If "
+        "the output answers the query, reply now with FINAL(your answer) on one line and "
+        "write no code. Otherwise write different code: the next step, not the same one."
+    )

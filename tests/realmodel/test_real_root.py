@@ -125,6 +125,7 @@ async def test_the_engine_finds_a_fact_by_writing_code(relay: Relay) -> None:
         StopReason.MAX_ITERATIONS,
         StopReason.MAX_SUB_CALLS,
         StopReason.TIMEOUT,
+        StopReason.STUCK,
     ), result.stopped_reason
 
 

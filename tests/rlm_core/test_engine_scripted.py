@@ -141,7 +141,8 @@ async def test_max_iterations_asks_once_for_a_final_answer() -> None:
     def root(messages: list[dict[str, str]]) -> str:
         if "no iterations left" in last_user(messages):
             return "FINAL(best guess)"
-        return code("print('still thinking')")
+        # A new block each turn (the same block re-sent would stop the run as stuck).
+        return code(f"print('still thinking', {turn(messages)})")
 
     model = ScriptedModel(root)
     result = await engine(model, budget=Budget(max_iterations=3)).acompletion("q", "ctx")
