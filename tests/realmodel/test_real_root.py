@@ -3,8 +3,10 @@
 What a user would notice is asserted, not the model's words: a direct lookup answers; an
 engine run on a 3K-token context runs the model's code and ends for a stated reason; every
 turn the engine could not parse was answered with feedback that reached the model; the router
-sends a short request direct and an over-window one to the engine, which answers. Whether the
-engine's answers are right is printed in the tier's summary (not yet seen right under load).
+sends a short request direct and an over-window one to the engine, which answers with the
+planted fact (the model finds it with the prompt's first example and, re-sending that block,
+is stopped as stuck and asked for its answer: 3 turns and one request; right on 4 of 4 runs
+on 2026-12-01, 1 and 2 threads, load 1-7). The tier's summary prints turns parsed and answers.
 Each test is bounded by its budget and a pytest timeout sized for a loaded 2-core machine
 (the model then reads ~3-10 prompt tokens/s); on an idle one the tier takes a few minutes.
 """
@@ -114,10 +116,9 @@ async def test_the_engine_finds_a_fact_by_writing_code(relay: Relay) -> None:
         "engine_lookup_3k", relay, first, told, stopped_reason=result.stopped_reason.value,
         answered=result.answer is not None, correct=correct, wall_s=round(wall, 1),
     )  # fmt: skip
-    # Every turn was recorded, code ran in the sandbox, and the run ended for a stated reason
-    # within its budget. Whether the answer is the planted code is recorded in the tier's
-    # summary, not asserted: on a loaded 2-core machine (load 15-20, 2026-12-01) the 1.5B
-    # model did not reach a correct answer within the budget.
+    # Every turn was recorded, code ran in the sandbox, the run ended for a stated reason
+    # within its budget, and the answer is the planted code.
+    assert correct, result.answer
     assert len(result.trajectory.iterations) >= result.iterations - 1
     assert any(it.executions for it in result.trajectory.iterations)
     assert result.stopped_reason in (
@@ -177,8 +178,9 @@ async def test_the_router_serves_real_requests_on_both_routes(
         "router_rlm_3k", relay, first, told, stopped_reason=str(route.get("degraded") or "final"),
         answered=bool(text), correct="48213" in text, wall_s=round(wall, 1),
     )  # fmt: skip
-    # Served on the RLM route (no fallback: the input is over the direct window) with a
-    # non-empty answer. Correctness goes to the summary: measured 2026-12-01 under load, the
-    # model answered an invented code ("12345") at the end of its budget (partial_at_budget).
+    # Served on the RLM route (no fallback: the input is over the direct window) with the
+    # planted code. The run ends stuck, not on FINAL, so the router marks the answer degraded
+    # (partial_at_budget); before the prompt's query-worded example (session 4) the model
+    # invented "12345" there.
     assert route["route"] == "rlm" and route["fallback"] == "none", route
-    assert text.strip(), route
+    assert "48213" in text, (route, text)
