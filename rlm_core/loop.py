@@ -475,7 +475,7 @@ class TreeRun:
             self.ledger.release(turn or _FREE)
         parsed = protocol.parse_reply(reply.text)
         answer = parsed.final.text if parsed.final and parsed.final.text else None
-        answer = answer or partial or (reply.text.strip() or None)
+        answer = answer or partial or protocol.plain_answer(reply.text)
         if node.depth == 0 and answer:
             self.partial = answer
         return NodeOutcome(answer, reason)

@@ -345,6 +345,19 @@ def parse_reply(text: str) -> ParsedReply:
     return ParsedReply(blocks, final, problem, python_fences)
 
 
+_ANSWER_LEAD = re.compile(
+    r"\A[^\S\n]*(?:[-*>#`]+[^\S\n]*)*(?i:final answer|answer)[*_`]*[^\S\n]*:[*_`]*\s*"
+)
+
+
+def plain_answer(text: str) -> str | None:
+    """A reply to the final-answer request that has no FINAL(...): the text itself, without
+    the "Final answer:" lead small models write (Qwen2.5-Coder-1.5B: "Final answer: The
+    access code ... is 12345.")."""
+    answer = _ANSWER_LEAD.sub("", text.strip(), count=1).strip()
+    return answer or None
+
+
 def _unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         return text[1:-1]

@@ -91,3 +91,10 @@ async def test_a_root_stuck_on_one_block_is_asked_for_its_answer() -> None:
     assert result.stopped_reason is StopReason.STUCK
     assert result.answer == "The code is 7."
     assert result.iterations == 3  # the first run, one re-run told to move on, one more
+
+
+def test_an_answer_without_final_loses_only_its_lead() -> None:
+    assert protocol.plain_answer("Final answer: The code is 12345.") == "The code is 12345."
+    assert protocol.plain_answer("**Answer:** 42\n") == "42"
+    assert protocol.plain_answer("The answer is 42.") == "The answer is 42."
+    assert protocol.plain_answer("  \n") is None
