@@ -308,8 +308,29 @@ async def launch(
         )  # fmt: skip
     finally:
         os.close(context_fd)
+    if ws.cgroup is not None and ATTACH_FROM_HOST:
+        # Joining a cgroup v1 hierarchy waits for the kernel (~10 ms each, two of them): done
+        # here, in a thread, it overlaps the worker's interpreter start-up. The worker checks
+        # its membership before it runs anything and joins itself where this was late or
+        # failed, so containment never depends on this thread.
+        threading.Thread(
+            target=_attach, args=(ws.cgroup.procs, proc.pid), name="rlm-cgroup-attach",
+            daemon=True,
+        ).start()  # fmt: skip
     assert proc.stdout is not None
     return proc, frames.FrameReader(proc.stdout, limits.max_frame_mb << 20)
+
+
+ATTACH_FROM_HOST = True  # False: the worker joins its cgroups itself (for measurements)
+
+
+def _attach(procs_files: list[str], pid: int) -> None:
+    for path in procs_files:
+        try:
+            with open(path, "w") as handle:
+                handle.write(str(pid))
+        except OSError:  # exited already, or no permission: the worker joins (or reports)
+            return
 
 
 async def await_ready(

@@ -235,11 +235,18 @@ def _seccomp(strict: bool, report: dict[str, Any]) -> None:
 
 
 def _join_cgroups(procs_files: list[str], report: dict[str, Any]) -> None:
-    """Enter the sandbox's cgroups (made by the host) before anything forks, while root."""
+    """Enter the sandbox's cgroups (made by the host) before anything forks, while root.
+
+    The host already writes this pid into them while this interpreter starts (on cgroup v1
+    each attach waits ~10 ms in the kernel); a cgroup that lists it is not joined again."""
+    pid = str(os.getpid())
     for path in procs_files:
         try:
+            with open(path) as listed:
+                if pid in listed.read().split():
+                    continue
             with open(path, "w") as handle:
-                handle.write(str(os.getpid()))
+                handle.write(pid)
         except OSError as exc:
             report["warnings"].append(f"could not join {path} ({exc.strerror})")
             return

@@ -97,6 +97,25 @@ async def test_processes_started_by_model_code_die_with_the_execution() -> None:
     assert not any(d.exists() for d in directories)
 
 
+@pytest.mark.parametrize("from_host", [True, False])
+async def test_the_worker_is_in_every_cgroup_whoever_attached_it(
+    from_host: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host attaches a starting worker to its cgroups in a thread (overlapping the
+    worker's start-up); without that (late, failed) the worker joins them itself."""
+    from rlm_router.rlm_core import launch
+
+    monkeypatch.setattr(launch, "ATTACH_FROM_HOST", from_host)
+    async with Sandbox("", limits=SandboxLimits(), handler=handler) as box:
+        assert box.info.cgroup and box.info.missing == []
+        cgroup = box.cgroup
+        assert cgroup is not None
+        await box.execute("import os\nif os.fork() == 0:\n    import time; time.sleep(30)")
+        for procs in cgroup.procs:  # every hierarchy: the stub and the REPL (the fork died)
+            listed = await asyncio.to_thread(Path(procs).read_text)
+            assert len(listed.split()) == 2, (procs, listed)
+
+
 async def test_a_fork_bomb_is_confined_to_its_own_sandbox() -> None:
     limits = SandboxLimits(max_processes=16, wall_seconds=15.0, cpu_seconds=5)
     bomb = (
