@@ -215,6 +215,7 @@ class WorkerProcess:
         self.pid = popen.pid
         self.stdin: asyncio.StreamWriter | None = None
         self.stdout: asyncio.StreamReader | None = None
+        self._read_protocol: _ReadProtocol | None = None
         self._exited = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         try:
@@ -246,9 +247,9 @@ class WorkerProcess:
     async def _connect(self) -> None:
         assert self._popen.stdin is not None and self._popen.stdout is not None
         reader = asyncio.StreamReader(limit=1 << 20, loop=self._loop)
-        read_protocol = asyncio.StreamReaderProtocol(reader, loop=self._loop)
+        read_protocol = _ReadProtocol(reader, loop=self._loop)
         await self._loop.connect_read_pipe(lambda: read_protocol, self._popen.stdout)
-        self.stdout = reader
+        self.stdout, self._read_protocol = reader, read_protocol
         write_protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(), loop=self._loop)
         transport, _ = await self._loop.connect_write_pipe(
             lambda: write_protocol, self._popen.stdin
@@ -272,11 +273,18 @@ class WorkerProcess:
         return code
 
     async def wait(self) -> int:
+        """Until the process has exited and its stdout is closed: every process holding the
+        pipe (the PID namespace's REPL, what model code forked) is gone too, as asyncio's
+        own ``Process.wait`` waits; bounded, for a holder that escaped the kill."""
         while (code := self._poll()) is None:
             if self._pidfd >= 0:
                 await self._exited.wait()
             else:
                 await asyncio.sleep(0.005)
+        if self._read_protocol is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_PIPE_CLOSE_S):
+                    await self._read_protocol.closed.wait()
         return code
 
     def kill(self) -> None:
@@ -291,6 +299,21 @@ class WorkerProcess:
             self._popen.stdin.close()
         if self.stdout is None and self._popen.stdout is not None:
             self._popen.stdout.close()  # a connected stdout closes itself at EOF
+
+
+_PIPE_CLOSE_S = 2.0  # how long wait() waits for the last holder of the worker's stdout
+
+
+class _ReadProtocol(asyncio.StreamReaderProtocol):
+    """The worker's stdout: says when the pipe closed (every writer gone)."""
+
+    def __init__(self, reader: asyncio.StreamReader, *, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(reader, loop=loop)
+        self.closed = asyncio.Event()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.closed.set()
 
 
 async def launch(
