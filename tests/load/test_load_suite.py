@@ -40,7 +40,8 @@ import pytest
 from benchmarks.proxy_bench import ProxyProcess, SimProcess
 from rlm_router.policies import DEFAULT_POLICY_PATH, load_policy
 from rlm_router.sim.tasks import generate
-from tests.router.proxy_harness import AUTH, descendants, plugin_proxy
+from tests.router.proxy_harness import AUTH, PoolWorkers, descendants, plugin_proxy
+from tests.router.proxy_harness import waiting_pool_workers as _pool_workers
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -314,42 +315,6 @@ def _rss_mb(pid: int) -> float:
 
 def _scratch_dirs(tmp: Path) -> list[str]:
     return sorted(p.name for p in tmp.iterdir() if p.name.startswith(("rlm-scratch-", "rlm-host-")))
-
-
-@dataclass
-class PoolWorkers:
-    """The proxy's pre-started workers waiting for a request (policy sandbox.prestart_workers):
-    they are not leaks, but there must be no more of them than the pool's size."""
-
-    roots: list[int]  # one per waiting worker
-    processes: set[int]  # the roots and what they forked (the PID-namespace REPL)
-    dirs: set[str]  # their workspaces: scratch and private directory each
-
-
-def _pool_workers(proxy_pid: int) -> PoolWorkers:
-    """Workers started without a context (their config says ``"context_kind": null``); once no
-    request is in flight, every such worker is waiting in the pool."""
-    below = descendants(proxy_pid)
-    configs: dict[int, dict[str, Any]] = {}
-    parents: dict[int, int] = {}
-    for pid in below:
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-        if len(argv) > 3 and b"rlm_core/worker" in argv[-3] and b'"context_kind": null' in argv[-2]:
-            configs[pid] = json.loads(argv[-2])
-    roots = sorted(pid for pid in configs if parents.get(pid) not in configs)
-    processes = {pid for pid in configs}
-    dirs: set[str] = set()
-    for pid in roots:
-        dirs.add(Path(configs[pid]["scratch"]).name)
-        with contextlib.suppress(OSError):  # the private directory, from the spill file
-            spill = os.readlink(f"/proc/{pid}/fd/{configs[pid]['spill_fd']}")
-            dirs.add(Path(spill).parent.name)
-    return PoolWorkers(roots, processes, dirs)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,18 @@
   provider fault for the length of a block.
 - ``wait_until`` and ``spans_of``: polling for state and for spans in a traces file (spans
   reach the file within the exporter's batch delay); ``descendants``: the proxy's process
-  tree (its sandbox workers).
+  tree (its sandbox workers); ``waiting_pool_workers``: those of them waiting in its pool of
+  pre-started workers (the shipped policy starts two), which are not a run's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +157,40 @@ def descendants(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
+
+
+@dataclass
+class PoolWorkers:
+    """The proxy's pre-started workers waiting for a request (policy sandbox.prestart_workers)."""
+
+    roots: list[int]  # one per waiting worker
+    processes: set[int]  # the roots and what they forked (the PID-namespace REPL)
+    dirs: set[str]  # their workspaces: scratch and private directory each
+
+
+def waiting_pool_workers(proxy_pid: int) -> PoolWorkers:
+    """Workers started without a context (their config says ``"context_kind": null``) whose
+    context file is still empty: taken by a run, a worker gets its context written."""
+    configs: dict[int, dict[str, Any]] = {}
+    parents: dict[int, int] = {}
+    for pid in descendants(proxy_pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        if len(argv) > 3 and b"rlm_core/worker" in argv[-3] and b'"context_kind": null' in argv[-2]:
+            configs[pid] = json.loads(argv[-2])
+    pools = PoolWorkers([], set(), set())
+    for pid in sorted(pid for pid in configs if parents.get(pid) not in configs):
+        try:  # the private directory, from the spill file the worker holds
+            spill = os.readlink(f"/proc/{pid}/fd/{configs[pid]['spill_fd']}")
+            if os.path.getsize(Path(spill).parent / "context") > 0:
+                continue  # taken: a run's worker
+        except OSError:
+            continue  # gone meanwhile
+        pools.roots.append(pid)
+        pools.dirs |= {Path(configs[pid]["scratch"]).name, Path(spill).parent.name}
+        pools.processes |= {pid} | {p for p in configs if parents.get(p) == pid}
+    return pools

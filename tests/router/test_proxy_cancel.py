@@ -23,6 +23,7 @@ from tests.router.proxy_harness import (
     post_chat,
     simulator,
     wait_until,
+    waiting_pool_workers,
 )
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -50,7 +51,11 @@ def test_a_disconnect_mid_rlm_run_stops_its_workers_and_sub_calls(
     proxy: ProxyProcess, slow_sim: SimServer, stream: bool
 ) -> None:
     pid = proxy.pid
-    idle = descendants(pid)
+
+    def running() -> set[int]:  # the run's workers (not those waiting in the proxy's pool)
+        return descendants(pid) - idle - waiting_pool_workers(pid).processes
+
+    idle = descendants(pid) - waiting_pool_workers(pid).processes
     task = generate("oolong", n_tokens=32_000, seed=2, kind="count")
     body = {"model": "auto", "messages": task.messages(), "stream": stream}
     calls_before = provider_calls(slow_sim)
@@ -63,11 +68,11 @@ def test_a_disconnect_mid_rlm_run_stops_its_workers_and_sub_calls(
     with socket.create_connection(("127.0.0.1", proxy.port)) as conn:
         conn.sendall(request + payload)
         # The run is under way: its sandbox worker is up and the root model was called.
-        assert wait_until(lambda: descendants(pid) - idle, 30), proxy.log_tail()
+        assert wait_until(running, 30), proxy.log_tail()
         assert wait_until(lambda: provider_calls(slow_sim) > calls_before, 30)
         # ... and the client leaves without reading the answer.
     gone_at = time.monotonic()
-    assert wait_until(lambda: not (descendants(pid) - idle), 5.0), descendants(pid) - idle
+    assert wait_until(lambda: not running(), 5.0), running()
     took = time.monotonic() - gone_at
     time.sleep(0.5)  # a call already on the wire when the run was cancelled may still land
     calls = provider_calls(slow_sim)
