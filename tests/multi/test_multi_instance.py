@@ -92,6 +92,18 @@ def _hour() -> int:
     return int(time.time() // 3600)
 
 
+def _no_exploration(fleet: Fleet) -> None:
+    """Mark the fleet's exploration budget spent for this clock hour and the next, so the
+    admission tests' RLM requests are not explored to the direct route: otherwise a test that
+    runs after the hour turns (or alone) gets a fresh budget and half its draws go direct."""
+    shared = redis.Redis.from_url(fleet.redis.url)
+    try:
+        for hour in (_hour(), _hour() + 1):
+            shared.set(f"{{rlm-router}}:explore:{hour}", EXPLORATIONS_PER_HOUR, ex=7200)
+    finally:
+        shared.close()
+
+
 def test_the_exploration_budget_is_spent_once_for_the_fleet(fleet: Fleet) -> None:
     hour = _hour()
     explored = 0
@@ -107,6 +119,7 @@ def test_the_exploration_budget_is_spent_once_for_the_fleet(fleet: Fleet) -> Non
 
 
 def test_the_per_key_rlm_limit_holds_across_instances(fleet: Fleet) -> None:
+    _no_exploration(fleet)
     task = generate("oolong", n_tokens=32_000, seed=1, kind="count")
     body = {"model": "auto", "messages": task.messages()}
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
@@ -193,6 +206,7 @@ def test_an_instance_killed_mid_run_leaks_no_slot(fleet: Fleet) -> None:
     """Runs last; kills instance a. Its two runs hold the key's two slots; after kill -9 no
     one releases them, and instance b admits the key again once their leases run out."""
     doomed, survivor = fleet.proxies
+    _no_exploration(fleet)
     task = generate("oolong", n_tokens=32_000, seed=2, kind="count")
     body = {"model": "auto", "messages": task.messages()}
     shared = redis.Redis.from_url(fleet.redis.url)
