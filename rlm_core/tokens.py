@@ -23,7 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
-from itertools import islice
+from itertools import compress, islice, repeat
+from operator import is_
 from typing import TYPE_CHECKING, Protocol
 
 from rlm_router.rlm_core.env import apply_offline_defaults
@@ -174,39 +175,30 @@ class WordCounter:
         """The o200k token count of ``text``."""
         pieces = text.split(" ")
         total = self._encode_len(pieces[0]) if pieces[0] else 0
-        rest = islice(pieces, 1, None)
-        counts = list(map(self._pieces.get, rest))
+        del pieces[0]
+        counts = list(map(self._pieces.get, pieces))
+        total += sum(filter(None, counts))  # every cached count is >= 1; None: not cached
         if None in counts:
-            total += self._count_unseen(pieces, counts)
-        else:
-            total += sum(counts)  # type: ignore[arg-type]  # no None (checked above)
+            total += self._count_unseen(list(compress(pieces, map(is_, counts, repeat(None)))))
         if "  " in text:
             total -= sum(map(self._runs.__getitem__, _SPACE_RUN.findall(text)))
         return total
 
-    def _count_unseen(self, pieces: list[str], counts: list[int | None]) -> int:
-        total = 0
-        unseen: list[str] = []
-        for piece, n in zip(islice(pieces, 1, None), counts, strict=True):
-            if n is None:
-                unseen.append(piece)
-            else:
-                total += n
+    def _count_unseen(self, unseen: list[str]) -> int:
+        """The count of pieces not in the cache: up to ``LEARN_PER_COUNT`` distinct ones are
+        learnt (one tiktoken call each), the rest encoded together in one call."""
         cache, encode = self._pieces, self._encode
-        learnt = 0
-        rest: list[str] = []
-        for piece in unseen:
-            n = cache.get(piece)
-            if n is None:
-                if learnt >= LEARN_PER_COUNT or len(piece) > PIECE_CACHE_MAX_LEN:
-                    rest.append(piece)
-                    continue
-                if len(cache) >= len(self._seed) + PIECE_CACHE_MAX_ENTRIES:
-                    cache.clear()
-                    cache.update(self._seed)
-                n = cache[piece] = len(encode(" " + piece))
-                learnt += 1
-            total += n
+        learn = (p for p in dict.fromkeys(unseen) if len(p) <= PIECE_CACHE_MAX_LEN)
+        for piece in islice(learn, LEARN_PER_COUNT):
+            if len(cache) >= len(self._seed) + PIECE_CACHE_MAX_ENTRIES:
+                cache.clear()
+                cache.update(self._seed)
+            cache[piece] = len(encode(" " + piece))
+        counts = list(map(cache.get, unseen))
+        total = sum(filter(None, counts))
+        if None not in counts:
+            return total
+        rest = list(compress(unseen, map(is_, counts, repeat(None))))
         long = [piece for piece in rest if len(piece) > LONG_PIECE]
         if long:
             rest = [piece for piece in rest if len(piece) <= LONG_PIECE]
