@@ -42,6 +42,9 @@ from rlm_router.telemetry.tracing import shielded
 if TYPE_CHECKING:
     from rlm_router.rlm_core.litellm_api import GenericStreamingChunk, ModelResponse
 
+# How long a run with no other route waits for an admission slot (see _hold_slot).
+FALLBACK_QUEUE_S = 30.0
+
 
 __all__ = ["RLMProvider"]
 
@@ -137,7 +140,11 @@ class RLMProvider(CustomLLM):
         if pending.slot is not None:
             return
         settings = self.service.router.policy.admission
-        wait = settings.queue_ms / 1000.0
+        # The hook's queue is short because the direct route is its alternative; here (a
+        # context-window fallback, or rlm/* named) there is none, and a refusal reaches the
+        # client as the direct call's error (LiteLLM answers a failed fallback with the
+        # original 400), so wait as long as an RLM run takes to free a slot.
+        wait = max(settings.queue_ms / 1000.0, FALLBACK_QUEUE_S)
         if request.latency_budget_ms is not None:
             wait = min(wait, request.latency_budget_ms / 1000.0)
         pending.slot = await self.service.admission.acquire(Caller(), wait_s=wait)

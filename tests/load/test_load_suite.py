@@ -87,6 +87,7 @@ class Tally:
     routes: Counter[str] = field(default_factory=Counter)
     lost: list[str] = field(default_factory=list)
     our_5xx: list[str] = field(default_factory=list)
+    client_4xx: list[str] = field(default_factory=list)  # what a 4xx said, for the report
     provider_down_5xx: int = 0
     # Streams the provider cut (a crash, or a scheduled stream fault) after their first content.
     provider_broken: list[str] = field(default_factory=list)
@@ -112,6 +113,7 @@ class Tally:
             "routes": dict(self.routes),
             "lost": len(self.lost),
             "our_5xx": len(self.our_5xx),
+            "client_4xx": self.client_4xx[:5],
             "provider_down_5xx": self.provider_down_5xx,
             "provider_broken_streams": len(self.provider_broken),
             "broken_streams": len(self.broken_streams),
@@ -197,6 +199,8 @@ async def _one(
     tally.status[str(status)] += 1
     tally.routes[route] += 1
     tally.latency_s.setdefault(kind, []).append(ended - started)
+    if 400 <= status < 500:
+        tally.client_4xx.append(f"{kind} {status} at {started - tally.t0:.1f}s: {text[:1500]}")
     if status >= 500:
         if outage.covers(started, ended):
             tally.provider_down_5xx += 1
@@ -405,7 +409,7 @@ async def test_soak_with_faults_loses_nothing_and_leaks_nothing(
     assert not tally.broken_streams, tally.broken_streams[:5]
     assert set(tally.status) <= {"200"} | (
         {"502", "503", "500"} if tally.provider_down_5xx else set()
-    )
+    ), tally.client_4xx[:5]
     assert leaks["pool_workers_waiting"] == POOL_SIZE
     assert not leaks["processes_left"]
     assert not leaks["scratch_dirs_left"]
