@@ -12,8 +12,9 @@ space joins the following word, and BPE merges never cross pieces), so the count
 text is the sum of the counts of " " + piece. Runs of two or more spaces (indentation, with
 or without line breaks after them) are corrected for by run length (``_RunFix``). What is
 left is whitespace that mixes tabs and spaces and a space run at the very end of a text: on
-114 real texts (19 sources, 1K-200K tokens) 46 differ from tiktoken, by at most 0.72%
-(configuration files indented with a tab and spaces; tests/rlm_core/test_tokens.py). A piece
+152 real texts (19 sources x 2 offsets x 1K/4K/32K/200K tokens) 23 differ from tiktoken, by
+at most 0.72% (configuration files and man pages indented with tabs and spaces;
+tests/rlm_core/test_tokens.py). A piece
 over ``LONG_PIECE`` characters is counted in chunks (tiktoken is superlinear on one long
 piece), within a token per chunk.
 """
