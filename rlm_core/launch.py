@@ -264,10 +264,18 @@ class WorkerProcess:
     def _poll(self) -> int | None:
         code = self._popen.poll()
         if code is not None and self._pidfd >= 0:
-            with contextlib.suppress(Exception):  # the loop may have closed
-                self._loop.remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = -1
+            fd, self._pidfd = self._pidfd, -1
+            try:
+                self._loop.remove_reader(fd)
+            except Exception:  # the loop has closed: nothing watches the descriptor any more
+                os.close(fd)
+            else:
+                # libuv (uvloop, the proxy's loop) applies a removed watcher at its next
+                # poll; a descriptor closed before that and reused by an accepted socket
+                # can lose that socket's registration (suspected in a lost request of the
+                # 200-client soak, with EBADF in uvloop's __tcp_get_socket). Close it once
+                # the loop has gone round.
+                self._loop.call_later(0.05, os.close, fd)
         if code is not None:
             self._exited.set()
         return code
