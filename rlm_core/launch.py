@@ -325,10 +325,16 @@ class _ReadProtocol(asyncio.StreamReaderProtocol):
 
 
 async def launch(
-    ws: Workspace, limits: SandboxLimits, *, kind: str | None, memory: int | None
+    ws: Workspace,
+    limits: SandboxLimits,
+    *,
+    kind: str | None,
+    memory: int | None,
+    niceness: int | None = None,
 ) -> tuple[WorkerProcess, frames.FrameReader]:
     """Start a worker in ``ws``: with its context (``kind``, ``memory``) or, with None for
-    both, locked down ahead of it (it then waits for a ``context`` message)."""
+    both, locked down ahead of it (it then waits for a ``context`` message). ``niceness``
+    lowers its priority from the start (a pool's refill; the pool restores it)."""
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
     context_fd = os.open(ws.context_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -339,6 +345,15 @@ async def launch(
         )  # fmt: skip
     finally:
         os.close(context_fd)
+    if niceness is not None:
+        # Set at once, while the worker's interpreter starts (its own uid still: lowering a
+        # priority needs no privilege); its process group, so the PID namespace's REPL that
+        # it forks later inherits it.
+        try:
+            os.setpriority(os.PRIO_PGRP, proc.pid, niceness)
+        except OSError as exc:  # it died already
+            await kill(proc, ws.cgroup)
+            raise SandboxError(f"REPL worker failed to start: {exc!r}") from exc
     if ws.cgroup is not None and ATTACH_FROM_HOST:
         # Joining a cgroup v1 hierarchy waits for the kernel (~10 ms each, two of them): done
         # here, in a thread, it overlaps the worker's interpreter start-up. The worker checks

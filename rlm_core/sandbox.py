@@ -97,6 +97,7 @@ class Sandbox:
         self._context_bytes = 0
         self._reader: frames.FrameReader
         self._protocol_restarts = 0
+        self._taken_from: WorkerPool | None = None  # the pool to tell when this closes
         self.info = SandboxInfo()
 
     @property
@@ -120,6 +121,7 @@ class Sandbox:
         if self._ws is None:
             prepared = self._pool.take(self._limits) if self._pool is not None else None
             if prepared is not None:
+                self._taken_from = self._pool
                 self._ws = prepared.workspace
             else:
                 self._ws = Workspace.create(self._limits)
@@ -331,6 +333,9 @@ class Sandbox:
         try:
             await asyncio.shield(self._kill())
         finally:
+            if self._taken_from is not None:
+                self._taken_from.release()
+                self._taken_from = None
             if self._ws is not None:
                 dispose(self._ws)
                 self._ws = None

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from rlm_router.rlm_core import SandboxError, WorkerPool
+from rlm_router.rlm_core.pool import REFILL_DELAY_S, REFILL_NICE, can_raise_priority
 from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRequest
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="full containment needs root here")
@@ -167,9 +172,6 @@ def test_the_default_pool_leaves_no_process_behind(tmp_path: Path, how: str) -> 
     """A serving process's pool (the shipped policy's size) at its end: its loop ends with
     workers waiting, or while one is starting (that hung on Python 3.11's asyncio
     subprocesses), or the process is killed -9: no worker process outlives it."""
-    import subprocess
-    import sys
-    import time
 
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     done = subprocess.run(
@@ -216,3 +218,84 @@ async def _left_in_besides(tmp: Path, expected: int) -> list[str]:
             break
         await asyncio.sleep(0.01)
     return left
+
+
+def _nice_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])  # field 19: nice
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    for _ in range(int(timeout_s / 0.02)):
+        if condition():
+            break
+        await asyncio.sleep(0.02)
+    return condition()
+
+
+async def test_a_replacement_waits_until_the_run_that_took_a_worker_closes(
+    own_tmp: Path,
+) -> None:
+    async with WorkerPool(SandboxLimits(), size=1) as pool:
+        await pool.wait_ready()
+        async with Sandbox("ctx", limits=SandboxLimits(), handler=handler, pool=pool) as box:
+            assert (await box.execute("print(context)")).stdout == "ctx\n"
+            await asyncio.sleep(0.3)  # well inside REFILL_DELAY_S: nothing starts beside the run
+            assert pool.ready == 0
+            assert len(os.listdir(own_tmp)) == 2  # only the taken worker's workspace
+        # The run closed: the replacement starts now, not after the delay.
+        async with asyncio.timeout(REFILL_DELAY_S):
+            await pool.wait_ready()
+        assert pool.ready == 1
+    assert await _left_in(own_tmp) == []
+    assert _workers_in(own_tmp) == []
+
+
+async def test_a_replacement_starts_after_the_delay_while_runs_stay_open(own_tmp: Path) -> None:
+    async with WorkerPool(SandboxLimits(), size=1) as pool:
+        await pool.wait_ready()
+        async with Sandbox("ctx", limits=SandboxLimits(), handler=handler, pool=pool) as box:
+            taken = set(_workers_in(own_tmp))
+            assert await _until(lambda: pool.ready == 1, REFILL_DELAY_S + 10)
+            assert (await box.execute("print(context)")).stdout == "ctx\n"
+            assert set(_workers_in(own_tmp)) - taken  # a second worker, while the run is open
+    assert await _left_in(own_tmp) == []
+    assert _workers_in(own_tmp) == []
+
+
+async def test_waiting_workers_are_niced_and_model_code_runs_at_the_hosts_priority(
+    own_tmp: Path,
+) -> None:
+    host_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    async with WorkerPool(SandboxLimits(), size=1, low_priority_refill=True) as pool:
+        await pool.wait_ready()
+        waiting = _workers_in(own_tmp)
+        assert waiting and {_nice_of(pid) for pid in waiting} == {REFILL_NICE}
+        async with Sandbox("ctx", limits=SandboxLimits(), handler=handler, pool=pool) as box:
+            # The REPL is the worker's forked child (PID namespace): the whole group.
+            result = await box.execute("import os\nprint(os.getpriority(os.PRIO_PROCESS, 0))")
+            assert result.stdout == f"{host_nice}\n", result.error
+            assert {_nice_of(pid) for pid in _workers_in(own_tmp) if pid in waiting} == {host_nice}
+    assert await _left_in(own_tmp) == []
+
+
+def test_an_unprivileged_host_does_not_nice_its_workers() -> None:
+    # Without CAP_SYS_NICE a nice cannot be undone, so the pool must not lower one. The
+    # check runs in a forked child that became nobody (the venv's interpreter is not
+    # executable for nobody here).
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgid(pwd.getpwnam("nobody").pw_gid)
+            os.setuid(pwd.getpwnam("nobody").pw_uid)
+            pool = WorkerPool(SandboxLimits())
+            os.write(write_end, f"{can_raise_priority()} {pool.low_priority_refill}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 100).decode()
+    os.close(read_end)
+    os.waitpid(child, 0)
+    assert answer == "False False"
+    assert can_raise_priority() and WorkerPool(SandboxLimits()).low_priority_refill  # root
