@@ -57,6 +57,36 @@ def test_route_groups_unknown_to_litellm_are_registered_with_their_prices() -> N
     assert main == pytest.approx(litellm_api.token_cost("openai/gpt-4o", 1_000_000, 0))
 
 
+def test_a_group_named_after_its_model_keeps_the_deployments_own_price_entry() -> None:
+    # litellm files a registration of "openai/<name>" under "<name>" when that key came
+    # first; its router registers each deployment (and, with custom pricing, again on every
+    # request), so "openai/<name>" must exist on its own or each request's cost lookups miss.
+    import litellm
+
+    name = "grp-test-self-named"
+    data = {
+        "model_list": [
+            {
+                "model_name": name,
+                "litellm_params": {
+                    "model": f"openai/{name}",
+                    "api_base": "http://127.0.0.1:1/v1",
+                    "input_cost_per_token": 3e-7,
+                    "output_cost_per_token": 9e-7,
+                },
+            }
+        ],
+        "rlm_router": {"models": {"direct": name, "rlm_root": name, "rlm_sub": name}},
+    }
+    assert ServiceConfig.from_mapping(data, path=None).register_groups() == [name]
+    litellm.register_model(
+        {f"openai/{name}": {"litellm_provider": "openai", "mode": "chat"}},
+        persist_across_reloads=False,
+    )
+    assert f"openai/{name}" in litellm.model_cost
+    assert litellm_api.token_cost(name, 1_000_000, 1_000_000) == pytest.approx(1.2)
+
+
 @pytest.mark.slow
 @pytest.mark.server
 def test_an_rlm_run_over_its_cost_budget_is_refused_in_time_and_answers(
