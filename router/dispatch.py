@@ -31,9 +31,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rlm_router.policies.decision import Decision
 from rlm_router.rlm_core.errors import PartialAnswerError, RLMError
@@ -93,7 +93,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Decide = Callable[[Mapping[str, Any], Mapping[str, str] | None], Decision]
+Decide = Callable[[Mapping[str, object], Mapping[str, str] | None], Decision]
 DecideParsed = Callable[[ChatRequest], Decision]
 
 
@@ -177,7 +177,7 @@ class Dispatcher:
         self,
         request: ChatRequest,
         decision: Decision,
-        kwargs: Mapping[str, Any],
+        kwargs: Mapping[str, object],
         *,
         started: float | None = None,
         decided: Route = "rlm",
@@ -418,10 +418,14 @@ class Dispatcher:
         return self._rlm_stream(call, fallback="none")
 
     async def _pass_through(
-        self, call: RequestCall, upstream: Any, route: RouteInfo, stream: RoutedStream
-    ) -> AsyncIterator[Any]:
+        self,
+        call: RequestCall,
+        upstream: AsyncIterable[object],
+        route: RouteInfo,
+        stream: RoutedStream,
+    ) -> AsyncIterator[object]:
         output_chars = 0
-        usage: Any = None
+        usage: object = None
         error: BaseException | None = None
         try:
             async for chunk in upstream:

@@ -20,8 +20,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 
 from fastapi import HTTPException
 
@@ -34,11 +34,12 @@ from rlm_router.router.outcome import Outcome, reason_of
 from rlm_router.router.params import check_params
 from rlm_router.router.plugin.admission import Caller, Slot
 from rlm_router.router.plugin.direct_span import DirectCall, record_direct_call
+from rlm_router.router.plugin.litellm_types import CallKwargs, RequestData
 from rlm_router.router.plugin.metadata import RoutingMetadata, is_inner, of_call
 from rlm_router.router.plugin.service import (
     Pending,
     RouterService,
-    proxy_completion,
+    proxy_stream,
     release,
     shared_service,
 )
@@ -52,6 +53,12 @@ from rlm_router.router.responses import (
 
 if TYPE_CHECKING:
     from rlm_router.policies.schema import Limits
+    from rlm_router.router.plugin.litellm_types import (
+        CallTypesLiteral,
+        DualCache,
+        ModelResponseStream,
+        UserAPIKeyAuth,
+    )
 
 
 __all__ = ["RouterHook"]
@@ -61,7 +68,7 @@ log = logging.getLogger("rlm_router.router.plugin")
 _CHAT_CALL_TYPES = frozenset({"completion", "acompletion"})
 
 
-def _client_body(data: Mapping[str, Any]) -> Mapping[str, Any]:
+def _client_body(data: Mapping[str, object]) -> Mapping[str, object]:
     """The body as the client sent it (LiteLLM rewrites some fields of ``data``, e.g.
     ``metadata``, before the hook runs), else ``data`` itself."""
     request = data.get("proxy_server_request")
@@ -69,7 +76,7 @@ def _client_body(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return body if isinstance(body, Mapping) else data
 
 
-def _request_headers(data: Mapping[str, Any]) -> dict[str, str]:
+def _request_headers(data: Mapping[str, object]) -> dict[str, str]:
     request = data.get("proxy_server_request") or {}
     headers = request.get("headers") if isinstance(request, Mapping) else None
     return dict(headers) if isinstance(headers, Mapping) else {}
@@ -79,7 +86,7 @@ def _bad_request(message: str, status_code: int = 400) -> HTTPException:
     return HTTPException(status_code=status_code, detail={"error": f"rlm-router: {message}"})
 
 
-def _request_bytes(data: Mapping[str, Any], headers: Mapping[str, str]) -> int | None:
+def _request_bytes(headers: Mapping[str, str]) -> int | None:
     """The body's size from its Content-Length (None when the proxy did not pass it)."""
     for key, value in headers.items():
         if key.lower() == "content-length":
@@ -90,9 +97,9 @@ def _request_bytes(data: Mapping[str, Any], headers: Mapping[str, str]) -> int |
     return None
 
 
-def _check_size(data: Mapping[str, Any], headers: Mapping[str, str], limits: Limits) -> None:
+def _check_size(data: Mapping[str, object], headers: Mapping[str, str], limits: Limits) -> None:
     """413/400 for a request over the policy's size limits, before any parsing work."""
-    size, most = _request_bytes(data, headers), limits.max_request_bytes
+    size, most = _request_bytes(headers), limits.max_request_bytes
     if most is not None and size is not None and size > most:
         raise _bad_request(
             f"request body is {size} bytes, over this router's limit of {most} bytes "
@@ -136,7 +143,7 @@ def raw_body_check(body: bytes) -> str | None:
     return None
 
 
-def _has_content(chunk: Any) -> bool:
+def _has_content(chunk: object) -> bool:
     """Whether a stream chunk carries something the client would see beyond the role."""
     for choice in getattr(chunk, "choices", None) or ():
         delta = getattr(choice, "delta", None)
@@ -147,7 +154,7 @@ def _has_content(chunk: Any) -> bool:
     return False
 
 
-def _retry_kwargs(request_data: Mapping[str, Any]) -> dict[str, Any]:
+def _retry_kwargs(request_data: Mapping[str, object]) -> dict[str, object]:
     """A fresh streamed call for the same request: the client's parameters, the direct group."""
     body = _client_body(request_data)
     kwargs = {k: v for k, v in body.items() if k in _RETRY_PARAMS}
@@ -182,7 +189,12 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _caller(user_api_key_dict: Any) -> Caller:
+def _cost(value: object) -> float:
+    """LiteLLM's ``response_cost`` (a float, or None when it could not price the call)."""
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _caller(user_api_key_dict: UserAPIKeyAuth) -> Caller:
     """The key and team LiteLLM's auth resolved for this request (for per-key admission)."""
 
     def text(name: str) -> str | None:
@@ -202,11 +214,11 @@ class RouterHook(CustomLogger):
 
     async def async_pre_call_hook(
         self,
-        user_api_key_dict: Any,
-        cache: Any,
-        data: dict[str, Any],
-        call_type: str,
-    ) -> dict[str, Any] | None:
+        user_api_key_dict: UserAPIKeyAuth,
+        cache: DualCache,
+        data: RequestData,
+        call_type: CallTypesLiteral,
+    ) -> RequestData | None:
         model = data.get("model")
         config = self.service.config
         if call_type not in _CHAT_CALL_TYPES or model not in config.virtual_models:
@@ -288,7 +300,7 @@ class RouterHook(CustomLogger):
         return await self.service.exploration.has_room(exploration.max_per_hour)
 
     async def _admit(
-        self, pending: Pending, request: ChatRequest, user_api_key_dict: Any
+        self, pending: Pending, request: ChatRequest, user_api_key_dict: UserAPIKeyAuth
     ) -> Slot | None:
         """A slot for this escalation; None = degrade to direct; 429 when that is not allowed."""
         settings = self.service.router.policy.admission
@@ -319,7 +331,7 @@ class RouterHook(CustomLogger):
         )
 
     async def async_log_success_event(
-        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+        self, kwargs: CallKwargs, response_obj: object, start_time: object, end_time: object
     ) -> None:
         pending = self._direct_pending(kwargs)
         if pending is None:
@@ -337,7 +349,7 @@ class RouterHook(CustomLogger):
                 score=decision.score,
                 degraded=degraded,
             ),
-            cost_usd=float(kwargs.get("response_cost") or 0.0),
+            cost_usd=_cost(kwargs.get("response_cost")),
             input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             latency_ms=(time.monotonic() - pending.started) * 1000.0,
@@ -368,11 +380,11 @@ class RouterHook(CustomLogger):
 
     async def async_post_call_failure_hook(
         self,
-        request_data: dict[str, Any],
+        request_data: RequestData,
         original_exception: Exception,
-        user_api_key_dict: Any,
+        user_api_key_dict: UserAPIKeyAuth,
         traceback_str: str | None = None,
-    ) -> Any:
+    ) -> None:
         # Once per failed request (a failed attempt that LiteLLM retries or falls back from
         # is not the request's outcome). A request the provider served or failed has no
         # pending entry left: it recorded its own outcome.
@@ -398,8 +410,11 @@ class RouterHook(CustomLogger):
         return None
 
     async def async_post_call_streaming_iterator_hook(
-        self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
-    ) -> AsyncGenerator[Any, None]:
+        self,
+        user_api_key_dict: UserAPIKeyAuth,
+        response: AsyncIterable[ModelResponseStream],
+        request_data: RequestData,
+    ) -> AsyncGenerator[ModelResponseStream, None]:
         """Retry a routed direct stream that fails before its first content chunk.
 
         Nothing but the role chunk has reached the client then, so a new attempt (per the
@@ -414,14 +429,16 @@ class RouterHook(CustomLogger):
             return
         stream = response
 
-        async def until_content(attempt: int) -> tuple[list[Any], AsyncIterator[Any] | None]:
+        async def until_content(
+            attempt: int,
+        ) -> tuple[list[ModelResponseStream], AsyncIterator[ModelResponseStream] | None]:
             """The chunks up to the first with content (and the rest of the stream), from a
             fresh call after the first attempt."""
             nonlocal stream
             if attempt > 1:
-                stream = await proxy_completion(**_retry_kwargs(request_data))
-            chunks = stream.__aiter__()
-            held: list[Any] = []
+                stream = await proxy_stream(**_retry_kwargs(request_data))
+            chunks = aiter(stream)
+            held: list[ModelResponseStream] = []
             async for chunk in chunks:
                 held.append(chunk)
                 if _has_content(chunk):
@@ -447,7 +464,7 @@ class RouterHook(CustomLogger):
         """The model_list group the direct route is served by."""
         return self.service.dispatcher.settings.models.direct.model
 
-    def _direct_pending(self, kwargs: Mapping[str, Any]) -> Pending | None:
+    def _direct_pending(self, kwargs: Mapping[str, object]) -> Pending | None:
         """The hook's pending entry for a finished direct-route call (not inner, not rlm/*)."""
         params = kwargs.get("litellm_params") or {}
         metadata = params.get("metadata") if isinstance(params, Mapping) else None
@@ -464,11 +481,11 @@ class RouterHook(CustomLogger):
 
     async def async_post_call_response_headers_hook(
         self,
-        data: dict[str, Any],
-        user_api_key_dict: Any,
-        response: Any,
+        data: RequestData,
+        user_api_key_dict: UserAPIKeyAuth,
+        response: object,
         request_headers: dict[str, str] | None = None,
-        litellm_call_info: dict[str, Any] | None = None,
+        litellm_call_info: dict[str, object] | None = None,
     ) -> dict[str, str] | None:
         served = route_of(response)
         routed = RoutingMetadata.read(data.get("metadata"))

@@ -33,6 +33,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# ``Any`` here is a YAML document's values and LiteLLM's config, which this module reads only
+# through checked lookups (and hands LiteLLM as LiteLLM reads it); not a seam of the hook.
 from typing import Any
 
 import yaml

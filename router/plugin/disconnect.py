@@ -20,20 +20,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rlm_router.router.plugin.running_proxy import running_proxy_app
 
 if TYPE_CHECKING:
+    # Starlette's ASGI types (its scope and messages are ``MutableMapping[str, Any]``: ASGI
+    # messages are heterogeneous dicts, declared so by Starlette).
     from starlette.applications import Starlette
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 # The raw request body -> None (fine) or the message of a 400.
 BodyCheck = Callable[[bytes], str | None]
 
@@ -50,7 +49,7 @@ class CancelOnDisconnect:
         self.app = app
         self.check = check
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
         if scope.get("type") != "http" or not path.endswith(_PATH_SUFFIX):
             if scope.get("type") == "http" and scope.get("method") == "POST" and path in _OURS:
@@ -109,9 +108,7 @@ class CancelOnDisconnect:
             with contextlib.suppress(BaseException):
                 await listener
 
-    async def _check_object_body(
-        self, scope: MutableMapping[str, Any], receive: Receive, send: Send
-    ) -> None:
+    async def _check_object_body(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Our own endpoints: a body that is not a JSON object is a 400 before LiteLLM's auth
         (which answers 500 when it cannot read one)."""
         chunks: list[bytes] = []

@@ -8,9 +8,8 @@ for the provider and the log events), so the hook's decision travels there under
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from rlm_router.policies.schema import Route
 from rlm_router.router.rlm_run import INNER_METADATA_KEY
@@ -33,7 +32,7 @@ class RoutingMetadata:
     degraded: str | None = None  # e.g. "admission_full": decided rlm, served direct
     policy_version: str | None = None  # the policy the decision was made under
 
-    def attach(self, data: dict[str, Any]) -> None:
+    def attach(self, data: MutableMapping[str, object]) -> None:
         """Store into a request body's ``metadata`` (created when missing)."""
         metadata = data.get("metadata")
         if not isinstance(metadata, dict):
@@ -59,7 +58,7 @@ class RoutingMetadata:
         )
 
 
-def of_call(kwargs: Mapping[str, Any]) -> RoutingMetadata | None:
+def of_call(kwargs: Mapping[str, object]) -> RoutingMetadata | None:
     """The routing metadata of a finished call, from LiteLLM's callback ``kwargs``."""
     params = kwargs.get("litellm_params")
     return RoutingMetadata.read(params.get("metadata") if isinstance(params, Mapping) else None)

@@ -15,9 +15,9 @@ import contextlib
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from opentelemetry import trace as otel_trace
 
@@ -42,6 +42,10 @@ from rlm_router.telemetry.tracing import shielded
 if TYPE_CHECKING:
     from rlm_router.rlm_core.litellm_api import GenericStreamingChunk, ModelResponse
 
+# An OpenAI chat message as LiteLLM hands a CustomLLM the request's ``messages`` (LiteLLM's
+# parameters it declares untyped, and those this provider does not use, are ``object``).
+Message: TypeAlias = Mapping[str, object]
+
 # How long a run with no other route waits for an admission slot (see _hold_slot).
 FALLBACK_QUEUE_S = 30.0
 
@@ -57,10 +61,13 @@ class RLMProvider(CustomLLM):
         self.service = service or shared_service()
 
     def _prepare(
-        self, messages: list[Any], optional_params: Mapping[str, Any], litellm_params: Any
-    ) -> tuple[ChatRequest, Pending, Route, dict[str, Any]]:
+        self,
+        messages: list[Message],
+        optional_params: Mapping[str, object],
+        litellm_params: Mapping[str, object] | None,
+    ) -> tuple[ChatRequest, Pending, Route, dict[str, object]]:
         routed = RoutingMetadata.read((litellm_params or {}).get("metadata"))
-        body: dict[str, Any] = {"messages": messages}
+        body: dict[str, object] = {"messages": messages}
         if routed is not None and routed.latency_budget_ms is not None:
             body["metadata"] = {"latency_budget_ms": routed.latency_budget_ms}
         try:
@@ -98,21 +105,21 @@ class RLMProvider(CustomLLM):
     async def acompletion(
         self,
         model: str,
-        messages: list[Any],
+        messages: list[Message],
         api_base: str,
-        custom_prompt_dict: dict[str, Any],
+        custom_prompt_dict: dict[str, object],
         model_response: ModelResponse,
-        print_verbose: Any,
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: Any = None,  # noqa: ASYNC109 (LiteLLM's signature)
-        client: Any = None,
+        print_verbose: Callable[..., object],
+        encoding: object,
+        api_key: object,
+        logging_obj: object,
+        optional_params: dict[str, object],
+        acompletion: object = None,
+        litellm_params: Mapping[str, object] | None = None,
+        logger_fn: object = None,
+        headers: object = None,
+        timeout: object = None,  # noqa: ASYNC109 (LiteLLM's signature)
+        client: object = None,
     ) -> ModelResponse:
         request, pending, decided, kwargs = self._prepare(messages, optional_params, litellm_params)
         try:
@@ -159,21 +166,21 @@ class RLMProvider(CustomLLM):
     async def astreaming(  # type: ignore[override,misc]
         self,
         model: str,
-        messages: list[Any],
+        messages: list[Message],
         api_base: str,
-        custom_prompt_dict: dict[str, Any],
+        custom_prompt_dict: dict[str, object],
         model_response: ModelResponse,
-        print_verbose: Any,
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: Any = None,  # noqa: ASYNC109 (LiteLLM's signature)
-        client: Any = None,
+        print_verbose: Callable[..., object],
+        encoding: object,
+        api_key: object,
+        logging_obj: object,
+        optional_params: dict[str, object],
+        acompletion: object = None,
+        litellm_params: Mapping[str, object] | None = None,
+        logger_fn: object = None,
+        headers: object = None,
+        timeout: object = None,  # noqa: ASYNC109 (LiteLLM's signature)
+        client: object = None,
     ) -> AsyncIterator[GenericStreamingChunk]:
         request, pending, decided, kwargs = self._prepare(messages, optional_params, litellm_params)
         dispatcher = self.service.dispatcher
@@ -238,7 +245,7 @@ def _provider_error(exc: DispatchError | ProviderError) -> CustomLLMError:
     return CustomLLMError(status_code=status, message=str(exc))
 
 
-def _price_stream(logging_obj: Any, served: Served) -> None:
+def _price_stream(logging_obj: object, served: Served) -> None:
     """Make LiteLLM bill a streamed RLM answer at its total cost.
 
     A streamed response's cost is computed by LiteLLM from the final usage and the model's
@@ -249,5 +256,5 @@ def _price_stream(logging_obj: Any, served: Served) -> None:
         details["additional_response_cost"] = served.cost_usd
 
 
-def _fill(response: ModelResponse, served: Any, route: RouteInfo) -> ModelResponse:
+def _fill(response: ModelResponse, served: Served, route: RouteInfo) -> ModelResponse:
     return model_response(served, route, into=response)

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from rlm_router.router.plugin.running_proxy import running_proxy_app
 
@@ -46,7 +46,7 @@ class ReloadResult:
     policy_version: str
     error: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {"reloaded": self.ok, "policy_version": self.policy_version, "error": self.error}
 
 

@@ -8,9 +8,10 @@ import contextlib
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import rlm_router.rlm_core.litellm_api as litellm_api
 from rlm_router.policies.decision import Decision
@@ -26,6 +27,7 @@ from rlm_router.router.plugin.reload import PolicyReloader, ReloadResult
 
 if TYPE_CHECKING:
     from rlm_router.router import Router
+    from rlm_router.router.plugin.litellm_types import ModelResponseStream
     from rlm_router.telemetry import Telemetry
     from rlm_router.telemetry.tracing import RequestTrace
 
@@ -34,6 +36,7 @@ __all__ = [
     "Pending",
     "RouterService",
     "proxy_completion",
+    "proxy_stream",
     "release",
     "release_soon",
     "shared_service",
@@ -249,14 +252,25 @@ class RouterService:
         return self._pending.pop(decision_id, None)
 
 
-async def proxy_completion(**kwargs: Any) -> Any:
-    """Model calls through the running proxy's router (its model_list, keys and retries)."""
+async def proxy_completion(**kwargs: object) -> object:
+    """Model calls through the running proxy's router (its model_list, keys and retries):
+    ``litellm.acompletion``'s result, a ``ModelResponse`` or, streamed, a stream of chunks."""
     from litellm.proxy import proxy_server
 
     llm_router = proxy_server.llm_router
     if llm_router is None:
         return await litellm_api.acompletion(**kwargs)
-    return await llm_router.acompletion(**kwargs)
+    # Its overloads want typed ``model``/``messages``; these are forwarded as LiteLLM gave them.
+    call: Callable[..., Awaitable[object]] = llm_router.acompletion
+    return await call(**kwargs)
+
+
+async def proxy_stream(**kwargs: object) -> AsyncIterable[ModelResponseStream]:
+    """A streamed model call through the running proxy's router (``stream=True``)."""
+    response = await proxy_completion(**{**kwargs, "stream": True})
+    if not isinstance(response, AsyncIterable):
+        raise TypeError(f"a streamed call returned {type(response).__name__}, not a stream")
+    return response
 
 
 def release_soon(pending: Pending) -> None:

@@ -27,9 +27,11 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from rlm_router.router.plugin.litellm_types import RequestData
 from rlm_router.router.plugin.running_proxy import running_proxy, running_proxy_app
 
 if TYPE_CHECKING:
@@ -49,13 +51,13 @@ _TOKEN = secrets.token_hex(16)
 _HEADER = b"x-rlm-router-warm-up"  # the warm-up's own request passes the gate
 
 
-def is_warm_up(data: dict[str, Any]) -> bool:
+def is_warm_up(data: Mapping[str, object]) -> bool:
     """Whether a request body (as the pre-call hook sees it) is this process's warm-up."""
     metadata = data.get("metadata")
     return isinstance(metadata, dict) and metadata.get(_TOKEN_KEY) == _TOKEN
 
 
-def priced_at_zero(data: dict[str, Any]) -> dict[str, Any]:
+def priced_at_zero(data: RequestData) -> RequestData:
     """The warm-up's body answered by LiteLLM itself at zero prices: no provider call (the
     proxy drops a client's ``mock_response`` before the hooks), nothing booked."""
     return {
