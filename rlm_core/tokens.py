@@ -14,9 +14,13 @@ or without line breaks after them) are corrected for by run length (``_RunFix``)
 left is whitespace that mixes tabs and spaces and a space run at the very end of a text: on
 152 real texts (19 sources x 2 offsets x 1K/4K/32K/200K tokens) 23 differ from tiktoken, by
 at most 0.72% (configuration files and man pages indented with tabs and spaces;
-tests/rlm_core/test_tokens.py). A piece
-over ``LONG_PIECE`` characters is counted in chunks (tiktoken is superlinear on one long
-piece), within a token per chunk.
+tests/rlm_core/test_tokens.py). The pieces a count has not seen are encoded in one tiktoken
+call, and every one of them is learnt from it: the tokens that start with a space start a
+piece. A piece over ``LONG_PIECE`` characters is counted in chunks (tiktoken is superlinear
+on one long piece), within a token per chunk.
+
+Samples are cut at the same single spaces (``_token_sample``), so their count is the count
+their characters have in place.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
-from itertools import compress, islice, repeat
-from operator import is_
+from itertools import compress, repeat
+from operator import is_, sub
 from typing import TYPE_CHECKING, Protocol
 
 from rlm_router.rlm_core.env import apply_offline_defaults
@@ -35,14 +39,18 @@ if TYPE_CHECKING:
 
 ENCODING_NAME = "o200k_base"
 
-# Exact up to 24K characters (~6K tokens): a warm count costs ~10-25 ns per character, a cold
-# one (every word new) about what tiktoken costs, ~75 ns.
-EXACT_MAX_CHARS = 24_576
+# Exact up to 36K characters (8K tokens of all 19 real sources but the densest): on real
+# text a count costs ~50 ns per character once its words are cached and ~120 ns when half of
+# them are new (this machine's tiktoken), 2-4 ms at the limit: under 1% of a direct call on
+# 8K tokens (over a second).
+EXACT_MAX_CHARS = 36_864
 # Above that, an eighth of the text (16K-48K characters) in up to 192 evenly spaced slices.
-# Chosen on 19 real sources x 2 offsets (benchmarks/decision_bench.py): rms error 1.6% at 8K
-# tokens, 1.8% at 32K, 1.0% at 200K, 1.2% at 1M (worst single text 2.0-3.7%); the 32K-character,
-# 128-slice sample before gave rms 2.5% at 32K and 2.2% at 1M (worst 6.9% and 5.6%). A quarter
-# of the text gains little (rms 1.6% at 32K) for twice the cost.
+# On 19 real sources x 2 offsets (benchmarks/decision_bench.py) the estimate's rms error is
+# 1.6% at 32K tokens, 1.0% at 200K and 1.2% at 1M, unbiased; single texts are off by up to
+# 3.8% (dpkg's database, man pages, code). That is sampling error, not bias: 128-character
+# slices of those texts differ by ~30% in tokens per character, and 128-192 of them leave
+# ~2% of standard error. Three times the sample would bring the worst to ~1.7% at 32K
+# (simulated on the same texts) at three times the cost, over the 1 ms the decision has there.
 SAMPLE_BUDGET_MIN = 16_384
 SAMPLE_BUDGET_DIVISOR = 8
 SAMPLE_BUDGET_MAX = 49_152
@@ -81,17 +89,15 @@ def count_tokens(text: str) -> int:
 
 # The cache holds pieces up to this long (a long piece, e.g. CJK text or base64, is rarely
 # seen twice and would make the cache's memory unbounded).
-PIECE_CACHE_MAX_LEN = 40
+PIECE_CACHE_MAX_LEN = 64
 PIECE_CACHE_MAX_ENTRIES = 1 << 17  # learnt pieces (~20 MB); emptied back to the seed when full
-# New pieces learnt per count: the rest of a count's unseen pieces are encoded in one call,
-# so a text of unseen words costs about one tiktoken call, not one call per word.
-LEARN_PER_COUNT = 16
 _SPACE_RUN = re.compile(" {2,}[\r\n]*")
 # tiktoken's merge is superlinear in the length of one pre-tokenizer piece: 24K spaces take
 # ~30 ms, "a" * 24K ~12 ms. A piece longer than this is counted in chunks of this size (off
 # by at most a token per chunk), and a run of one repeated character (the slow case) from
 # the cached count of a chunk of it, so no request makes the count cost more than linear.
 LONG_PIECE = 256
+_GUARD = "a"  # one token after a space, and no whitespace at either end
 
 
 class _LongPieces:
@@ -156,8 +162,10 @@ class WordCounter:
     (the cache is a dict; a race at worst counts a piece twice).
     """
 
-    def __init__(self, encode: Callable[[str], list[int]]) -> None:
+    def __init__(self, encode: Callable[[str], list[int]], space_first: bytes) -> None:
+        """``space_first[t]`` is 1 where token ``t``'s bytes start with a space."""
         self._encode = encode
+        self._space_first = space_first
         self._seed: dict[str, int] = {"": 1}  # an empty piece is a lone " "
         self._pieces = dict(self._seed)
         self._encode_len = _LongPieces(encode)
@@ -186,28 +194,47 @@ class WordCounter:
         return total
 
     def _count_unseen(self, unseen: list[str]) -> int:
-        """The count of pieces not in the cache: up to ``LEARN_PER_COUNT`` distinct ones are
-        learnt (one tiktoken call each), the rest encoded together in one call."""
-        cache, encode = self._pieces, self._encode
-        learn = (p for p in dict.fromkeys(unseen) if len(p) <= PIECE_CACHE_MAX_LEN)
-        for piece in islice(learn, LEARN_PER_COUNT):
-            if len(cache) >= len(self._seed) + PIECE_CACHE_MAX_ENTRIES:
-                cache.clear()
-                cache.update(self._seed)
-            cache[piece] = len(encode(" " + piece))
-        counts = list(map(cache.get, unseen))
-        total = sum(filter(None, counts))
-        if None not in counts:
-            return total
-        rest = list(compress(unseen, map(is_, counts, repeat(None))))
-        long = [piece for piece in rest if len(piece) > LONG_PIECE]
+        """The count of pieces not in the cache, from one tiktoken call over the distinct
+        ones; what that call shows of each piece's count is learnt."""
+        long = [piece for piece in unseen if len(piece) > LONG_PIECE]
+        total = sum(map(self._encode_len, (" " + piece for piece in long)))
         if long:
-            rest = [piece for piece in rest if len(piece) <= LONG_PIECE]
-            total += sum(map(self._encode_len, (" " + piece for piece in long)))
-        if rest:
-            # " a" + " b" is cut where " a" and " b" are: the joined count is the sum.
-            total += len(encode(" " + " ".join(rest)))
+            unseen = [piece for piece in unseen if len(piece) <= LONG_PIECE]
+        distinct = list(dict.fromkeys(unseen))
+        if not distinct:
+            return total
+        # A piece that starts with whitespace ("\nfoo") goes after the guard "a": after a
+        # piece that ends with whitespace, its separator would join that whitespace
+        # ("\n \n" is one piece) and neither count would show.
+        pieces = [piece for piece in distinct if not piece[0].isspace()]
+        if len(pieces) < len(distinct):
+            for piece in distinct:
+                if piece[0].isspace():
+                    pieces += (_GUARD, piece)
+        tokens = self._encode(" " + " ".join(pieces))
+        counts = self._per_piece(tokens, len(pieces))
+        if counts is None:  # not seen on real text; counted together, nothing learnt
+            return total + len(self._encode(" " + " ".join(unseen)))
+        learnt = dict(zip(pieces, counts, strict=True))  # the guard's count (1) is right too
+        total += sum(map(learnt.__getitem__, unseen))
+        cache = self._pieces
+        if len(cache) + len(learnt) > len(self._seed) + PIECE_CACHE_MAX_ENTRIES:
+            cache.clear()
+            cache.update(self._seed)
+        cache.update((p, n) for p, n in learnt.items() if len(p) <= PIECE_CACHE_MAX_LEN)
         return total
+
+    def _per_piece(self, tokens: list[int], n_pieces: int) -> list[int] | None:
+        """Each piece's token count in ``tokens``, the encoding of " " + " ".join(pieces).
+
+        The pieces hold no space, so a token that starts with one starts a piece: the counts
+        are the gaps between those tokens. None when there are fewer such tokens than pieces
+        (a separator space merged into whitespace around it)."""
+        starts = list(compress(range(len(tokens)), map(self._space_first.__getitem__, tokens)))
+        if len(starts) != n_pieces or (starts and starts[0] != 0):
+            return None
+        starts.append(len(tokens))
+        return list(map(sub, starts[1:], starts))
 
 
 @lru_cache(maxsize=1)
@@ -217,9 +244,17 @@ def word_counter() -> WordCounter:
     in any of the vocabulary's languages, without a BPE run; measured on 38 real texts, 72%
     of pieces hit the seeded cache against 36% for an empty one). Built once, ~0.1 s."""
     enc = encoding()
-    counter = WordCounter(enc.encode_ordinary)
+    counter = WordCounter(enc.encode_ordinary, space_first_tokens())
     counter.seed(_one_token_words(enc))
     return counter
+
+
+@lru_cache(maxsize=1)
+def space_first_tokens() -> bytes:
+    """1 at each o200k token id whose bytes start with a space, else 0 (~40 ms, once)."""
+    enc = encoding()
+    n_tokens = len(enc.token_byte_values())  # the ordinary tokens are ids 0 .. n-1
+    return bytes(raw[:1] == b" " for raw in enc.decode_tokens_bytes(list(range(n_tokens))))
 
 
 def _one_token_words(enc: tiktoken.Encoding) -> Iterator[str]:
@@ -267,26 +302,22 @@ def count_span_tokens(spans: Sequence[Span], n_chars: int | None = None) -> tupl
         return sum(count(span.materialize()) for span in spans), False
     budget = min(SAMPLE_BUDGET_MAX, max(SAMPLE_BUDGET_MIN, total // SAMPLE_BUDGET_DIVISOR))
     n_slices = min(SAMPLE_COUNT, max(1, budget // SAMPLE_MIN_WIDTH))
-    # Aligned slices start with a space and end before one, so the joined sample is cut where
-    # the slices are, and one count over it (one tiktoken call for its unseen words) gives
-    # the slices' sum.
-    sample = "".join(even_slices(spans, total, n_slices, budget // n_slices, align=True))
-    if not sample:
+    sample, joins = _token_sample(spans, total, n_slices, budget // n_slices)
+    n_sampled = len(sample) - joins
+    if n_sampled <= 0:
         return 0, True
-    return round(count(sample) * total / len(sample)), True
+    return round((count(sample) - joins) * total / n_sampled), True
 
 
-def even_slices(
-    spans: Sequence[Span], total: int, count: int, width: int, *, align: bool
-) -> list[str]:
-    """``count`` slices of about ``width`` characters, evenly spaced over the spans' text.
-
-    With ``align`` each slice starts at and ends before whitespace, so no word is cut in two
-    (a cut word encodes to more tokens than it does in place, biasing the estimate upward).
-    """
+def _slice_bounds(
+    spans: Sequence[Span], total: int, count: int, width: int
+) -> Iterator[tuple[str, int, int, bool]]:
+    """(text, lo, hi, whether it is a whole span) of ``count`` slices of about ``width``
+    characters, evenly spaced over the spans' text (all of it when that is shorter)."""
     if total <= count * width:
-        return [span.materialize() for span in spans]
-    out: list[str] = []
+        for span in spans:
+            yield span.text, span.start, span.end, True
+        return
     stride = total / count
     span_index = 0
     span_base = 0  # virtual offset of spans[span_index]
@@ -296,15 +327,57 @@ def even_slices(
             span_base += len(spans[span_index])
             span_index += 1
         span = spans[span_index]
-        text, start, end = span.text, span.start, span.end
-        lo = max(start, start + target - span_base)
-        hi = min(end, lo + width)
-        if align and hi - lo > 64:
-            space = text.find(" ", lo, lo + 32)
-            if space >= 0:
-                lo = space  # keep the space: tiktoken joins it to the word
-            space = text.rfind(" ", hi - 32, hi)
-            if space >= lo:
-                hi = space
-        out.append(text[lo:hi])
-    return out
+        lo = max(span.start, span.start + target - span_base)
+        yield span.text, lo, min(span.end, lo + width), False
+
+
+def even_slices(spans: Sequence[Span], total: int, count: int, width: int) -> list[str]:
+    """``count`` slices of about ``width`` characters, evenly spaced over the spans' text."""
+    return [text[lo:hi] for text, lo, hi, _ in _slice_bounds(spans, total, count, width)]
+
+
+def _token_sample(spans: Sequence[Span], total: int, count: int, width: int) -> tuple[str, int]:
+    """Evenly spaced slices joined into one text whose count is the sum of the counts the
+    slices' characters have in place, and how many separator characters the join added.
+
+    Both edges of a slice move forward to the next single space between two non-space
+    characters (the slice starts with one and ends before one): o200k starts a piece there,
+    so the joined slices are cut into exactly the pieces they have in the text, and one count
+    (one tiktoken call for the unseen words) is their sum. Moving both edges the same way
+    keeps the sample fair: a stretch between two such spaces is in a slice exactly when it
+    starts inside the slice's nominal span, whatever its length. (Moving each edge inwards,
+    as an earlier version did, kept long stretches out: indentation and blank lines, cheap in
+    tokens, so code and JSON read 3-6% long.) A slice with no such space near an edge (CJK
+    text, base64) is cut where it falls and joined to its neighbours with a line break, a
+    token of its own that is taken off again.
+    """
+    parts: list[str] = []
+    joins = 0
+    raw_before = False
+    search = _SINGLE_SPACE.search
+    for text, lo, hi, whole in _slice_bounds(spans, total, count, width):
+        start = stop = None
+        if whole:
+            start, stop = lo, hi
+        elif (first := search(text, lo, lo + ALIGN_WINDOW)) is not None:
+            start = first.start()
+            last = search(text, max(hi, start + 1), hi + ALIGN_WINDOW)
+            stop = None if last is None else last.start()
+        clean = start is not None and stop is not None
+        if start is None or stop is None:
+            start, stop = lo, hi
+        if parts and (raw_before or not clean):
+            parts.append("\n")
+            joins += 1
+        parts.append(text[start:stop])
+        raw_before = not clean
+    return "".join(parts), joins
+
+
+# A space between two non-space characters. The literal space first lets the regex engine
+# skip to candidate spaces at C speed; the look-behind sees characters before ``pos``.
+_SINGLE_SPACE = re.compile(r" (?<=\S )(?=\S)")
+# How far a slice's edge moves to reach one (prose has one every ~6 characters, code and JSON
+# every ~10-20); at most the gap between two slices (a slice is SAMPLE_MIN_WIDTH or longer,
+# the stride 1.5x that or more), so slices never overlap.
+ALIGN_WINDOW = 64

@@ -2,17 +2,17 @@
 
 Cost is kept flat in the input size:
 
-- Token count: exact o200k counts up to ``EXACT_MAX_CHARS`` characters (~6K tokens), by
+- Token count: exact o200k counts up to ``EXACT_MAX_CHARS`` characters (~8K tokens), by
   ``rlm_core.tokens.WordCounter``, which sums cached counts of the pieces between single
   spaces (tiktoken's own count on 129 of 152 real texts, off on tab+space indentation, worst
-  0.72%; ~10-25 ns per character once the words are cached, ~75 ns for unseen text, as
-  tiktoken). Above that it is estimated from an eighth of the text (16K-48K characters) in
-  up to 192 evenly spaced slices of whole words: tokens per character on the sample times
+  0.72%; ~50 ns per character on real text once its words are cached, ~120 ns when half are
+  new). Above that it is estimated from an eighth of the text (16K-48K characters) in up to
+  192 evenly spaced slices cut at single spaces: tokens per character on the sample times
   the total characters, so the cost stops growing at ~400K characters. On 19 real-text
   sources at two offsets each (``benchmarks/decision_bench.py``) the estimate's rms error
-  is ~1.6% at 8K tokens, ~1.8% at 32K, ~1.0% at 200K and ~1.2% at 1M (worst single texts
-  2.0-3.7%, heterogeneous man pages and dpkg's database); unbiased on average. It only
-  matters near the window limit, where the dispatcher's context-length fallback covers it.
+  is ~1.6% at 32K tokens, ~1.0% at 200K and ~1.2% at 1M (single texts up to 3.8%:
+  heterogeneous man pages, code and dpkg's database); unbiased on average. It only matters
+  near the window limit, where the dispatcher's context-length fallback covers it.
   The count covers every message's text as sent.
 - Screen: requests under ``policies.screen``'s limit (the shipped prior: ~1.1K tokens) stop
   here; nothing below could change their route.
@@ -193,9 +193,7 @@ def _density(spans: tuple[TextSpan, ...]) -> tuple[float, ...]:
     total = sum(len(span) for span in spans)
     if total == 0:
         return (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0)
-    sample = "\n".join(
-        even_slices(spans, total, DENSITY_SLICES, DENSITY_CHARS // DENSITY_SLICES, align=False)
-    )
+    sample = "\n".join(even_slices(spans, total, DENSITY_SLICES, DENSITY_CHARS // DENSITY_SLICES))
     raw = sample.encode("utf-8", "replace")
     compress_ratio = len(zlib.compress(raw, 1)) / max(1, len(raw))
     lines = sample.split("\n")

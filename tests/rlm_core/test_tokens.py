@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from benchmarks.routing_eval.sources import NAMES, fit
 from rlm_router.rlm_core import tokens
 from rlm_router.rlm_core.tokens import (
     EXACT_MAX_CHARS,
-    LEARN_PER_COUNT,
     PIECE_CACHE_MAX_ENTRIES,
     WordCounter,
     count_tokens,
     encoding,
     estimate_tokens,
+    space_first_tokens,
 )
 
 
 def _fresh() -> WordCounter:
-    return WordCounter(encoding().encode_ordinary)
+    return WordCounter(encoding().encode_ordinary, space_first_tokens())
 
 
 @pytest.mark.parametrize("size", [1_000, 4_000, 32_000])
@@ -61,21 +63,41 @@ def test_whitespace_and_scripts(text: str) -> None:
     assert _fresh().count(text) == count_tokens(text)
 
 
-def test_many_unseen_words_in_one_count_stay_exact() -> None:
-    """Past the per-count learning budget the unseen rest is encoded in one call."""
-    words = " ".join(f"w{i:05d}x{i * 7919 % 10007}" for i in range(20 * LEARN_PER_COUNT))
+def test_unseen_words_are_counted_in_one_call_and_learnt_exactly() -> None:
+    words = " " + " ".join(f"w{i:05d}x{i * 7919 % 10007}" for i in range(500))
     counter = _fresh()
     assert counter.count(words) == count_tokens(words)
+    assert counter.cached_pieces == 1 + 500  # "" and every word, from that one count
     assert counter.count(words) == count_tokens(words)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["x\n", "\ny", "1", "'s", "漢字", "\t", "a\n\n", "42.5%", "don't", "é"],
+        ["a\n", "\nb", "c"],  # the separator between "a\n" and "\nb" joins "\n \n"
+        ["<|endoftext|>", "\r\n", "--flag=1", "x\tz"],
+    ],
+)
+def test_what_one_call_shows_of_each_piece_is_its_own_count(pieces: list[str]) -> None:
+    """Each piece is learnt as the count " " + piece has on its own, or not at all."""
+    counter = _fresh()
+    text = "lead " + " ".join(pieces)
+    # Where a piece ending in whitespace meets one starting with it, tiktoken joins the two
+    # around their space ("\n \n"): the piece-wise sum is a token over for each such pair.
+    joined = sum(a[-1].isspace() and b[0].isspace() for a, b in pairwise(pieces))
+    assert 0 <= counter.count(text) - count_tokens(text) <= joined
+    for piece in pieces:
+        assert counter.count(" " + piece) == count_tokens(" " + piece), piece
 
 
 def test_the_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tokens, "PIECE_CACHE_MAX_ENTRIES", 100)
     counter = _fresh()
     for i in range(200):
-        text = " ".join(f"u{i}v{j}" for j in range(LEARN_PER_COUNT))
+        text = " ".join(f"u{i}v{j}" for j in range(16))
         assert counter.count(text) == count_tokens(text)
-    assert counter.cached_pieces <= 100 + LEARN_PER_COUNT
+        assert counter.cached_pieces <= 1 + 100
     assert PIECE_CACHE_MAX_ENTRIES >= 1 << 16
 
 
