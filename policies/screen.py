@@ -4,7 +4,7 @@ Reading the instruction (``policies.task_model``) and the data's density costs ~
 request at every size, half of a 1K-token request's decision budget. On short requests it
 is wasted: the classifier's terms that can lift a score (task kind times length, density
 times length, window share) are too small there for any instruction or data to reach the
-threshold. ``screen_limit`` finds that size for a classifier, exactly, from its artifact:
+threshold. ``Screen.build`` finds that size for a classifier, exactly, from its artifact:
 
 - Every feature but the token-derived ones is *unknown* before the expensive step, with a
   sound range: the five task probabilities lie on the simplex, the density shares in [0, 1],
@@ -103,11 +103,6 @@ class Screen:
         """An upper bound of the score of a request of ``n_tokens`` (< ``limit``)."""
         index = min(bisect.bisect_left(self.highs, n_tokens), len(self.bounds) - 1)
         return sigmoid(self.bounds[index])
-
-
-def screen_limit(classifier: LinearClassifier, threshold: float, context_window: int) -> int:
-    """Token count below which ``classifier`` scores every request under ``threshold``."""
-    return Screen.build(classifier, threshold, context_window).limit
 
 
 def max_logit(classifier: LinearClassifier, low: int, high: int, window: int) -> float | None:
