@@ -221,7 +221,9 @@ class WordCounter:
         if len(cache) + len(learnt) > len(self._seed) + PIECE_CACHE_MAX_ENTRIES:
             cache.clear()
             cache.update(self._seed)
-        cache.update((p, n) for p, n in learnt.items() if len(p) <= PIECE_CACHE_MAX_LEN)
+        if max(map(len, pieces)) > PIECE_CACHE_MAX_LEN:
+            learnt = {p: n for p, n in learnt.items() if len(p) <= PIECE_CACHE_MAX_LEN}
+        cache.update(learnt)
         return total
 
     def _per_piece(self, tokens: list[int], n_pieces: int) -> list[int] | None:
