@@ -353,26 +353,46 @@ def _token_sample(spans: Sequence[Span], total: int, count: int, width: int) -> 
     text, base64) is cut where it falls and joined to its neighbours with a line break, a
     token of its own that is taken off again.
     """
+    if total <= count * width:
+        return "\n".join(span.materialize() for span in spans), max(0, len(spans) - 1)
+    # One loop, no generator: this runs per request, 128-192 times (~0.7 us a slice).
+    search = _SINGLE_SPACE.search
     parts: list[str] = []
+    append = parts.append
     joins = 0
     raw_before = False
-    search = _SINGLE_SPACE.search
-    for text, lo, hi, whole in _slice_bounds(spans, total, count, width):
-        start = stop = None
-        if whole:
-            start, stop = lo, hi
-        elif (first := search(text, lo, lo + ALIGN_WINDOW)) is not None:
-            start = first.start()
-            last = search(text, max(hi, start + 1), hi + ALIGN_WINDOW)
-            stop = None if last is None else last.start()
-        clean = start is not None and stop is not None
-        if start is None or stop is None:
-            start, stop = lo, hi
-        if parts and (raw_before or not clean):
-            parts.append("\n")
-            joins += 1
-        parts.append(text[start:stop])
-        raw_before = not clean
+    stride = total / count
+    offset = (stride - width) / 2
+    k = 0
+    span_base = 0  # virtual offset of the span
+    last_span = len(spans) - 1
+    for index, span in enumerate(spans):
+        text, start, end = span.text, span.start, span.end
+        span_stop = span_base + (end - start)
+        while k < count:
+            target = int(k * stride + offset)
+            if target >= span_stop and index < last_span:
+                break
+            k += 1
+            lo = max(start, start + target - span_base)
+            hi = min(end, lo + width)
+            first = search(text, lo, lo + ALIGN_WINDOW)
+            if first is not None:
+                cut = first.start()
+                last = search(text, hi if hi > cut else cut + 1, hi + ALIGN_WINDOW)
+                if last is not None:
+                    if raw_before:
+                        append("\n")
+                        joins += 1
+                    append(text[cut : last.start()])
+                    raw_before = False
+                    continue
+            if parts:
+                append("\n")
+                joins += 1
+            append(text[lo:hi])
+            raw_before = True
+        span_base = span_stop
     return "".join(parts), joins
 
 
