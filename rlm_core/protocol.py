@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 OUTPUT_LIMIT_CHARS = 20_000
@@ -184,12 +185,33 @@ _MAX_QUERY_IN_EXAMPLE = 300
 
 
 def query_keywords(query: str, limit: int = 6) -> list[str]:
-    """The query's content words, lower-cased, for the search example in the prompt."""
-    seen: list[str] = []
-    for word in re.findall(r"[a-z0-9][a-z0-9_-]*", query.lower()):
-        if len(word) > 2 and word not in _STOPWORDS and word not in seen:
-            seen.append(word)
-    return seen[:limit]
+    """The query's content words, lower-cased, for the search example in the prompt.
+
+    Words in any script ("révisions" whole, not "visions"), longest first, since only English
+    stopwords are known and a longer word is more likely the one the data holds. Text without
+    spaces gives its runs of katakana (loanwords) as they are and its runs of ideographs, two
+    to four as they are and a longer one (a phrase the data will not hold word for word) as
+    its two-character pieces; hiragana are mostly particles and are skipped."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(query.lower()):
+        if _IDEOGRAPH_RUN.fullmatch(word):
+            for piece in [word] if len(word) <= 4 else map("".join, pairwise(word)):
+                seen.setdefault(piece)
+        elif _KATAKANA_RUN.fullmatch(word) or (len(word) > 2 and word not in _STOPWORDS):
+            seen.setdefault(word)
+    return sorted(seen, key=len, reverse=True)[:limit]
+
+
+# Runs of ideographs or of katakana are words; hiragana are skipped (particles).
+_IDEOGRAPHS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_KATAKANA = "\u30a0-\u30ff"
+_NO_SPACES = f"\u3040-\u30ff{_IDEOGRAPHS}"
+_IDEOGRAPH_RUN = re.compile(f"[{_IDEOGRAPHS}]{{2,}}")
+_KATAKANA_RUN = re.compile(f"[{_KATAKANA}]{{2,}}")
+_WORD = re.compile(
+    f"[{_IDEOGRAPHS}]{{2,}}|[{_KATAKANA}]{{2,}}"
+    f"|[^\\W_{_NO_SPACES}][^\\W{_NO_SPACES}]*(?:-[^\\W{_NO_SPACES}]+)*"
+)
 
 
 def _example_fields(query: str, context_type: str) -> dict[str, str]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from rlm_router.rlm_core import (
     Budget,
     ModelSpec,
@@ -41,7 +43,7 @@ def test_the_examples_are_written_with_the_querys_own_words_and_compile() -> Non
         system = protocol.initial_messages(
             query, protocol.ContextInfo.describe(context), sub_window_chars=40_000
         )[0]["content"]
-        assert "keywords = ['port', 'billing', 'service', 'listen']" in system
+        assert "keywords = ['billing', 'service', 'listen', 'port']" in system
         assert lines in system
         assert f"question = {query!r}" in system
         for block in _REPL.findall(system):
@@ -50,6 +52,30 @@ def test_the_examples_are_written_with_the_querys_own_words_and_compile() -> Non
         "users",
         "paris",
     ]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # Accented words whole; longest first, so French stopwords go last.
+        (
+            "Combien de révisions ont été publiées par Jörg ?",
+            ["révisions", "publiées", "combien", "jörg", "ont", "été"],
+        ),
+        # An identifier next to Chinese text; a long ideograph run as two-character pieces.
+        (
+            "价格表中 claude-3-haiku-20240307 的上下文窗口是多少？",
+            ["claude-3-haiku-20240307", "价格表中", "的上", "上下", "下文", "文窗"],
+        ),
+        # Japanese: katakana words whole, kanji words, no particles.
+        (
+            "これらの変更履歴で、最も多くアップロードしたメンテナは誰ですか？",
+            ["アップロード", "変更履歴", "メンテナ"],
+        ),
+    ],
+)
+def test_keywords_in_other_languages_are_whole_words(query: str, expected: list[str]) -> None:
+    assert protocol.query_keywords(query) == expected
 
 
 async def test_a_root_that_copies_the_first_example_finds_a_planted_line() -> None:
