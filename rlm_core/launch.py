@@ -3,8 +3,9 @@
 A ``Workspace`` is what the host prepares for one sandbox: the scratch directory (the worker's
 only writable place), a private directory outside it that the worker's uid cannot enter (the
 context file, handed over as a read-only descriptor so model code cannot delete or rewrite it
-for later restarts, and the spill file that keeps output printed before a wall-time kill), and
-the per-sandbox cgroup. ``launch`` starts a worker in it and ``await_ready`` reads the worker's
+for later restarts), the spill file that keeps output printed before a wall-time kill (a memfd:
+no filesystem, so the per-execution truncation is not a journal operation), and the per-sandbox
+cgroup. ``launch`` starts a worker in it and ``await_ready`` reads the worker's
 report of what confinement held, refusing a weaker sandbox than the limits accept.
 
 A worker starts either with its context (``kind`` given: a ``Sandbox`` starting cold, or
@@ -143,7 +144,12 @@ class Workspace:
         os.chmod(scratch, 0o700)
         private = Path(tempfile.mkdtemp(prefix="rlm-host-"))
         (private / "context").touch(0o600)
-        spill_fd = os.open(private / "stdout", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            # Memory, charged to the sandbox's cgroup as the worker writes it; on ext4 the
+            # write and truncation of a file per execution cost ~10% of a trivial iteration.
+            spill_fd = os.memfd_create("rlm-spill", os.MFD_CLOEXEC)
+        except (AttributeError, OSError):  # no memfd (kernel < 3.17)
+            spill_fd = os.open(private / "stdout", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         cgroup = None
         if limits.cgroups:
             cgroup = SandboxCgroup.create(

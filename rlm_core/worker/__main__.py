@@ -89,12 +89,19 @@ def main() -> None:
         except FrameTooBig as exc:
             # A final answer or value above the frame limit: say so instead of sending it.
             channel.send(_too_big(reply, str(exc)))
+        if repl.spill is not None:
+            repl.spill.clear()
 
 
 def _kill_leftovers() -> None:
     """Kill every process model code started during the execution, and reap them. This
     process is PID 1 of the sandbox's PID namespace: kill(-1) reaches every other process
-    in it and nothing outside it."""
+    in it and nothing outside it. Every process in the namespace descends from this one (an
+    orphan is re-parented to it), so no child means nothing to kill."""
+    try:
+        os.waitpid(-1, os.WNOHANG)  # reaps one that exited already; the loop below the rest
+    except ChildProcessError:
+        return
     with contextlib.suppress(ProcessLookupError):
         os.kill(-1, signal.SIGKILL)
     while True:

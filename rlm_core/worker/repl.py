@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
+import itertools
 import json
 import linecache
 import math
@@ -22,19 +24,16 @@ _MAX_VARIABLES = 200  # names listed back to the model after each execution
 class _Capture(io.TextIOBase):
     """stdout/stderr replacement that keeps at most ``cap`` characters and counts the rest.
 
-    What is kept is also written through to ``spill_fd``, a file the host opened outside
+    What is kept is also written through to ``spill``, a file the host opened outside
     scratch, so output printed before a wall-time kill survives the kill.
     """
 
-    def __init__(self, cap: int, spill_fd: int | None = None) -> None:
+    def __init__(self, cap: int, spill: _Spill | None = None) -> None:
         self.cap = cap
         self.parts: list[str] = []
         self.kept = 0
         self.total = 0
-        self.spill_fd = spill_fd
-        if spill_fd is not None:
-            os.ftruncate(spill_fd, 0)
-            os.lseek(spill_fd, 0, os.SEEK_SET)
+        self.spill = spill
 
     def writable(self) -> bool:
         return True
@@ -46,13 +45,38 @@ class _Capture(io.TextIOBase):
             piece = text[: self.cap - self.kept]
             self.parts.append(piece)
             self.kept += len(piece)
-            if self.spill_fd is not None:
-                with contextlib.suppress(OSError):
-                    os.write(self.spill_fd, piece.encode("utf-8", "replace"))
+            if self.spill is not None:
+                self.spill.write(piece)
         return size
 
     def value(self) -> str:
         return "".join(self.parts)
+
+
+class _Spill:
+    """The spill file: appended to while an execution prints, emptied after its reply.
+
+    Emptied after the reply is sent, not before the next execution, so that the truncation
+    (a journal operation on ext4) overlaps the host's work instead of delaying the answer;
+    the worker reads the next request only after it, so an execution always starts empty.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_APPEND)  # no seek after a truncation
+        self.dirty = True  # a worker restarted after a kill finds the killed one's output
+
+    def write(self, text: str) -> None:
+        self.dirty = True
+        with contextlib.suppress(OSError):
+            os.write(self.fd, text.encode("utf-8", "replace"))
+
+    def clear(self) -> None:
+        if self.dirty:
+            self.dirty = False
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
 
 
 _RECURSION_LIMIT = sys.getrecursionlimit()
@@ -80,7 +104,9 @@ class Repl:
     ) -> None:
         self.channel = channel
         self.limits = limits
-        self.spill_fd = spill_fd
+        self.spill = _Spill(spill_fd) if spill_fd is not None else None
+        if self.spill is not None:
+            self.spill.clear()
         self.main_pid = os.getpid()
         self.final: str | None = None
         self.answer: dict[str, Any] = {"content": "", "ready": False}
@@ -146,9 +172,11 @@ class Repl:
             self.final = str(name)  # the answer text itself, passed where a name belongs
         return self.final
 
-    def user_variables(self) -> list[str]:
-        """Names the model's code created (helpers and dunders left out)."""
-        return [k for k in self.ns if not k.startswith("_") and k not in self.helpers]
+    def user_variables(self, limit: int | None = None) -> list[str]:
+        """Names the model's code created (helpers and dunders left out), the first
+        ``limit`` of them (a namespace of millions must not cost each execution a scan)."""
+        names = (k for k in self.ns if not k.startswith("_") and k not in self.helpers)
+        return list(itertools.islice(names, limit))
 
     def show_vars(self) -> str:
         listing = {k: type(self.ns[k]).__name__ for k in self.user_variables()}
@@ -189,7 +217,7 @@ class Repl:
         return None, None
 
     def execute(self, code: str, cpu_s: int) -> dict[str, Any]:
-        capture = _Capture(self.limits["output_bytes"], self.spill_fd)
+        capture = _Capture(self.limits["output_bytes"], self.spill)
         self.final = None
         started = _cpu_used()
         error, limit = self._guarded(lambda: self._run(code), cpu_s, capture)
@@ -203,7 +231,12 @@ class Repl:
             if answer["ready"] and self.final is None:
                 self.final = answer["content"]
 
-        if limit is None:
+        plain = _plain_answer(self.answer) if limit is None else None
+        if plain is not None:  # reading it runs no model code: no guard needed
+            answer["content"], answer["ready"] = plain
+            if answer["ready"] and self.final is None:
+                self.final = answer["content"]
+        elif limit is None:
             from_code = self.final  # FINAL(...) / FINAL_VAR(...) called by this execution
             failed, limit = self._guarded(extract, cpu_s, capture)
             if failed:
@@ -220,7 +253,7 @@ class Repl:
             "final": self.final,
             "answer": answer,
             "cpu_s": round(_cpu_used() - started, 4),
-            "variables": self.user_variables()[:_MAX_VARIABLES],
+            "variables": self.user_variables(_MAX_VARIABLES),
         }
 
     def _run(self, code: str) -> None:
@@ -240,6 +273,20 @@ class Repl:
             error = f"FINAL_VAR({name}) failed: str() of the variable raised\n{error}"
             return {"op": "value", "found": True, "error": error, "limit": limit}
         return {"op": "value", "found": True, "value": text[0], "error": None, "limit": None}
+
+
+def _plain_answer(answer: dict[str, Any]) -> tuple[str, bool] | None:
+    """(content, ready) when reading them runs no model code, else None (read under the
+    limits). Read from a copy, which model threads cannot change between check and use; its
+    keys must be exact ``str`` (a key object's ``__eq__`` would run inside ``get``) and the
+    values an exact ``str`` and ``bool``."""
+    snapshot = answer.copy()  # copying a dict runs no Python code
+    if not all(type(key) is str for key in snapshot):
+        return None
+    content, ready = snapshot.get("content", ""), snapshot.get("ready", False)
+    if type(content) is not str or type(ready) is not bool:
+        return None
+    return content, ready
 
 
 def _format_error(exc: BaseException, frames: int | None = None) -> str:

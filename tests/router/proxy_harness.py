@@ -184,13 +184,13 @@ def waiting_pool_workers(proxy_pid: int) -> PoolWorkers:
             configs[pid] = json.loads(argv[-2])
     pools = PoolWorkers([], set(), set())
     for pid in sorted(pid for pid in configs if parents.get(pid) not in configs):
-        try:  # the private directory, from the spill file the worker holds
-            spill = os.readlink(f"/proc/{pid}/fd/{configs[pid]['spill_fd']}")
-            if os.path.getsize(Path(spill).parent / "context") > 0:
-                continue  # taken: a run's worker
+        try:  # the private directory, from the context file's descriptor the root holds
+            context = Path(os.readlink(f"/proc/{pid}/fd/{configs[pid]['context_fd']}"))
+            if context.name != "context" or context.stat().st_size > 0:
+                continue  # taken: a run's worker (one without a PID namespace closed it)
         except OSError:
             continue  # gone meanwhile
         pools.roots.append(pid)
-        pools.dirs |= {Path(configs[pid]["scratch"]).name, Path(spill).parent.name}
+        pools.dirs |= {Path(configs[pid]["scratch"]).name, context.parent.name}
         pools.processes |= {pid} | {p for p in configs if parents.get(p) == pid}
     return pools

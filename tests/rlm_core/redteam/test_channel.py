@@ -147,3 +147,36 @@ async def test_a_slow_str_in_final_var_meets_the_wall_limit_not_the_run_timeout(
         assert got.final is None and got.limit == "wall" and got.state_lost
         assert "wall-time limit" in (got.error or "")
         assert (await sandbox.execute("print(context)")).stdout == "ctx\n"  # restarted
+
+
+async def test_what_a_killed_execution_printed_is_its_own_output_only(
+    recorder: Recorder,
+) -> None:
+    # The spill file is emptied after each reply and when a restarted worker starts: output
+    # of an earlier execution, or of the worker killed before, never shows up again.
+    limits = SandboxLimits(wall_seconds=1.5, cpu_seconds=2, memory_mb=512)
+    sleep = "import time; time.sleep(30)"
+    async with Sandbox("ctx", limits=limits, handler=recorder) as sandbox:
+        assert (await sandbox.execute("print('earlier')")).stdout == "earlier\n"
+        first = await sandbox.execute(f"print('first')\n{sleep}")
+        assert first.limit == "wall" and first.stdout == "first\n"
+        second = await sandbox.execute(f"print('second')\n{sleep}")
+        assert second.limit == "wall" and second.stdout == "second\n"
+        assert (await sandbox.execute("print(context)")).stdout == "ctx\n"
+
+
+async def test_answer_values_that_are_not_plain_are_read_under_the_limits(
+    recorder: Recorder,
+) -> None:
+    # A str subclass is not read by the worker's fast path: its __str__ is model code.
+    limits = SandboxLimits(wall_seconds=30.0, cpu_seconds=1, memory_mb=512)
+    async with Sandbox("", limits=limits, handler=recorder) as sandbox:
+        sub = await sandbox.execute(
+            "class S(str):\n    def __str__(self): raise ValueError('sub str')\n"
+            "answer['content'] = S('looks fine'); answer['ready'] = True"
+        )
+        assert sub.final is None and "sub str" in (sub.error or "")
+        truthy = await sandbox.execute("answer['content'] = 'done'; answer['ready'] = 1")
+        assert truthy.final == "done" and truthy.error is None
+        plain = await sandbox.execute("answer['content'] = 'plain'; answer['ready'] = True")
+        assert plain.final == "plain" and plain.answer_ready and plain.error is None
