@@ -36,15 +36,23 @@ def test_the_wheel_installs_one_top_level_package_and_no_benchmarks(wheel: Path)
     assert not [name for name in names if "benchmarks" in name.split("/")[:2]]
 
 
-def _python_with_wheel(wheel: Path, target: Path, code: str, cwd: Path) -> str:
+@pytest.fixture(scope="module")
+def site(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel installed as pip installs it for a user (a target directory of its own)."""
+    target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
          str(wheel)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
+    return target
+
+
+def _python_with_wheel(site: Path, code: str, cwd: Path) -> str:
+    """Run ``code`` in a fresh interpreter that sees the installed wheel (and ``cwd``)."""
     # site.addsitedir processes the .pth file as site-packages would at start-up.
     prelude = (
-        f"import site, sys; sys.path.insert(0, {str(target)!r}); site.addsitedir({str(target)!r})\n"
+        f"import site, sys; sys.path.insert(0, {str(site)!r}); site.addsitedir({str(site)!r})\n"
     )
     result = subprocess.run(
         [sys.executable, "-W", "always::FutureWarning", "-c", prelude + code],
@@ -55,11 +63,10 @@ def _python_with_wheel(wheel: Path, target: Path, code: str, cwd: Path) -> str:
 
 
 def test_the_old_litellm_config_path_resolves_to_the_one_plugin_with_a_warning(
-    wheel: Path, tmp_path: Path
+    site: Path, tmp_path: Path
 ) -> None:
     out = _python_with_wheel(
-        wheel,
-        tmp_path / "site",
+        site,
         "import importlib\n"
         "old = importlib.import_module('router.plugin')\n"
         "import rlm_router.router.plugin as new\n"
@@ -71,13 +78,12 @@ def test_the_old_litellm_config_path_resolves_to_the_one_plugin_with_a_warning(
 
 
 def test_without_an_apps_router_package_only_the_old_plugin_path_resolves(
-    wheel: Path, tmp_path: Path
+    site: Path, tmp_path: Path
 ) -> None:
     # ``try: import router`` in an app must keep failing as before the alias; so must the
     # names 0.1 configs never used. The old plugin path still resolves, after those failures.
     out = _python_with_wheel(
-        wheel,
-        tmp_path / "site",
+        site,
         "import importlib\n"
         "for name in ('router', 'router.policies', 'router.plugin.callback'):\n"
         "    try:\n"
@@ -99,13 +105,12 @@ def test_without_an_apps_router_package_only_the_old_plugin_path_resolves(
     assert "deprecated" in out
 
 
-def test_an_apps_own_router_package_wins_over_the_alias(wheel: Path, tmp_path: Path) -> None:
+def test_an_apps_own_router_package_wins_over_the_alias(site: Path, tmp_path: Path) -> None:
     app = tmp_path / "app"
     (app / "router").mkdir(parents=True)
     (app / "router" / "__init__.py").write_text("WHO = 'the app'\n")
     out = _python_with_wheel(
-        wheel,
-        tmp_path / "site",
+        site,
         "import router, rlm_router.router.plugin\nprint(router.WHO)\n",
         cwd=app,
     )

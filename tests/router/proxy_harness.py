@@ -5,7 +5,8 @@
   its spans to a traces file; ``record_spend`` adds ``tests/router/spend_log.py``'s recorder.
 - ``simulator``: a simulated provider in a thread at a modelled latency of its own (the
   session's ``sim_server`` fixture answers at once).
-- ``policy_with``: the shipped policy with some sections replaced.
+- ``policy_with``: the shipped policy with some sections replaced; ``router_yaml``: a small
+  router.yaml for config-loading tests.
 - ``post_chat``, ``AUTH``, the ``x-rlm-router-*`` header names; ``scheduled_fault``: a
   provider fault for the length of a block.
 - ``wait_until`` and ``spans_of``: polling for state and for spans in a traces file (spans
@@ -67,6 +68,20 @@ def simulator(time_scale: float) -> Iterator[SimServer]:
         yield server
     finally:
         server.stop()
+
+
+def router_yaml(directory: Path, section: str) -> Path:
+    """``directory/router.yaml``: one model group (``gpt-main``, ``openai/gpt-4o``) and
+    ``section`` as the YAML body of its ``rlm_router`` key (indented by two; its first line
+    is line 5 of the file, so tests can name the line of an error)."""
+    path = directory / "router.yaml"
+    path.write_text(
+        "model_list:\n"
+        "  - model_name: gpt-main\n"
+        "    litellm_params: {model: openai/gpt-4o}\n"
+        "rlm_router:\n" + section
+    )
+    return path
 
 
 def policy_with(directory: Path, **sections: str) -> Path:

@@ -22,7 +22,7 @@ import pytest
 from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, plugin_config
 from rlm_router.sim import SimServer
 from rlm_router.sim.tasks import generate
-from tests.router.proxy_harness import AUTH
+from tests.router.proxy_harness import AUTH, router_yaml
 from tests.telemetry.otlp_receiver import OTLPReceiver, ReceivedSpan
 
 OURS = "rlm_router"  # our instrumentation scope
@@ -289,36 +289,26 @@ def test_the_virtual_model_is_listed_in_v1_models(client: openai.OpenAI) -> None
 # ── one shape for `models` (no server) ──
 
 
-def _router_yaml(tmp_path: Path, models: str) -> Path:
-    path = tmp_path / "router.yaml"
-    path.write_text(
-        "model_list:\n"
-        "  - model_name: gpt-main\n"
-        "    litellm_params: {model: openai/gpt-4o}\n"
-        "rlm_router:\n"
-        "  models:\n" + models
-    )
-    return path
-
-
 def test_models_take_the_policy_shape_and_the_old_one_is_deprecated(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from rlm_router.router.plugin.config import ServiceConfig, ServiceConfigError
 
-    new = ServiceConfig.load(_router_yaml(tmp_path, "    direct: {model: gpt-main}\n"))
+    new = ServiceConfig.load(router_yaml(tmp_path, "  models:\n    direct: {model: gpt-main}\n"))
     assert new.direct == "gpt-main" and not caplog.records
     assert new.section()["models"] == {"direct": {"model": "gpt-main"}}
-    old_path = _router_yaml(tmp_path, "    direct: gpt-main\n")
+    old_path = router_yaml(tmp_path, "  models:\n    direct: gpt-main\n")
     with caplog.at_level("WARNING", logger="rlm_router.router.plugin"):
         old = ServiceConfig.load(old_path)
     assert old.direct == "gpt-main"
     (warning,) = caplog.records
     assert warning.getMessage().startswith(f"{old_path}:6: 'rlm_router.models.direct: gpt-main'")
     assert "deprecated" in warning.getMessage()
-    bad = _router_yaml(tmp_path, "    direct:\n      model: gpt-main\n      api_base: x\n")
+    bad = router_yaml(
+        tmp_path, "  models:\n    direct:\n      model: gpt-main\n      api_base: x\n"
+    )
     with pytest.raises(ServiceConfigError, match=rf"^{bad}:6: 'rlm_router.models.direct' must"):
         ServiceConfig.load(bad)
-    missing = _router_yaml(tmp_path, "    direct:\n      model: nope\n")
+    missing = router_yaml(tmp_path, "  models:\n    direct:\n      model: nope\n")
     with pytest.raises(ServiceConfigError, match=rf"^{missing}:7: 'rlm_router.models.direct'"):
         ServiceConfig.load(missing)

@@ -16,6 +16,7 @@ from rlm_router.router.plugin.config import (
     ServiceConfig,
     ServiceConfigError,
 )
+from tests.router.proxy_harness import router_yaml
 
 
 def test_proxy_config_wires_the_plugin_into_an_existing_litellm_config(tmp_path: Path) -> None:
@@ -98,16 +99,7 @@ def test_group_window_comes_from_model_info_or_litellm() -> None:
 
 
 def test_service_config_errors_name_the_file_line_and_key(tmp_path: Path) -> None:
-    path = tmp_path / "router.yaml"
-    path.write_text(
-        "model_list:\n"
-        "  - model_name: gpt-main\n"
-        "    litellm_params: {model: openai/gpt-4o}\n"
-        "rlm_router:\n"
-        "  virtual_models: [auto]\n"
-        "  models:\n"
-        "    direct: nope\n"
-    )
+    path = router_yaml(tmp_path, "  virtual_models: [auto]\n  models:\n    direct: nope\n")
     with pytest.raises(ServiceConfigError) as caught:
         ServiceConfig.load(path)
     assert str(caught.value).startswith(f"{path}:7: 'rlm_router.models.direct' is 'nope'")
