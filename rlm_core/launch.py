@@ -360,6 +360,7 @@ async def launch(
         except OSError as exc:  # it died already
             await kill(proc, ws.cgroup)
             raise SandboxError(f"REPL worker failed to start: {exc!r}") from exc
+        set_autogroup_nice(proc.pid, niceness)
     if ws.cgroup is not None and ATTACH_FROM_HOST:
         # Joining a cgroup v1 hierarchy waits for the kernel (~10 ms each, two of them): done
         # here, in a thread, it overlaps the worker's interpreter start-up. The worker checks
@@ -371,6 +372,25 @@ async def launch(
         ).start()  # fmt: skip
     assert proc.stdout is not None
     return proc, frames.FrameReader(proc.stdout, limits.max_frame_mb << 20)
+
+
+def autogroup_nice(pid: int) -> int | None:
+    """The nice value of ``pid``'s scheduler autogroup (None: no autogroups here)."""
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def set_autogroup_nice(pid: int, niceness: int) -> bool:
+    """Set the nice value of ``pid``'s autogroup. The worker is a session of its own, and
+    where the kernel groups sessions (sched_autogroup), a task's nice only orders it within
+    its session's group: the group's own nice is what weighs against the host's work."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(niceness))
+    except OSError:  # no autogroups; or a rate limit / permission for the unprivileged
+        return False
+    return True
 
 
 ATTACH_FROM_HOST = True  # False: the worker joins its cgroups itself (for measurements)

@@ -16,12 +16,14 @@ landed on the first iterations of the run that took the worker and doubled their
   ``REFILL_DELAY_S`` (which bounds how long a busy server runs with an emptier pool; by
   then real runs spend their time waiting on the model). This needs no privilege and keeps
   the host-side part of a start (fork, cgroup set-up and attach) away from the runs too.
-- Where this process may raise a priority again (CAP_SYS_NICE: root, most containers) the
-  replacement also starts at nice 19 (``REFILL_NICE``), and ``take`` gives the worker the
-  host's own priority back before any model code runs in it; a worker whose priority cannot
-  be restored is discarded, never used. Without that capability a nice could not be undone,
-  so workers start at the host's priority. Measured alone (2 cores, load ~2.5), nice 19 left
-  a pre-started 21-iteration run at 15-33 ms; waiting brought it to ~10 ms.
+- Where this process may raise a priority again (CAP_SYS_NICE: root) the replacement also
+  starts at nice 19 (``REFILL_NICE``; its scheduler autogroup too, where the kernel groups
+  sessions, or the nice would weigh only within the worker's own session), and ``take``
+  gives the worker the host's own priority back before any model code runs in it; a worker
+  whose priority cannot be restored is discarded, never used. Without that capability a
+  nice could not be undone, so workers start at the host's priority. Measured alone
+  (2 cores, load ~2.5, before the autogroup was niced too), nice 19 left a pre-started
+  21-iteration run at 15-33 ms; waiting brought it to ~10 ms.
 
 A waiting worker that dies (killed from outside, the OOM killer) is noticed at once, its
 workspace removed and a replacement started (by the same rules); a worker that fails to start
@@ -49,9 +51,11 @@ from rlm_router.rlm_core.launch import (
     SandboxLimits,
     WorkerProcess,
     Workspace,
+    autogroup_nice,
     await_ready,
     kill,
     launch,
+    set_autogroup_nice,
 )
 
 logger = logging.getLogger("rlm_router.rlm_core.sandbox")
@@ -174,10 +178,15 @@ class WorkerPool:
         the REPL; no model code has run, so nothing else is in it). False: it cannot be."""
         if not self.low_priority_refill:
             return True
+        pid = prepared.proc.pid
         try:
-            os.setpriority(os.PRIO_PGRP, prepared.proc.pid, os.getpriority(os.PRIO_PROCESS, 0))
+            os.setpriority(os.PRIO_PGRP, pid, os.getpriority(os.PRIO_PROCESS, 0))
         except OSError as exc:
             logger.warning("RLM worker pool: cannot restore a worker's priority: %s", exc)
+            return False
+        # A session's autogroup starts at nice 0, as a cold worker's does.
+        if autogroup_nice(pid) not in (None, 0) and not set_autogroup_nice(pid, 0):
+            logger.warning("RLM worker pool: cannot restore a worker's autogroup priority")
             return False
         return True
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rlm_router.rlm_core import SandboxError, WorkerPool
+from rlm_router.rlm_core.launch import autogroup_nice
 from rlm_router.rlm_core.pool import REFILL_DELAY_S, REFILL_NICE, can_raise_priority
 from rlm_router.rlm_core.sandbox import Sandbox, SandboxLimits, SubCallRequest
 
@@ -220,6 +221,11 @@ async def _left_in_besides(tmp: Path, expected: int) -> list[str]:
     return left
 
 
+def _autogroups_enabled() -> bool:
+    flag = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    return flag.exists() and flag.read_text().strip() == "1"
+
+
 def _nice_of(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[16])  # field 19: nice
@@ -271,6 +277,9 @@ async def test_waiting_workers_are_niced_and_model_code_runs_at_the_hosts_priori
         await pool.wait_ready()
         waiting = _workers_in(own_tmp)
         assert waiting and {_nice_of(pid) for pid in waiting} == {REFILL_NICE}
+        grouped = _autogroups_enabled()
+        if grouped:  # the session's group weighs against the host's, not the task's nice
+            assert {autogroup_nice(pid) for pid in waiting} == {REFILL_NICE}
         async with Sandbox("ctx", limits=SandboxLimits(), handler=handler, pool=pool) as box:
             # The REPL is the worker's forked child (PID namespace): the whole group.
             result = await box.execute("import os\nprint(os.getpriority(os.PRIO_PROCESS, 0))")
