@@ -312,6 +312,32 @@ def shared_pool(limits: SandboxLimits, size: int) -> WorkerPool:
     return _shared[key]
 
 
+_retiring: set[asyncio.Task[None]] = set()  # closes under way (a task needs a reference)
+
+
+def retire_shared(limits: SandboxLimits, size: int) -> None:
+    """Stop the shared pools of ``size`` workers for ``limits`` (a reload changed them): their
+    waiting workers are killed and their workspaces removed; workers already taken stay with
+    their sandboxes, which close them as usual. Callable with or without a running loop."""
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    for key, pool in list(_shared.items()):
+        if key[1:] != (limits, size):
+            continue
+        del _shared[key]
+        loop = pool._loop
+        if loop is None or loop.is_closed():
+            pool.discard_now()
+        elif loop is running:
+            task = loop.create_task(pool.close(), name="rlm-worker-pool-retire")
+            _retiring.add(task)
+            task.add_done_callback(_retiring.discard)
+        else:  # another thread's loop: its pipes are closed there
+            asyncio.run_coroutine_threadsafe(pool.close(), loop)
+
+
 async def close_shared() -> None:
     """Close the running loop's shared pools (an application's shutdown hook; a loop that
     ``asyncio.run`` ends closes them itself, and the rest go at exit)."""

@@ -7,6 +7,7 @@ features and applies the policy.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import random
@@ -20,7 +21,7 @@ import rlm_router.rlm_core.litellm_api as litellm_api
 from rlm_router.policies.classifier import ArtifactError, LinearClassifier
 from rlm_router.policies.decision import Decision, decide
 from rlm_router.policies.loader import PolicyError, load_policy
-from rlm_router.policies.schema import ClassifierSpec, ModelTarget, Policy
+from rlm_router.policies.schema import ClassifierSpec, ModelTarget, Policy, SandboxSettings
 from rlm_router.policies.screen import Screen
 from rlm_router.rlm_core.tokens import word_counter
 from rlm_router.router.features import DEFAULT_CONTEXT_WINDOW, FEATURE_NAMES, extract_features
@@ -225,9 +226,26 @@ class Router:
             logger.warning(warning)
             self._state = _State(self.policy, self.classifier, self.windows, warning)
             return False
+        old = self.policy.sandbox
         self._state = _State(policy, classifier, windows, None)
+        _replace_pool(old, policy.sandbox)
         logger.info("policy reloaded: %s", self.policy_version)
         return True
+
+
+def _replace_pool(old: SandboxSettings, new: SandboxSettings) -> None:
+    """A reload that changed the sandbox limits or the pool size: stop the old pool (its
+    waiting workers would otherwise stay until the loop ends) and pre-start the new one on
+    the running loop (without one, the first escalation starts it)."""
+    if (old.limits, old.prestart_workers) == (new.limits, new.prestart_workers):
+        return
+    from rlm_router.rlm_core.pool import retire_shared, shared_pool
+
+    if old.prestart_workers > 0:
+        retire_shared(old.limits, old.prestart_workers)
+    if new.prestart_workers > 0:
+        with contextlib.suppress(RuntimeError):  # no running loop
+            shared_pool(new.limits, new.prestart_workers)
 
 
 _WARM_UP_BODY = {
