@@ -14,14 +14,17 @@ reads the proxy process's CPU time before and after:
 Targets (issue 13) at 50 and 200 clients: CPU per request <= 1.15x the bare proxy's, p99 <=
 1.5x, throughput >= 0.9x.
 
-Usage: ``python -m benchmarks.proxy_bench [--levels 1,8,50,200] [--rounds 3] [--requests 400]``
-prints a table and writes JSON to ``out/proxy_bench.json``.
+Usage: ``python -m benchmarks.proxy_bench [--levels 1,8,50,200] [--rounds 3] [--requests 400]
+[--baseline DIR]`` prints a table and writes JSON to ``out/proxy_bench.json``. ``--baseline``
+adds a third proxy running the plugin from another source tree (``PYTHONPATH=DIR``, e.g. a git
+worktree of an earlier commit), in the same rounds: before and after a change in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -318,20 +321,24 @@ TARGETS = {"cpu_ratio_at_most": 1.15, "p99_ratio_at_most": 1.5, "throughput_rati
 _GATED_LEVELS = (50, 200)
 
 
+def _ratios(mine: dict[str, Any], bare: dict[str, Any]) -> dict[str, float]:
+    """A plugin proxy's figures against the bare proxy's."""
+    return {
+        "cpu_ratio": mine["cpu_ms_per_request"] / bare["cpu_ms_per_request"],
+        "p99_ratio": mine["p99_ms"] / bare["p99_ms"],
+        "throughput_ratio": (
+            mine["throughput_rps"] / bare["throughput_rps"] if bare["throughput_rps"] else 0.0
+        ),
+        "added_cpu_ms_per_request": mine["cpu_ms_per_request"] - bare["cpu_ms_per_request"],
+        "added_p50_ms": mine["p50_ms"] - bare["p50_ms"],
+    }
+
+
 def summarize(results: dict[int, dict[str, Measurement]]) -> dict[str, Any]:
     levels: dict[str, Any] = {}
     for level, by_proxy in results.items():
         rows = {name: m.row() for name, m in by_proxy.items()}
-        bare, mine = rows["bare"], rows["plugin"]
-        ratios = {
-            "cpu_ratio": mine["cpu_ms_per_request"] / bare["cpu_ms_per_request"],
-            "p99_ratio": mine["p99_ms"] / bare["p99_ms"],
-            "throughput_ratio": (
-                mine["throughput_rps"] / bare["throughput_rps"] if bare["throughput_rps"] else 0.0
-            ),
-            "added_cpu_ms_per_request": mine["cpu_ms_per_request"] - bare["cpu_ms_per_request"],
-            "added_p50_ms": mine["p50_ms"] - bare["p50_ms"],
-        }
+        ratios = _ratios(rows["plugin"], rows["bare"])
         meets = {
             "cpu": ratios["cpu_ratio"] <= TARGETS["cpu_ratio_at_most"],
             "p99": ratios["p99_ratio"] <= TARGETS["p99_ratio_at_most"],
@@ -342,29 +349,32 @@ def summarize(results: dict[int, dict[str, Measurement]]) -> dict[str, Any]:
             **ratios,
             "meets_targets": meets if level in _GATED_LEVELS else None,
         }
+        if "baseline" in rows:
+            levels[str(level)]["baseline"] = _ratios(rows["baseline"], rows["bare"])
     return {"levels": levels, "targets": TARGETS, "gated_levels": list(_GATED_LEVELS)}
 
 
 def render(summary: dict[str, Any]) -> str:
     header = (
-        f"{'clients':>7} {'proxy':<7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
+        f"{'clients':>7} {'proxy':<8} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'CPU ms/req':>10}   {'thr. x':>6} {'p99 x':>6} {'CPU x':>6} {'targets':>8}"
     )
     lines = [header]
     for level, data in summary["levels"].items():
         for name, row in data["proxies"].items():
             ratios = ("", "", "", "")
-            if name == "plugin":
-                meets = data["meets_targets"]
+            if name != "bare":
+                of = data if name == "plugin" else data[name]
+                meets = data["meets_targets"] if name == "plugin" else None
                 verdict = "-" if meets is None else ("met" if all(meets.values()) else "MISSED")
                 ratios = (
-                    f"{data['throughput_ratio']:.2f}",
-                    f"{data['p99_ratio']:.2f}",
-                    f"{data['cpu_ratio']:.2f}",
+                    f"{of['throughput_ratio']:.2f}",
+                    f"{of['p99_ratio']:.2f}",
+                    f"{of['cpu_ratio']:.2f}",
                     verdict,
                 )
             lines.append(
-                f"{level:>7} {name:<7} {row['requests']:>8} {row['errors']:>6} "
+                f"{level:>7} {name:<8} {row['requests']:>8} {row['errors']:>6} "
                 f"{row['throughput_rps']:>8.1f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
                 f"{row['cpu_ms_per_request']:>10.2f}   {ratios[0]:>6} {ratios[1]:>6} "
                 f"{ratios[2]:>6} {ratios[3]:>8}"
@@ -442,20 +452,26 @@ class SimProcess:
         self._process = None
 
 
-def run(levels: list[int], requests: int, rounds: int, out: Path) -> dict[str, Any]:
-    with SimProcess() as sim:
+def run(
+    levels: list[int], requests: int, rounds: int, out: Path, baseline: Path | None = None
+) -> dict[str, Any]:
+    with SimProcess() as sim, contextlib.ExitStack() as stack:
         bare_config = {"model_list": sim_model_list(sim.base_url)}
         plugin = plugin_config(sim.base_url)
-        with (
-            ProxyProcess(bare_config) as bare,
-            ProxyProcess(plugin, env={"RLM_ROUTER_TRACES_FILE": os.devnull}) as routed,
-        ):
-            targets = [
-                Target("bare", f"{bare.base_url}/v1/chat/completions", "sim-large", bare),
-                Target("plugin", f"{routed.base_url}/v1/chat/completions", "auto", routed),
-            ]
-            asyncio.run(measure(targets, levels=[8], requests=100, rounds=1))  # warm-up
-            results = asyncio.run(measure(targets, levels=levels, requests=requests, rounds=rounds))
+        traces = {"RLM_ROUTER_TRACES_FILE": os.devnull}
+        bare = stack.enter_context(ProxyProcess(bare_config))
+        routed = stack.enter_context(ProxyProcess(plugin, env=traces))
+        targets = [
+            Target("bare", f"{bare.base_url}/v1/chat/completions", "sim-large", bare),
+            Target("plugin", f"{routed.base_url}/v1/chat/completions", "auto", routed),
+        ]
+        if baseline is not None:
+            env = {**traces, "PYTHONPATH": str(baseline.resolve())}
+            before = stack.enter_context(ProxyProcess(plugin, env=env))
+            url = f"{before.base_url}/v1/chat/completions"
+            targets.append(Target("baseline", url, "auto", before))
+        asyncio.run(measure(targets, levels=[8], requests=100, rounds=1))  # warm-up
+        results = asyncio.run(measure(targets, levels=levels, requests=requests, rounds=rounds))
     summary = summarize(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
@@ -470,9 +486,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400, help="requests per proxy per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("out/proxy_bench.json"))
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also run the plugin from this source tree (PYTHONPATH), e.g. an older worktree",
+    )
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    summary = run(levels, args.requests, args.rounds, args.out)
+    if args.baseline is not None and not (args.baseline / "rlm_router").is_dir():
+        parser.error(f"--baseline {args.baseline}: no rlm_router package there")
+    summary = run(levels, args.requests, args.rounds, args.out, args.baseline)
     print(render(summary))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
