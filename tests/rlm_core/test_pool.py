@@ -244,14 +244,19 @@ async def test_a_replacement_waits_until_the_run_that_took_a_worker_closes(
 ) -> None:
     async with WorkerPool(SandboxLimits(), size=1) as pool:
         await pool.wait_ready()
+        taken_at = time.monotonic()
         async with Sandbox("ctx", limits=SandboxLimits(), handler=handler, pool=pool) as box:
+            taken = set(_workers_in(own_tmp))
+            await asyncio.sleep(0.3)
+            # Checked only well inside REFILL_DELAY_S (a loaded host may stretch the sleep).
+            if time.monotonic() - taken_at < 0.8 * REFILL_DELAY_S:
+                assert pool.ready == 0 and set(_workers_in(own_tmp)) == taken
+                assert len(os.listdir(own_tmp)) == 2  # only the taken worker's workspace
             assert (await box.execute("print(context)")).stdout == "ctx\n"
-            await asyncio.sleep(0.3)  # well inside REFILL_DELAY_S: nothing starts beside the run
-            assert pool.ready == 0
-            assert len(os.listdir(own_tmp)) == 2  # only the taken worker's workspace
-        # The run closed: the replacement starts now, not after the delay.
-        async with asyncio.timeout(REFILL_DELAY_S):
-            await pool.wait_ready()
+        # The run closed: the replacement's process starts now, not after the delay (its
+        # start-up may then take a while at nice 19 on a loaded host).
+        assert await _until(lambda: bool(set(_workers_in(own_tmp)) - taken), 0.5 * REFILL_DELAY_S)
+        await pool.wait_ready()
         assert pool.ready == 1
     assert await _left_in(own_tmp) == []
     assert _workers_in(own_tmp) == []
@@ -262,7 +267,8 @@ async def test_a_replacement_starts_after_the_delay_while_runs_stay_open(own_tmp
         await pool.wait_ready()
         async with Sandbox("ctx", limits=SandboxLimits(), handler=handler, pool=pool) as box:
             taken = set(_workers_in(own_tmp))
-            assert await _until(lambda: pool.ready == 1, REFILL_DELAY_S + 10)
+            # Bounded generously: a nice-19 start on a loaded host takes seconds.
+            assert await _until(lambda: pool.ready == 1, REFILL_DELAY_S + 30)
             assert (await box.execute("print(context)")).stdout == "ctx\n"
             assert set(_workers_in(own_tmp)) - taken  # a second worker, while the run is open
     assert await _left_in(own_tmp) == []
