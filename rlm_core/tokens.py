@@ -311,15 +311,11 @@ def count_span_tokens(spans: Sequence[Span], n_chars: int | None = None) -> tupl
     return round((count(sample) - joins) * total / n_sampled), True
 
 
-def _slice_bounds(
-    spans: Sequence[Span], total: int, count: int, width: int
-) -> Iterator[tuple[str, int, int, bool]]:
-    """(text, lo, hi, whether it is a whole span) of ``count`` slices of about ``width``
-    characters, evenly spaced over the spans' text (all of it when that is shorter)."""
+def even_slices(spans: Sequence[Span], total: int, count: int, width: int) -> list[str]:
+    """``count`` slices of about ``width`` characters, evenly spaced over the spans' text."""
     if total <= count * width:
-        for span in spans:
-            yield span.text, span.start, span.end, True
-        return
+        return [span.materialize() for span in spans]
+    out: list[str] = []
     stride = total / count
     span_index = 0
     span_base = 0  # virtual offset of spans[span_index]
@@ -330,12 +326,8 @@ def _slice_bounds(
             span_index += 1
         span = spans[span_index]
         lo = max(span.start, span.start + target - span_base)
-        yield span.text, lo, min(span.end, lo + width), False
-
-
-def even_slices(spans: Sequence[Span], total: int, count: int, width: int) -> list[str]:
-    """``count`` slices of about ``width`` characters, evenly spaced over the spans' text."""
-    return [text[lo:hi] for text, lo, hi, _ in _slice_bounds(spans, total, count, width)]
+        out.append(span.text[lo : min(span.end, lo + width)])
+    return out
 
 
 def _token_sample(spans: Sequence[Span], total: int, count: int, width: int) -> tuple[str, int]:
@@ -376,15 +368,20 @@ def _token_sample(spans: Sequence[Span], total: int, count: int, width: int) -> 
             k += 1
             lo = max(start, start + target - span_base)
             hi = min(end, lo + width)
-            first = search(text, lo, lo + ALIGN_WINDOW)
+            first = search(text, lo, min(end, lo + ALIGN_WINDOW))
             if first is not None:
                 cut = first.start()
-                last = search(text, hi if hi > cut else cut + 1, hi + ALIGN_WINDOW)
-                if last is not None:
+                # A span's end (a message's) is a piece boundary of its own.
+                last = (
+                    None
+                    if hi >= end
+                    else search(text, max(hi, cut + 1), min(end, hi + ALIGN_WINDOW))
+                )
+                if last is not None or hi >= end:
                     if raw_before:
                         append("\n")
                         joins += 1
-                    append(text[cut : last.start()])
+                    append(text[cut : end if last is None else last.start()])
                     raw_before = False
                     continue
             if parts:
