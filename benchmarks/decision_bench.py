@@ -196,7 +196,7 @@ def _unseen_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-TOKEN_ERROR_SIZES = (1_000, 4_000, 32_000, 200_000, 1_000_000)
+TOKEN_ERROR_SIZES = (1_000, 4_000, 8_000, 32_000, 200_000, 1_000_000)
 TOKEN_ERROR_OFFSETS = (0.0, 0.5)
 
 
