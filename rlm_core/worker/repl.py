@@ -228,21 +228,17 @@ class Repl:
         def extract() -> None:
             answer["ready"] = bool(self.answer.get("ready"))
             answer["content"] = str(self.answer.get("content", ""))
-            if answer["ready"] and self.final is None:
-                self.final = answer["content"]
 
         plain = _plain_answer(self.answer) if limit is None else None
         if plain is not None:  # reading it runs no model code: no guard needed
             answer["content"], answer["ready"] = plain
-            if answer["ready"] and self.final is None:
-                self.final = answer["content"]
         elif limit is None:
-            from_code = self.final  # FINAL(...) / FINAL_VAR(...) called by this execution
             failed, limit = self._guarded(extract, cpu_s, capture)
             if failed:
-                self.final = from_code
                 answer.update(content="", ready=False)
                 error = (error or "") + "Reading answer['content'] failed:\n" + failed
+        if answer["ready"] and self.final is None:
+            self.final = answer["content"]
         return {
             "op": "done",
             "stdout": capture.value(),

@@ -277,7 +277,8 @@ class ServiceConfig:
         litellm's lowercase index of its ~4,300-entry cost map (~1.2 ms of CPU per request,
         profiled on litellm 1.108)."""
         registered: dict[str, dict[str, Any]] = {}
-        for group in dict.fromkeys(g for g in (self.direct, self.rlm_root, self.rlm_sub) if g):
+        groups = self.groups()
+        for group in groups:
             if litellm_api.context_window(group) is not None:
                 continue  # litellm knows it (e.g. a group named after its model)
             info = self.group_info(group)
@@ -289,11 +290,11 @@ class ServiceConfig:
             registered[group] = info
         if registered:
             litellm_api.register_models(registered)
-        return [name for name in registered if name in self.groups()]
+        return [name for name in registered if name in groups]
 
-    def groups(self) -> set[str]:
-        """The route groups (direct, RLM root, RLM sub-calls)."""
-        return {g for g in (self.direct, self.rlm_root, self.rlm_sub) if g}
+    def groups(self) -> tuple[str, ...]:
+        """The route groups (direct, RLM root, RLM sub-calls), each once, in that order."""
+        return tuple(dict.fromkeys(g for g in (self.direct, self.rlm_root, self.rlm_sub) if g))
 
     def group_model(self, group: str) -> str | None:
         """The model (``provider/name``) of a model_list group's first deployment."""
