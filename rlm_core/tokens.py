@@ -91,7 +91,10 @@ def count_tokens(text: str) -> int:
 # seen twice and would make the cache's memory unbounded).
 PIECE_CACHE_MAX_LEN = 64
 PIECE_CACHE_MAX_ENTRIES = 1 << 17  # learnt pieces (~20 MB); emptied back to the seed when full
-_SPACE_RUN = re.compile(" {2,}[\r\n]*")
+# Two literal spaces first (" {2,}" is the same runs): the regex engine then skips to
+# candidate runs at C speed instead of stopping at every single space. On a 49K-character
+# sample with 8K single spaces (a changelog's), 0.7 -> 0.16 ms.
+_SPACE_RUN = re.compile("  [ ]*[\r\n]*")
 # tiktoken's merge is superlinear in the length of one pre-tokenizer piece: 24K spaces take
 # ~30 ms, "a" * 24K ~12 ms. A piece longer than this is counted in chunks of this size (off
 # by at most a token per chunk), and a run of one repeated character (the slow case) from
