@@ -39,7 +39,9 @@ from rlm_router.rlm_core.frames import FrameError
 
 logger = logging.getLogger("rlm_router.rlm_core.sandbox")
 
-_WORKER = Path(__file__).with_name("worker")  # run as a directory: see worker/__main__.py
+# Run as a script, not as a directory: a directory runs through runpy, whose imports cost every
+# worker start ~2.5 ms of CPU (2-core VM, load ~2). See worker/__main__.py.
+_WORKER = Path(__file__).with_name("worker") / "__main__.py"
 _warned: set[str] = set()
 
 

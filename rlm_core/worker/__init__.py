@@ -1,7 +1,7 @@
 """The REPL worker: the program that runs inside the sandbox process (standard library only).
 
-Started by ``rlm_core.sandbox`` as ``python -I -S -B <this directory> <config-json>``
-(``__main__``). Isolated mode puts nothing but the standard library on ``sys.path``, so these
+Started by ``rlm_core.launch`` as ``python -I -S -B <this directory>/__main__.py
+<config-json>``. Isolated mode puts nothing but the standard library on ``sys.path``, so these
 modules import nothing outside the standard library and this package; the host imports
 ``framing`` from here too, so both ends share one definition of the frame format.
 

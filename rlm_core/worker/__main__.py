@@ -1,23 +1,27 @@
 """Entry point of the worker process: lock down, load the context, serve the host's requests.
 
-Run as ``python -I -S -B <rlm_core/worker> <config-json>``. Python puts this directory first
-on ``sys.path``; it is replaced by bare ``rlm_router`` and ``rlm_router.rlm_core`` package
-objects, the second pointing at the parent directory, so the worker's modules import under
-their real names (the host imports ``rlm_router.rlm_core.worker.framing`` too) without running
-the packages' ``__init__`` (which needs litellm).
+Run as ``python -I -S -B <rlm_core/worker/__main__.py> <config-json>``. Python puts this
+directory first on ``sys.path``; it is replaced by bare ``rlm_router`` and
+``rlm_router.rlm_core`` package objects, the second pointing at the parent directory, so the
+worker's modules import under their real names (the host imports
+``rlm_router.rlm_core.worker.framing`` too) without running the packages' ``__init__`` (which
+needs litellm).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+# Not ``signal``, ``json``, ``typing`` or ``contextlib`` here and in the modules below, nor
+# ``traceback``/``linecache`` before they are needed (repl._Source): signal builds enums,
+# json compiles regular expressions, and with re, enum, tokenize and collections, which
+# they import, they cost every worker start ~25 ms of CPU (2-core VM, load ~2). ``_signal``
+# is the C module that ``signal`` wraps in enums; ``cjson`` is json's own C scanner and
+# encoder.
+import _signal  # type: ignore[import-not-found]  # (no stubs)
 import os
 import resource
-import signal
 import sys
 import time
 import types
-from typing import Any
 
 if __package__ in (None, ""):  # started from its directory, not imported
     # Bare package objects, so the worker's modules import under their real names without
@@ -31,19 +35,24 @@ if __package__ in (None, ""):  # started from its directory, not imported
     sys.modules.setdefault("rlm_router.rlm_core", _core)
     del sys.path[0]
 
+from rlm_router.rlm_core.worker import cjson
 from rlm_router.rlm_core.worker.framing import Channel, FrameTooBig
 from rlm_router.rlm_core.worker.lockdown import lockdown
 from rlm_router.rlm_core.worker.repl import Repl, load_context, on_xcpu
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def main() -> None:
     started = time.perf_counter()
-    config: dict[str, Any] = json.loads(sys.argv[1])
+    config: dict[str, Any] = cjson.loads(sys.argv[1])  # type: ignore[assignment]
     os.chdir(config["scratch"])
     report = lockdown(config)
     limits = config["limits"]
     channel = Channel(limits["max_frame_bytes"])
-    signal.signal(signal.SIGXCPU, on_xcpu)
+    _signal.signal(_signal.SIGXCPU, on_xcpu)
     kind = config["context_kind"]
     if kind is None:
         # Pre-started (rlm_core.pool): locked down before the context exists. Say so, then
@@ -102,8 +111,10 @@ def _kill_leftovers() -> None:
         os.waitpid(-1, os.WNOHANG)  # reaps one that exited already; the loop below the rest
     except ChildProcessError:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(-1, signal.SIGKILL)
+    try:  # noqa: SIM105 (no contextlib, for the start-up time: see the imports)
+        os.kill(-1, _signal.SIGKILL)
+    except ProcessLookupError:  # they exited meanwhile: the loop below reaps them
+        pass
     while True:
         try:
             os.waitpid(-1, 0)

@@ -6,11 +6,15 @@ A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
-import threading
-from typing import Any
+from _thread import allocate_lock
+
+from rlm_router.rlm_core.worker import cjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs a worker start ~3 ms of imports (it pulls in re)
+    from typing import Any
 
 HEADER = struct.Struct(">I")
 
@@ -36,7 +40,7 @@ class Channel:
         for fd in (0, 1, 2):  # model code writing to fd 1/2 must not corrupt the channel
             os.dup2(devnull, fd)
         os.close(devnull)
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()  # threading's Lock, without importing threading
         self._next_id = 0
 
     def _read_exact(self, n: int) -> bytes:
@@ -51,11 +55,13 @@ class Channel:
 
     def recv(self) -> dict[str, Any]:
         (size,) = HEADER.unpack(self._read_exact(HEADER.size))
-        message: dict[str, Any] = json.loads(self._read_exact(size))
+        message = cjson.loads(self._read_exact(size).decode("utf-8", "surrogatepass"))
+        if not isinstance(message, dict):
+            raise ValueError(f"a frame from the host is not a JSON object: {message!r:.100}")
         return message
 
     def send(self, message: dict[str, Any]) -> None:
-        body = json.dumps(message, default=str).encode("utf-8", "surrogatepass")
+        body = cjson.dumps(message, default=str).encode("utf-8", "surrogatepass")
         if len(body) > self.max_bytes:
             raise FrameTooBig(
                 f"the message to the host is {len(body):,} bytes, above the limit of "

@@ -7,13 +7,15 @@ uid with no capabilities. Returns a report of what held; the host logs what did 
 
 from __future__ import annotations
 
-import contextlib
+import _signal  # type: ignore[import-not-found]  # not signal: see __main__
 import ctypes
 import os
 import resource
-import signal
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # No capability survives the uid drop (CAP_DAC_READ_SEARCH would allow open_by_handle_at, a
 # way around path rules). Where the interpreter's directory is closed to the unprivileged uid
@@ -304,8 +306,10 @@ def _readable_by_others(path: str) -> bool:
 
 def _set_limits(limits: dict[str, Any], per_sandbox_pids: bool) -> None:
     def cap(kind: int, value: int) -> None:
-        with contextlib.suppress(ValueError, OSError):
+        try:  # noqa: SIM105 (no contextlib: see __main__)
             resource.setrlimit(kind, (value, value))
+        except (ValueError, OSError):  # above the hard limit: the host's own limit holds
+            pass
 
     if limits["memory_bytes"] is not None:  # None: set once the context is known (pool)
         cap(resource.RLIMIT_AS, limits["memory_bytes"])
@@ -323,7 +327,7 @@ def _enter_pid_namespace(host_pid: int, report: dict[str, Any]) -> None:
     """Become PID 1 of a fresh PID namespace, so that killing this process kills everything
     model code started (even processes that left the process group). The original process
     stays behind as a stub that waits and mirrors the exit status."""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _libc.prctl(_PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
     if os.getppid() != host_pid:
         os._exit(0)
     if os.geteuid() != 0 or _libc.unshare(_CLONE_NEWPID) != 0:
@@ -369,8 +373,10 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
         else:
             report["import_path"] = "preloaded"
             for name in _PRELOAD:
-                with contextlib.suppress(ImportError):
+                try:  # noqa: SIM105 (no contextlib: see __main__)
                     __import__(name)
+                except ImportError:
+                    pass
     _drop_privileges(config["uid"], config["gid"], report)
     if held:
         _libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # the uid change made /proc/self root-only
@@ -379,7 +385,7 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
         report["warnings"].append("worker runs as root without Landlock: files are not protected")
     _seccomp(report["network"] != "namespace", report)
     # Credential changes clear the death signal: arm it again for this process.
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _libc.prctl(_PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
     if not report["pid_namespace"] and os.getppid() != config["host_pid"]:
         os._exit(0)  # the host died before the death signal was armed
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import tempfile
@@ -49,6 +50,51 @@ async def test_exceptions_come_back_as_a_traceback_of_the_model_code(sandbox: Sa
     syntax = await sandbox.execute("def broken(:\n  pass")
     assert syntax.error is not None and "SyntaxError" in syntax.error
     assert (await sandbox.execute("print(x)")).stdout == "1\n"
+
+
+async def test_model_code_tracebacks_show_their_lines_from_the_first_execution(
+    sandbox: Sandbox,
+) -> None:
+    # The worker imports linecache only when something needs it; model code that formats
+    # its own traceback, or warns, in the worker's first execution still gets its lines.
+    result = await sandbox.execute(
+        "import traceback, warnings\nwarnings.warn('careful')\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError:\n    traceback.print_exc()"
+    )
+    assert result.error is None
+    assert "warnings.warn('careful')" in result.stdout and "    1 / 0\n" in result.stdout
+
+
+async def test_the_worker_starts_without_heavy_imports(sandbox: Sandbox) -> None:
+    # Each of these cost every worker start milliseconds of CPU (see worker/__main__.py).
+    result = await sandbox.execute("import sys\nprint(sorted(sys.modules))")
+    loaded = set(result.stdout.strip()[1:-1].replace("'", "").split(", "))
+    assert "rlm_router.rlm_core.worker.repl" in loaded
+    heavy = {"re", "enum", "json", "typing", "contextlib", "traceback", "linecache", "signal"}
+    assert not heavy & loaded, heavy & loaded
+    assert "runpy" not in loaded and "threading" not in loaded
+
+
+def test_the_workers_json_is_the_json_modules() -> None:
+    from rlm_router.rlm_core.worker import cjson
+
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque"
+
+    message = {
+        "op": "done", "stdout": "caf\u00e9 \u2028 \ud800 \x00 \"q\" \\",
+        "n": [1, -0.0, 1e300, 2**70],
+        "special": [float("nan"), float("inf")], "flags": [True, False, None], "obj": Opaque(),
+        "nested": {"a": [{}, []]},
+    }  # fmt: skip
+    text = cjson.dumps(message, default=str)
+    assert text == json.dumps(message, default=str)
+    assert repr(cjson.loads(text)) == repr(json.loads(text))
+    assert cjson.loads(' \n{"a": [1, 2.5, "x"]}\t') == {"a": [1, 2.5, "x"]}
+    for broken in ("", "[1, 2", '{"a": 1} x', "{'a': 1}"):
+        with pytest.raises(ValueError):
+            cjson.loads(broken)
 
 
 async def test_sub_calls_travel_over_the_pipe(sandbox: Sandbox) -> None:
