@@ -34,6 +34,24 @@ if __package__ in (None, ""):  # started from its directory, not imported
     sys.modules.setdefault("rlm_router", _top)
     sys.modules.setdefault("rlm_router.rlm_core", _core)
     del sys.path[0]
+    _code_fd = os.environ.pop("RLM_WORKER_CODE_FD", None)
+    if _code_fd is not None:
+        # The host's compiled copy of the modules below (rlm_core.launch.compiled_worker_fd):
+        # executed as those modules instead of compiling their source at every start.
+        import marshal
+
+        import rlm_router.rlm_core.worker as _package
+
+        _fd = int(_code_fd)  # shared with every worker: read at offset 0, not the file's
+        _compiled = marshal.loads(os.pread(_fd, os.fstat(_fd).st_size, 0))
+        os.close(_fd)
+        for _name, _path, _code in _compiled:
+            _module = types.ModuleType(f"{_package.__name__}.{_name}")
+            _module.__file__ = _path
+            _module.__package__ = _package.__name__
+            sys.modules[_module.__name__] = _module
+            setattr(_package, _name, _module)
+            exec(_code, _module.__dict__)
 
 from rlm_router.rlm_core.worker import cjson
 from rlm_router.rlm_core.worker.framing import Channel, FrameTooBig

@@ -75,6 +75,27 @@ async def test_the_worker_starts_without_heavy_imports(sandbox: Sandbox) -> None
     assert "runpy" not in loaded and "threading" not in loaded
 
 
+async def test_the_compiled_worker_code_cannot_be_changed(sandbox: Sandbox) -> None:
+    # Every worker of this process runs the code in this descriptor (compiled once).
+    import fcntl
+
+    from rlm_router.rlm_core.launch import compiled_worker_fd
+
+    fd = compiled_worker_fd()
+    assert fd is not None and compiled_worker_fd() == fd
+    seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL
+    with pytest.raises(PermissionError):
+        os.pwrite(fd, b"print('replaced')", 0)
+    with pytest.raises(PermissionError):
+        os.ftruncate(fd, 0)
+    # The worker ran it: its modules come from no file of their own.
+    result = await sandbox.execute(
+        "import sys\nprint(sys.modules['rlm_router.rlm_core.worker.repl'].__spec__)"
+    )
+    assert result.stdout == "None\n"
+
+
 def test_the_workers_json_is_the_json_modules() -> None:
     from rlm_router.rlm_core.worker import cjson
 
