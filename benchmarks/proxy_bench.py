@@ -15,9 +15,12 @@ Targets (issue 13) at 50 and 200 clients: CPU per request <= 1.15x the bare prox
 1.5x, throughput >= 0.9x.
 
 Usage: ``python -m benchmarks.proxy_bench [--levels 1,8,50,200] [--rounds 3] [--requests 400]
-[--baseline DIR]`` prints a table and writes JSON to ``out/proxy_bench.json``. ``--baseline``
-adds a third proxy running the plugin from another source tree (``PYTHONPATH=DIR``, e.g. a git
-worktree of an earlier commit), in the same rounds: before and after a change in one run.
+[--baseline DIR ...]`` prints a table and writes JSON to ``out/proxy_bench.json``. Each
+``--baseline`` adds a proxy running the plugin from another source tree (``PYTHONPATH=DIR``, e.g.
+a git worktree of an earlier commit), in the same rounds: before and after a change in one run.
+The first is named ``baseline``, further ones ``baseline2``, ``baseline3``, ... Each tree's
+proxy config comes from that tree's own ``benchmarks.proxy_bench.plugin_config``, so a tree from
+before the ``rlm_router`` package (top-level ``router``, its own config keys) runs as it was.
 """
 
 from __future__ import annotations
@@ -225,6 +228,34 @@ def plugin_config(base_url: str, *, policy: str | None = None) -> dict[str, Any]
     return ServiceConfig.from_mapping(data, path=None).proxy_config()
 
 
+def tree_plugin_config(tree: Path, base_url: str) -> dict[str, Any]:
+    """``plugin_config(base_url)`` as the source tree ``tree`` writes it, from its own code."""
+    script = (
+        "import json, sys\n"
+        "from benchmarks.proxy_bench import plugin_config\n"
+        "print(json.dumps(plugin_config(sys.argv[1])))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, base_url],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    config: dict[str, Any] = json.loads(out)
+    return config
+
+
+def baseline_names(count: int) -> list[str]:
+    """``baseline``, ``baseline2``, ``baseline3``, ... for ``count`` baseline trees."""
+    return ["baseline" if i == 0 else f"baseline{i + 1}" for i in range(count)]
+
+
+def _is_baseline(name: str) -> bool:
+    return name.startswith("baseline")
+
+
 @dataclass
 class Measurement:
     """One proxy at one concurrency level, over all its rounds."""
@@ -349,14 +380,14 @@ def summarize(results: dict[int, dict[str, Measurement]]) -> dict[str, Any]:
             **ratios,
             "meets_targets": meets if level in _GATED_LEVELS else None,
         }
-        if "baseline" in rows:
-            levels[str(level)]["baseline"] = _ratios(rows["baseline"], rows["bare"])
+        for name in filter(_is_baseline, rows):
+            levels[str(level)][name] = _ratios(rows[name], rows["bare"])
     return {"levels": levels, "targets": TARGETS, "gated_levels": list(_GATED_LEVELS)}
 
 
 def render(summary: dict[str, Any]) -> str:
     header = (
-        f"{'clients':>7} {'proxy':<8} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
+        f"{'clients':>7} {'proxy':<9} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'CPU ms/req':>10}   {'thr. x':>6} {'p99 x':>6} {'CPU x':>6} {'targets':>8}"
     )
     lines = [header]
@@ -374,7 +405,7 @@ def render(summary: dict[str, Any]) -> str:
                     verdict,
                 )
             lines.append(
-                f"{level:>7} {name:<8} {row['requests']:>8} {row['errors']:>6} "
+                f"{level:>7} {name:<9} {row['requests']:>8} {row['errors']:>6} "
                 f"{row['throughput_rps']:>8.1f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
                 f"{row['cpu_ms_per_request']:>10.2f}   {ratios[0]:>6} {ratios[1]:>6} "
                 f"{ratios[2]:>6} {ratios[3]:>8}"
@@ -453,7 +484,11 @@ class SimProcess:
 
 
 def run(
-    levels: list[int], requests: int, rounds: int, out: Path, baseline: Path | None = None
+    levels: list[int],
+    requests: int,
+    rounds: int,
+    out: Path,
+    baselines: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     with SimProcess() as sim, contextlib.ExitStack() as stack:
         bare_config = {"model_list": sim_model_list(sim.base_url)}
@@ -465,11 +500,13 @@ def run(
             Target("bare", f"{bare.base_url}/v1/chat/completions", "sim-large", bare),
             Target("plugin", f"{routed.base_url}/v1/chat/completions", "auto", routed),
         ]
-        if baseline is not None:
-            env = {**traces, "PYTHONPATH": str(baseline.resolve())}
-            before = stack.enter_context(ProxyProcess(plugin, env=env))
+        for name, tree in zip(baseline_names(len(baselines)), baselines, strict=True):
+            tree = tree.resolve()
+            env = {**traces, "PYTHONPATH": str(tree)}
+            config = tree_plugin_config(tree, sim.base_url)
+            before = stack.enter_context(ProxyProcess(config, env=env))
             url = f"{before.base_url}/v1/chat/completions"
-            targets.append(Target("baseline", url, "auto", before))
+            targets.append(Target(name, url, "auto", before))
         asyncio.run(measure(targets, levels=[8], requests=100, rounds=1))  # warm-up
         results = asyncio.run(measure(targets, levels=levels, requests=requests, rounds=rounds))
     summary = summarize(results)
@@ -489,15 +526,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline",
         type=Path,
-        default=None,
-        help="also run the plugin from this source tree (PYTHONPATH), e.g. an older worktree",
+        action="append",
+        default=[],
+        help="also run the plugin from this source tree (PYTHONPATH), e.g. an older worktree;"
+        " repeatable",
     )
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    if args.baseline is not None and not (args.baseline / "rlm_router").is_dir():
-        parser.error(f"--baseline {args.baseline}: no rlm_router package there")
-    summary = run(levels, args.requests, args.rounds, args.out, args.baseline)
+    for tree in args.baseline:
+        if not ((tree / "rlm_router").is_dir() or (tree / "router" / "plugin").is_dir()):
+            parser.error(f"--baseline {tree}: no rlm_router package there (nor router/plugin)")
+    summary = run(levels, args.requests, args.rounds, args.out, tuple(args.baseline))
     print(render(summary))
+    for name, tree in zip(baseline_names(len(args.baseline)), args.baseline, strict=True):
+        print(f"{name}: the plugin from {tree}")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
