@@ -71,6 +71,21 @@ def test_unseen_words_are_counted_in_one_call_and_learnt_exactly() -> None:
     assert counter.count(words) == count_tokens(words)
 
 
+def test_a_texts_first_piece_is_counted_once_then_cached() -> None:
+    calls: list[str] = []
+
+    def encode(text: str) -> list[int]:
+        calls.append(text)
+        return encoding().encode_ordinary(text)
+
+    counter = WordCounter(encode, space_first_tokens())
+    texts = ["Summarize the report", "Summarize: the report", "\nSummarize the report"]
+    for text in texts + texts:
+        assert counter.count(text) == count_tokens(text)
+    leading = [text for text in calls if not text.startswith(" ")]
+    assert sorted(leading) == sorted({"Summarize", "Summarize:", "\nSummarize"})
+
+
 @pytest.mark.parametrize(
     "pieces",
     [
