@@ -49,8 +49,15 @@ def encode_spans_line(spans: Sequence[ReadableSpan]) -> str:
     fifth of the CPU, which matters because export shares the GIL with the request path.
     """
     grouped: dict[Any, dict[Any, list[dict[str, Any]]]] = {}
+    # A Resource hashes by JSON-dumping its attributes (~0.035 ms per span in the proxy at
+    # 50 clients, py-spy), and a batch's spans share one Resource object: hash each distinct
+    # object once. Equal but distinct Resources still land in one group.
+    by_object: dict[int, dict[Any, list[dict[str, Any]]]] = {}
     for span in spans:
-        scopes = grouped.setdefault(span.resource, {})
+        resource = span.resource
+        scopes = by_object.get(id(resource))
+        if scopes is None:
+            scopes = by_object[id(resource)] = grouped.setdefault(resource, {})
         scopes.setdefault(span.instrumentation_scope, []).append(_span_json(span))
     resource_spans = []
     for resource, scopes in grouped.items():
