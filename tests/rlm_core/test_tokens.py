@@ -116,6 +116,35 @@ def test_the_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert PIECE_CACHE_MAX_ENTRIES >= 1 << 16
 
 
+def test_a_document_sent_again_is_counted_without_tiktoken() -> None:
+    """Pieces up to 256 characters are learnt (a man page's rules and URLs are 65-256), so
+    the next turn of a chat about the same document costs dict lookups only."""
+    calls: list[str] = []
+
+    def encode(text: str) -> list[int]:
+        calls.append(text)
+        return encoding().encode_ordinary(text)
+
+    counter = WordCounter(encode, space_first_tokens())
+    text = fit("man_en", 4_000)
+    assert max(map(len, text.split(" "))) > 64
+    first = counter.count(text)
+    calls.clear()
+    assert counter.count(text) == first == count_tokens(text)
+    assert calls == []
+
+
+def test_the_cache_holds_a_bounded_number_of_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert tokens.PIECE_CACHE_MAX_CHARS >= 1 << 20  # the shipped bound, before the test's
+    monkeypatch.setattr(tokens, "PIECE_CACHE_MAX_CHARS", 10_000)
+    counter = _fresh()
+    seeded = counter.cached_pieces
+    for i in range(100):
+        text = " ".join(f"{i}-{j}-" + "ab/" * 60 for j in range(8))  # pieces of ~185 chars
+        assert counter.count(text) == count_tokens(text)
+        assert (counter.cached_pieces - seeded) * 185 <= 10_000 + 8 * 200
+
+
 def test_long_pieces_are_not_cached() -> None:
     text = "x" + "漢" * 5000 + " " + "y" * 3000
     counter = _fresh()
