@@ -19,7 +19,7 @@ call, and every one of them is learnt from it: the tokens that start with a spac
 piece. A piece over ``LONG_PIECE`` characters is counted in chunks (tiktoken is superlinear
 on one long piece), within a token per chunk.
 
-Samples are cut at the same single spaces (``_token_sample``), so their count is the count
+Samples are cut at the same single spaces (``token_sample``), so their count is the count
 their characters have in place.
 """
 
@@ -30,9 +30,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import compress, repeat
 from operator import is_, sub
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from rlm_router.rlm_core.env import apply_offline_defaults
+from rlm_router.rlm_core.token_sample import ALIGN_WINDOW, Span, aligned_sample, slice_targets
 
 if TYPE_CHECKING:
     import tiktoken
@@ -44,31 +45,23 @@ ENCODING_NAME = "o200k_base"
 # them are new (this machine's tiktoken), 2-4 ms at the limit: under 1% of a direct call on
 # 8K tokens (over a second).
 EXACT_MAX_CHARS = 36_864
-# Above that, an eighth of the text (16K-48K characters) in up to 192 evenly spaced slices.
-# On 19 real sources x 2 offsets (benchmarks/decision_bench.py) the estimate's rms error is
-# 1.6% at 32K tokens, 1.0% at 200K and 1.2% at 1M, unbiased; single texts are off by up to
-# 3.8% (dpkg's database, man pages, code). That is sampling error, not bias: 128-character
-# slices of those texts differ by ~30% in tokens per character, and 128-192 of them leave
-# ~2% of standard error. Three times the sample would bring the worst to ~1.7% at 32K
-# (simulated on the same texts) at three times the cost, over the 1 ms the decision has there.
+# Above that, an eighth of the text (16K-64K characters) in slices of 128 characters, one
+# per stratum (``token_sample``). Tokens per character differ by ~30% between 128-character
+# slices of real text (dpkg's database, man pages, code), so the error is sampling error, not
+# bias, and falls with the characters counted. On 19 real sources x 4 offsets, rms error /
+# worst text, with 48K characters counted at most (before) and 64K:
+#   32K tokens (16K counted either way): 1.5-1.6% / 3.9-4.3%
+#   200K:                                1.0% / 3.2%  ->  0.9% / 2.6%
+#   1M:                                  1.2% / 5.3%  ->  0.9% / 2.4%
+# and ~0.5% / 1.5-2.1% with 128K counted. But a count costs ~100 ns per piece between spaces
+# once the sample's pieces are cached (the lookups miss the CPU caches: ~13-18 ns per
+# character), so 128K characters took ~6.5 ms of a 1M-token decision, over the 5 ms it has;
+# 64K take ~2 ms. At 32K tokens the decision has 1 ms and ~0.3 ms of it left.
 SAMPLE_BUDGET_MIN = 16_384
 SAMPLE_BUDGET_DIVISOR = 8
-SAMPLE_BUDGET_MAX = 49_152
-SAMPLE_COUNT = 192
-SAMPLE_MIN_WIDTH = 128
-
-
-class Span(Protocol):
-    """``text[start:end]`` without the copy (``router.request.TextSpan`` is one)."""
-
-    @property
-    def text(self) -> str: ...
-    @property
-    def start(self) -> int: ...
-    @property
-    def end(self) -> int: ...
-    def __len__(self) -> int: ...
-    def materialize(self) -> str: ...
+SAMPLE_BUDGET_MAX = 65_536
+SAMPLE_WIDTH = 128
+SAMPLE_JITTER = 1.0
 
 
 @lru_cache(maxsize=1)
@@ -355,8 +348,13 @@ def count_span_tokens(spans: Sequence[Span], n_chars: int | None = None) -> tupl
     if total <= EXACT_MAX_CHARS:
         return sum(count(span.materialize()) for span in spans), False
     budget = min(SAMPLE_BUDGET_MAX, max(SAMPLE_BUDGET_MIN, total // SAMPLE_BUDGET_DIVISOR))
-    n_slices = min(SAMPLE_COUNT, max(1, budget // SAMPLE_MIN_WIDTH))
-    sample, joins = _token_sample(spans, total, n_slices, budget // n_slices)
+    n_slices = budget // SAMPLE_WIDTH
+    if total <= n_slices * (SAMPLE_WIDTH + ALIGN_WINDOW):  # slices would overlap
+        sample = "\n".join(span.materialize() for span in spans)
+        joins = len(spans) - 1
+    else:
+        targets = slice_targets(total, n_slices, SAMPLE_WIDTH, SAMPLE_JITTER)
+        sample, joins = aligned_sample(spans, targets, SAMPLE_WIDTH)
     n_sampled = len(sample) - joins
     if n_sampled <= 0:
         return 0, True
@@ -380,75 +378,3 @@ def even_slices(spans: Sequence[Span], total: int, count: int, width: int) -> li
         lo = max(span.start, span.start + target - span_base)
         out.append(span.text[lo : min(span.end, lo + width)])
     return out
-
-
-def _token_sample(spans: Sequence[Span], total: int, count: int, width: int) -> tuple[str, int]:
-    """Evenly spaced slices joined into one text whose count is the sum of the counts the
-    slices' characters have in place, and how many separator characters the join added.
-
-    Both edges of a slice move forward to the next single space between two non-space
-    characters (the slice starts with one and ends before one): o200k starts a piece there,
-    so the joined slices are cut into exactly the pieces they have in the text, and one count
-    (one tiktoken call for the unseen words) is their sum. Moving both edges the same way
-    keeps the sample fair: a stretch between two such spaces is in a slice exactly when it
-    starts inside the slice's nominal span, whatever its length. (Moving each edge inwards,
-    as an earlier version did, kept long stretches out: indentation and blank lines, cheap in
-    tokens, so code and JSON read 3-6% long.) A slice with no such space near an edge (CJK
-    text, base64) is cut where it falls and joined to its neighbours with a line break, a
-    token of its own that is taken off again.
-    """
-    if total <= count * width:
-        return "\n".join(span.materialize() for span in spans), max(0, len(spans) - 1)
-    # One loop, no generator: this runs per request, 128-192 times (~0.7 us a slice).
-    search = _SINGLE_SPACE.search
-    parts: list[str] = []
-    append = parts.append
-    joins = 0
-    raw_before = False
-    stride = total / count
-    offset = (stride - width) / 2
-    k = 0
-    span_base = 0  # virtual offset of the span
-    last_span = len(spans) - 1
-    for index, span in enumerate(spans):
-        text, start, end = span.text, span.start, span.end
-        span_stop = span_base + (end - start)
-        while k < count:
-            target = int(k * stride + offset)
-            if target >= span_stop and index < last_span:
-                break
-            k += 1
-            lo = max(start, start + target - span_base)
-            hi = min(end, lo + width)
-            first = search(text, lo, min(end, lo + ALIGN_WINDOW))
-            if first is not None:
-                cut = first.start()
-                # A span's end (a message's) is a piece boundary of its own.
-                last = (
-                    None
-                    if hi >= end
-                    else search(text, max(hi, cut + 1), min(end, hi + ALIGN_WINDOW))
-                )
-                if last is not None or hi >= end:
-                    if raw_before:
-                        append("\n")
-                        joins += 1
-                    append(text[cut : end if last is None else last.start()])
-                    raw_before = False
-                    continue
-            if parts:
-                append("\n")
-                joins += 1
-            append(text[lo:hi])
-            raw_before = True
-        span_base = span_stop
-    return "".join(parts), joins
-
-
-# A space between two non-space characters. The literal space first lets the regex engine
-# skip to candidate spaces at C speed; the look-behind sees characters before ``pos``.
-_SINGLE_SPACE = re.compile(r" (?<=\S )(?=\S)")
-# How far a slice's edge moves to reach one (prose has one every ~6 characters, code and JSON
-# every ~10-20); at most the gap between two slices (a slice is SAMPLE_MIN_WIDTH or longer,
-# the stride 1.5x that or more), so slices never overlap.
-ALIGN_WINDOW = 64

@@ -188,37 +188,3 @@ def test_long_single_pieces_are_counted_within_half_a_percent(text: str) -> None
     """One long pre-tokenizer piece (tiktoken's slow case) is counted in chunks."""
     n = _fresh().count(text)
     assert abs(n - count_tokens(text)) <= max(2, 0.005 * count_tokens(text))
-
-
-class _Part:
-    """A span over part of a string, as the router's message spans are."""
-
-    def __init__(self, text: str, start: int, end: int) -> None:
-        self.text, self.start, self.end = text, start, end
-
-    def __len__(self) -> int:
-        return self.end - self.start
-
-    def materialize(self) -> str:
-        return self.text[self.start : self.end]
-
-
-def test_a_sample_reads_only_its_spans() -> None:
-    """Slices stop at a span's end even where it is not a space (no look past the message)."""
-    words = fit("changelogs", 20_000)
-    wall = "漢字 " * 150  # words of another script, where the spans end
-    text = ""
-    spans = []
-    for i in range(0, len(words), 9_001):  # spans that end mid-word, right before the wall
-        chunk = words[i : i + 9_001]
-        spans.append(_Part(text + chunk + wall, len(text), len(text) + len(chunk)))
-        text += chunk + wall
-    spans = [_Part(text, span.start, span.end) for span in spans]
-    total = sum(map(len, spans))
-    for count, width in ((128, 128), (192, 256)):
-        sample, _ = tokens._token_sample(spans, total, count, width)
-        assert "漢" not in sample
-    estimate, sampled = tokens.count_span_tokens(spans)
-    assert sampled
-    exact = sum(count_tokens(span.materialize()) for span in spans)
-    assert abs(estimate / exact - 1) < 0.03
