@@ -19,7 +19,6 @@ characters each slice can reach), not with a regex search per slice: a Python lo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -64,14 +63,13 @@ def slice_targets(total: int, count: int, width: int, jitter: float) -> NDArray[
     return (k * stride + where * (stride - width)).astype(np.int64)
 
 
-@lru_cache(maxsize=1)
-def _whitespace() -> NDArray[np.bool_]:
-    return np.array([chr(c).isspace() for c in range(_LAST_TABLED + 1)], dtype=np.bool_)
+# str.isspace() per code point up to the last one it holds for (~1 ms to build, at import:
+# not in the first long request's decision).
+_WHITESPACE = np.array([chr(c).isspace() for c in range(_LAST_TABLED + 1)], dtype=np.bool_)
 
 
 def _is_space(codes: NDArray[np.uint32]) -> NDArray[np.bool_]:
-    table = _whitespace()
-    return table[np.minimum(codes, _LAST_TABLED)] & (codes <= _LAST_TABLED)
+    return _WHITESPACE[np.minimum(codes, _LAST_TABLED)] & (codes <= _LAST_TABLED)
 
 
 def aligned_sample(
