@@ -109,7 +109,9 @@ def _child(iterations: int, runs: int) -> dict[str, Any]:
 
 
 def _measure(tree: Path, iterations: int, runs: int, python: str) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    # Offline, as each tree's engine_bench would set it, but before litellm is imported here
+    # (without it the import tries a network fetch of the cost map: +5 s).
+    env = {**os.environ, "PYTHONPATH": str(tree), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     args = [python, __file__, "--child", str(iterations), str(runs)]
     done = subprocess.run(args, cwd=tree, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
