@@ -3,8 +3,8 @@
 A ``Workspace`` is what the host prepares for one sandbox: the scratch directory (the worker's
 only writable place), a private directory outside it that the worker's uid cannot enter (the
 context file, handed over as a read-only descriptor so model code cannot delete or rewrite it
-for later restarts), the spill file that keeps output printed before a wall-time kill (a memfd:
-no filesystem, so the per-execution truncation is not a journal operation), and the per-sandbox
+for later restarts), the spill file that keeps output printed before a wall-time kill (a memfd
+the worker maps: ``rlm_core.worker.spill``), and the per-sandbox
 cgroup. ``launch`` starts a worker in it and ``await_ready`` reads the worker's
 report of what confinement held, refusing a weaker sandbox than the limits accept.
 
@@ -40,6 +40,7 @@ from rlm_router.rlm_core import frames
 from rlm_router.rlm_core.containment import SandboxCgroup
 from rlm_router.rlm_core.errors import SandboxError
 from rlm_router.rlm_core.frames import FrameError
+from rlm_router.rlm_core.worker import spill
 
 logger = logging.getLogger("rlm_router.rlm_core.sandbox")
 
@@ -156,6 +157,7 @@ class Workspace:
             spill_fd = os.memfd_create("rlm-spill", os.MFD_CLOEXEC)
         except (AttributeError, OSError):  # no memfd (kernel < 3.17)
             spill_fd = os.open(private / "stdout", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.ftruncate(spill_fd, spill.size(limits.output_bytes))  # mapped by the worker
         cgroup = None
         if limits.cgroups:
             cgroup = SandboxCgroup.create(
@@ -346,7 +348,7 @@ class _ReadProtocol(asyncio.StreamReaderProtocol):
 
 # The worker's modules, compiled once per host process (see compiled_worker_fd); in the order
 # they import each other.
-_WORKER_MODULES = ("cjson", "framing", "lockdown", "repl")
+_WORKER_MODULES = ("cjson", "framing", "spill", "lockdown", "repl")
 _compiled: list[int] = []  # the sealed descriptor, once made
 _compiling = threading.Lock()
 

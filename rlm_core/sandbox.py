@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from rlm_router.rlm_core.launch import (
     launch,
     write_context,
 )
+from rlm_router.rlm_core.worker import spill
 from rlm_router.rlm_core.worker.framing import HEADER as _HEADER
 
 if TYPE_CHECKING:
@@ -271,9 +271,7 @@ class Sandbox:
         """What the execution printed before it was killed (the worker writes it through)."""
         if self._ws is None or self._ws.spill_fd < 0:
             return ""
-        cap = self._limits.output_bytes
-        data = os.pread(self._ws.spill_fd, 4 * cap, 0)  # up to 4 UTF-8 bytes per kept character
-        return data.decode("utf-8", "replace")[:cap]
+        return spill.read(self._ws.spill_fd, self._limits.output_bytes)
 
     async def _misbehaved(self, why: str, started: float, subcall_s: float) -> ExecutionResult:
         """Restart a worker that broke the protocol; past the allowance, end the node."""

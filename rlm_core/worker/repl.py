@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import io
 import itertools
 import math
@@ -13,6 +12,7 @@ import sys
 
 from rlm_router.rlm_core.worker import cjson
 from rlm_router.rlm_core.worker.framing import Channel, FrameTooBig
+from rlm_router.rlm_core.worker.spill import Spill
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # not typing, json, contextlib or traceback at start-up: see __main__
@@ -28,7 +28,7 @@ class _Capture(io.TextIOBase):
     scratch, so output printed before a wall-time kill survives the kill.
     """
 
-    def __init__(self, cap: int, spill: _Spill | None = None) -> None:
+    def __init__(self, cap: int, spill: Spill | None = None) -> None:
         self.cap = cap
         self.parts: list[str] = []
         self.kept = 0
@@ -51,36 +51,6 @@ class _Capture(io.TextIOBase):
 
     def value(self) -> str:
         return "".join(self.parts)
-
-
-class _Spill:
-    """The spill file: appended to while an execution prints, emptied after its reply.
-
-    Emptied after the reply is sent, not before the next execution, so that the truncation
-    (a journal operation on ext4) overlaps the host's work instead of delaying the answer;
-    the worker reads the next request only after it, so an execution always starts empty.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_APPEND)  # no seek after a truncation
-        self.dirty = True  # a worker restarted after a kill finds the killed one's output
-
-    def write(self, text: str) -> None:
-        self.dirty = True
-        try:  # noqa: SIM105 (no contextlib: see __main__)
-            os.write(self.fd, text.encode("utf-8", "replace"))
-        except OSError:  # only the copy kept for a kill is lost
-            pass
-
-    def clear(self) -> None:
-        if self.dirty:
-            self.dirty = False
-            try:  # noqa: SIM105 (no contextlib: see __main__)
-                os.ftruncate(self.fd, 0)
-            except OSError:
-                pass
 
 
 _RECURSION_LIMIT = sys.getrecursionlimit()
@@ -108,9 +78,7 @@ class Repl:
     ) -> None:
         self.channel = channel
         self.limits = limits
-        self.spill = _Spill(spill_fd) if spill_fd is not None else None
-        if self.spill is not None:
-            self.spill.clear()
+        self.spill = Spill(spill_fd) if spill_fd is not None else None
         self.main_pid = os.getpid()
         self.final: str | None = None
         self.answer: dict[str, Any] = {"content": "", "ready": False}

@@ -165,6 +165,22 @@ async def test_what_a_killed_execution_printed_is_its_own_output_only(
         assert (await sandbox.execute("print(context)")).stdout == "ctx\n"
 
 
+async def test_a_forged_spill_length_is_bounded_by_the_host(recorder: Recorder) -> None:
+    # The spill file is mapped into the worker, so model code can write its length field
+    # too: the host reads no more than the file holds and shows no more than the cap.
+    limits = SandboxLimits(wall_seconds=1.5, cpu_seconds=2, memory_mb=512, output_bytes=100)
+    forge = (
+        "import gc, time\n"
+        "spill = next(o for o in gc.get_objects() if type(o).__name__ == 'Spill')\n"
+        "spill._map[:] = (2**64 - 1).to_bytes(8, 'little') + b'\\xff' * (len(spill._map) - 8)\n"
+        "time.sleep(30)"
+    )
+    async with Sandbox("ctx", limits=limits, handler=recorder) as sandbox:
+        killed = await sandbox.execute(forge)
+        assert killed.limit == "wall" and killed.stdout == "\ufffd" * 100
+        assert (await sandbox.execute("print(context)")).stdout == "ctx\n"
+
+
 async def test_answer_values_that_are_not_plain_are_read_under_the_limits(
     recorder: Recorder,
 ) -> None:
