@@ -222,3 +222,32 @@ async def test_the_opted_in_weaker_mode_still_blocks_udp_tcp_and_exec() -> None:
     finally:
         udp.close()
         tcp.close()
+
+
+def test_a_sandbox_cgroup_is_made_where_this_process_is_now_after_a_move() -> None:
+    # Moved (by systemd, by an operator), the host must put its next sandbox inside the
+    # limits it was moved into: its own cgroups are read per sandbox, not kept.
+    from rlm_router.rlm_core.containment import SandboxCgroup
+
+    first = SandboxCgroup.create(memory_bytes=1 << 30, max_processes=64)
+    if first is None or first.version != 1:
+        pytest.skip("moving this process needs cgroup v1 (v2 forbids processes in a parent)")
+    parents = [d.parent for d in first.directories]
+    first.remove()
+    moved = [parent / f"rlm-test-moved-{os.getpid()}" for parent in parents]
+    group = None
+    try:
+        for directory in moved:
+            directory.mkdir()
+            (directory / "cgroup.procs").write_text(str(os.getpid()))
+        group = SandboxCgroup.create(memory_bytes=1 << 30, max_processes=64)
+        assert group is not None
+        assert [d.parent for d in group.directories] == moved
+    finally:
+        if group is not None:
+            group.remove()
+        for parent in parents:
+            (parent / "cgroup.procs").write_text(str(os.getpid()))
+        for directory in moved:
+            with contextlib.suppress(FileNotFoundError):
+                directory.rmdir()
