@@ -5,9 +5,11 @@
 Not a test. One iteration is the engine's work between two model calls with an instant
 scripted model: parse the reply, run the code in the sandbox worker, build the next prompt.
 Each process measures one tree with that tree's own ``benchmarks.engine_bench._ours_overhead``
-(``PYTHONPATH`` set to the tree, so a baseline runs its own engine and worker), ``--runs``
-runs of ``--iterations`` turns after a warm-up. Processes alternate (A B, B A, A B, ...) so that
-drift in the machine's load falls on both trees alike, and the ratio is taken per pair.
+(``PYTHONPATH`` set to the tree, so a baseline runs its own engine and worker). A pair is two
+fresh processes, one per tree, started together and warmed up; then their ``--runs`` runs of
+``--iterations`` turns alternate (A B, B A, ...), one at a time, so that what the machine does
+meanwhile falls on both trees alike. Pairs alternate which tree goes first. Processes measured
+one after the other gave per-process medians 1.5x apart on this VM, pinned or not.
 
 Measured per process: the median gap between consecutive model calls (wall), and the median
 CPU per iteration, host plus worker, between the end of one model call and the start of the
@@ -16,7 +18,6 @@ wrapped, so the reads fall in the model's time, which the gaps exclude): the hos
 ``time.process_time`` and each worker process's CPU clock (ns; ``/proc`` ticks are 10 ms).
 Intervals are taken in every run, the warm-up inside ``_ours_overhead`` included, except a
 run's first (its worker is not there yet when the first model call ends).
-On this 2-core VM wall gaps of the same code differ up to 1.7x between runs; CPU much less.
 
 Reported per tree: the median over processes of those medians; per pair, the ratio tree /
 baseline, with its median and a bootstrap 95% interval (resampling pairs).
@@ -66,8 +67,9 @@ def _process_cpu(pid: int) -> float | None:
         return None
 
 
-def _child(iterations: int, runs: int) -> dict[str, Any]:
-    """Measure the tree on ``sys.path`` (run in a fresh process by ``_measure``)."""
+def _child(iterations: int) -> dict[str, Any]:
+    """Measure the tree on ``sys.path``, a run per ``run`` line on stdin, until ``stop``
+    (a fresh process started by ``_Measured``, which alternates two of them)."""
     import asyncio
 
     import litellm
@@ -93,7 +95,13 @@ def _child(iterations: int, runs: int) -> dict[str, Any]:
     litellm.ModelResponse = response  # type: ignore[misc,assignment]
     asyncio.run(_ours_overhead(iterations, 1))  # imports, caches: not measured
     marks.clear()
-    _, gaps = asyncio.run(_ours_overhead(iterations, runs))
+    gaps: list[float] = []
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        gaps += asyncio.run(_ours_overhead(iterations, 1))[1]
+        print("ran", flush=True)
     host, total = [], []
     for (p1, h1, w1), (p2, h2, w2) in itertools.pairwise(marks):
         if (p1, p2) != ("end", "start") or not w1 or w1.keys() != w2.keys():
@@ -108,16 +116,58 @@ def _child(iterations: int, runs: int) -> dict[str, Any]:
     }
 
 
-def _measure(tree: Path, iterations: int, runs: int, python: str) -> dict[str, Any]:
-    # Offline, as each tree's engine_bench would set it, but before litellm is imported here
-    # (without it the import tries a network fetch of the cost map: +5 s).
-    env = {**os.environ, "PYTHONPATH": str(tree), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    args = [python, __file__, "--child", str(iterations), str(runs)]
-    done = subprocess.run(args, cwd=tree, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"measuring {tree} failed:\n{done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+class _Measured:
+    """A fresh process measuring one tree with its own code, driven a run at a time."""
+
+    def __init__(self, tree: Path, iterations: int, cpus: str | None) -> None:
+        # Offline, as each tree's engine_bench would set it, but before litellm is imported
+        # here (without it the import tries a network fetch of the cost map: +5 s).
+        env = {**os.environ, "PYTHONPATH": str(tree), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        args = [sys.executable, __file__, "--child", str(iterations)]
+        if cpus:  # the host and its workers inherit the affinity
+            args = ["taskset", "-c", cpus, *args]
+        self.tree = tree
+        self._proc = subprocess.Popen(
+            args, cwd=tree, env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def _expect(self, word: str) -> str:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if not line.startswith(word):
+            self._proc.kill()
+            _, err = self._proc.communicate()
+            raise RuntimeError(f"measuring {self.tree} failed:\n{err[-2000:]}")
+        return line
+
+    def ready(self) -> None:
+        self._expect("ready")
+
+    def run(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write("run\n")
+        self._proc.stdin.flush()
+        self._expect("ran")
+
+    def result(self) -> dict[str, Any]:
+        out, err = self._proc.communicate("stop\n")
+        if self._proc.returncode != 0:
+            raise RuntimeError(f"measuring {self.tree} failed:\n{err[-2000:]}")
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return result
+
+
+def _pair(trees: dict[str, Path], order: tuple[str, str], args: argparse.Namespace) -> Any:
+    """Two fresh processes, one per tree, started together; their runs alternate (A B, B A,
+    ...) so that what the machine does meanwhile falls on both alike."""
+    measured = {name: _Measured(trees[name], args.iterations, args.cpus) for name in order}
+    for process in measured.values():
+        process.ready()
+    for run in range(args.runs):
+        for name in order if run % 2 == 0 else order[::-1]:
+            measured[name].run()
+    return {name: process.result() for name, process in measured.items()}
 
 
 def _interval(ratios: list[float], seed: int = 0) -> tuple[float, float]:
@@ -169,19 +219,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=12)
     parser.add_argument("--runs", type=int, default=3, help="timed runs per process")
     parser.add_argument("--iterations", type=int, default=21, help="turns per run")
+    parser.add_argument(
+        "--cpus",
+        help="pin each process and its workers to these CPUs (taskset list, e.g. 1): where "
+        "the scheduler puts the worker (the host's core or the other) changes a round trip "
+        "by up to ~1.5x here, and it differs from process to process",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/engine_ab.json"))
     args = parser.parse_args(argv)
     trees = {"baseline": args.baseline.resolve(), "tree": args.tree.resolve()}
     pairs = []
     for i in range(args.pairs):
-        order = ("baseline", "tree") if i % 2 == 0 else ("tree", "baseline")  # ABBA..
-        pair = {name: _measure(trees[name], args.iterations, args.runs, sys.executable)
-                for name in order}  # fmt: skip
+        order = ("baseline", "tree") if i % 2 == 0 else ("tree", "baseline")
+        pair = _pair(trees, order, args)
         pairs.append(pair)
         print(f"pair {i + 1}: " + ", ".join(f"{n} {pair[n]['gap_ms']:.3f} ms" for n in order))
     summary = summarize(pairs)
     summary["trees_paths"] = {name: str(path) for name, path in trees.items()}
     summary["load"] = os.getloadavg()
+    summary["cpus"] = args.cpus
     summary["measured"] = pairs
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))
@@ -193,6 +249,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         del sys.path[0]  # this directory: the tree's own benchmarks package must win
-        print(json.dumps(_child(int(sys.argv[2]), int(sys.argv[3]))))
+        print(json.dumps(_child(int(sys.argv[2]))))
     else:
         sys.exit(main())
