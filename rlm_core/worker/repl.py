@@ -158,10 +158,13 @@ class Repl:
         return f"Available variables: {listing}"
 
     # host requests
-    def _guarded(self, work: Any, cpu_s: int, capture: _Capture) -> tuple[str | None, str | None]:
+    def _guarded(
+        self, work: Any, cpu_s: int, capture: _Capture, used: float | None = None
+    ) -> tuple[str | None, str | None]:
         """Run ``work()`` under the per-execution CPU limit with output captured: returns
-        (error text, limit hit). Model code may raise anything, SystemExit included."""
-        used = _cpu_used()
+        (error text, limit hit). Model code may raise anything, SystemExit included. ``used``
+        is the CPU used so far when the caller has just read it (one getrusage less)."""
+        used = _cpu_used() if used is None else used
         soft = min(math.ceil(used + cpu_s), self.limits["cpu_total_s"])
         resource.setrlimit(resource.RLIMIT_CPU, (soft, self.limits["cpu_total_s"]))
         saved = sys.stdout, sys.stderr
@@ -193,7 +196,7 @@ class Repl:
         capture = _Capture(self.limits["output_bytes"], self.spill)
         self.final = None
         started = _cpu_used()
-        error, limit = self._guarded(lambda: self._run(code), cpu_s, capture)
+        error, limit = self._guarded(lambda: self._run(code), cpu_s, capture, started)
         # The answer dict's values are model objects too (a __str__ may raise or spin), so
         # they are read under the same limits, and a failure is the model's error to see.
         answer: dict[str, Any] = {"content": "", "ready": False}
