@@ -45,21 +45,22 @@ ENCODING_NAME = "o200k_base"
 # them are new (this machine's tiktoken), 2-4 ms at the limit: under 1% of a direct call on
 # 8K tokens (over a second).
 EXACT_MAX_CHARS = 36_864
-# Above that, an eighth of the text (16K-64K characters) in slices of 128 characters, one
-# per stratum (``token_sample``). Tokens per character differ by ~30% between 128-character
-# slices of real text (dpkg's database, man pages, code), so the error is sampling error, not
-# bias, and falls with the characters counted. On 19 real sources x 4 offsets, rms error /
-# worst text, with 48K characters counted at most (before) and 64K:
-#   32K tokens (16K counted either way): 1.5-1.6% / 3.9-4.3%
-#   200K:                                1.0% / 3.2%  ->  0.9% / 2.6%
-#   1M:                                  1.2% / 5.3%  ->  0.9% / 2.4%
-# and ~0.5% / 1.5-2.1% with 128K counted. But a count costs ~100 ns per piece between spaces
-# once the sample's pieces are cached (the lookups miss the CPU caches: ~13-18 ns per
-# character), so 128K characters took ~6.5 ms of a 1M-token decision, over the 5 ms it has;
-# 64K take ~2 ms. At 32K tokens the decision has 1 ms and ~0.3 ms of it left.
+# Above that, an eighth of the text (16K-48K characters) in slices of 128 characters, one
+# per stratum, at a jittered place in it (``token_sample``). Tokens per character differ by
+# ~30% between 128-character slices of real text (dpkg's database, man pages, code), so the
+# error is sampling error, not bias, and falls with the characters counted. On 19 real
+# sources x 4 offsets, rms error / worst text (slices of 256 evenly spaced before):
+#   32K tokens (16K counted): 1.6% / 3.9%  ->  1.5% / 4.4%
+#   200K (48K counted):       1.0% / 3.2%  ->  1.0% / 2.7%
+#   1M (48K counted):         1.2% / 5.3%  ->  1.2% / 4.4%
+# 64K counted would give 0.9% / 2.4-2.6% at 200K and 1M, and 128K ~0.5% / 1.5-2.1%, but a
+# count costs ~100 ns per piece between spaces even with every piece cached (the lookups
+# miss the CPU caches: 13-18 ns per character): 64K characters put the 10M-token decision
+# at 2.5-4.5 ms against 1.8-2.8 ms with 48K (p50, quiet), too near the 5 ms it has; and at
+# 32K tokens the decision has 1 ms, ~0.3 ms of it left.
 SAMPLE_BUDGET_MIN = 16_384
 SAMPLE_BUDGET_DIVISOR = 8
-SAMPLE_BUDGET_MAX = 65_536
+SAMPLE_BUDGET_MAX = 49_152
 SAMPLE_WIDTH = 128
 SAMPLE_JITTER = 1.0
 

@@ -6,14 +6,14 @@ Cost is kept flat in the input size:
   ``rlm_core.tokens.WordCounter``, which sums cached counts of the pieces between single
   spaces (tiktoken's own count on 129 of 152 real texts, off on tab+space indentation, worst
   0.72%; ~50 ns per character on real text once its words are cached, ~120 ns when half are
-  new). Above that it is estimated from an eighth of the text (16K-64K characters) in
+  new). Above that it is estimated from an eighth of the text (16K-48K characters) in
   slices of 128 characters, one at a jittered place in each stratum of the text, cut at
   single spaces: tokens per character on the sample times the total characters, so the cost
-  stops growing at ~500K characters (``rlm_core.token_sample``). On 19 real-text sources at
-  two offsets each (``benchmarks/decision_bench.py``) the estimate's rms error is ~1.5% at
-  32K tokens, ~0.9% at 200K and ~0.7% at 1M (single texts up to 4%: heterogeneous man pages,
-  code and dpkg's database); unbiased on average. It only matters near the window limit,
-  where the dispatcher's context-length fallback covers it.
+  stops growing at ~400K characters (``rlm_core.token_sample``). On 19 real-text sources at
+  four offsets each the estimate's rms error is ~1.5% at 32K tokens, ~1.0% at 200K and
+  ~1.2% at 1M (single texts up to 4.4%: heterogeneous man pages, code and dpkg's
+  database); unbiased on average. It only matters near the window limit, where the
+  dispatcher's context-length fallback covers it.
   The count covers every message's text as sent.
 - Screen: requests under ``policies.screen``'s limit (the shipped prior: ~1.1K tokens) stop
   here; nothing below could change their route.
