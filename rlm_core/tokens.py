@@ -83,12 +83,12 @@ def count_tokens(text: str) -> int:
 
 # The cache holds pieces up to this long. Longer ones (CJK text, base64) are rarely seen
 # twice. Pieces of 65-256 characters are common where a document is sent again (the next
-# turn of a chat about it): man pages' ".\\\"****" rules and URLs followed by a line break, a
-# config file's "KEY=value\n#KEY=value" stretches. At 64, 16-66 such pieces went through
-# tiktoken again on every count of a 32K-token man page's sample (~0.2 ms of 0.7).
+# turn of a chat about it): man pages' comment rules (.\"*****) and URLs followed by a line
+# break, a config file's "KEY=value\n#KEY=value" stretches. At 64, 16-66 such pieces went
+# through tiktoken again on every count of a 32K-token man page's sample (~0.2 ms of 0.7).
 PIECE_CACHE_MAX_LEN = LONG_PIECE = 256
 LEADING_CACHE_MAX_ENTRIES = 1 << 14  # first pieces of texts; emptied when full
-# Learnt pieces: emptied back to the seed when either bound is passed (~20 MB at most).
+# Learnt pieces: emptied back to the seed when either bound is passed (~20-30 MB at most).
 PIECE_CACHE_MAX_ENTRIES = 1 << 17
 PIECE_CACHE_MAX_CHARS = 1 << 22
 # Added for each piece the cache has not seen: one pass over the pieces sums the counts and,
