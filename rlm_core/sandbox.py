@@ -199,7 +199,9 @@ class Sandbox:
         answered with an error the model sees, other bad frames are counted and ignored, and
         too many of them, an oversized frame or a stream that ends restart the worker.
         """
+        died: int | None = None  # the exit status of a worker that died since the last request
         if self._proc is None or self._proc.returncode is not None:
+            died = None if self._proc is None else self._proc.returncode
             await self._spawn()
         started = time.perf_counter()
         remaining = self._limits.wall_seconds
@@ -227,6 +229,16 @@ class Sandbox:
                 remaining -= time.perf_counter() - waited
                 if isinstance(frame, ends):
                     result = _result(frame, started, subcall_s)
+                    if died is not None:
+                        # Model code can end its worker after a reply (a thread that calls
+                        # os._exit): the model must hear that its variables are gone, not
+                        # meet NameErrors it cannot explain.
+                        result.error = (
+                            f"WorkerCrash: the REPL process died after the previous execution "
+                            f"(exit status {died}). It was restarted before this one: all "
+                            "variables were lost.\n"
+                        ) + (result.error or "")
+                        result.state_lost = True
                     if ignored:
                         note = (
                             f"ProtocolWarning: the host ignored {len(ignored)} malformed "

@@ -225,6 +225,24 @@ async def test_wall_limit_restarts_a_sleeping_worker(sandbox: Sandbox) -> None:
     assert (await sandbox.execute("print('fresh')")).stdout == "fresh\n"
 
 
+async def test_a_worker_that_dies_between_executions_says_its_variables_are_lost(
+    sandbox: Sandbox,
+) -> None:
+    """Model code can end its own worker after the reply; the next execution runs in a fresh
+    REPL and its result says so, instead of a bare NameError."""
+    armed = await sandbox.execute(
+        "x = 41\nimport os, threading\nthreading.Timer(0.3, os._exit, (3,)).start()"
+    )
+    assert armed.error is None and not armed.state_lost
+    await asyncio.sleep(1.0)
+    after = await sandbox.execute("print(x + 1)")
+    assert after.state_lost
+    assert after.error is not None
+    assert "variables were lost" in after.error and "NameError" in after.error
+    fresh = await sandbox.execute("x = 1\nprint(x + len(context))")
+    assert fresh.stdout == "4001\n" and not fresh.state_lost
+
+
 async def test_printing_a_gigabyte_is_capped(sandbox: Sandbox) -> None:
     result = await sandbox.execute("chunk = 'x' * 2**20\nfor _ in range(1024):\n    print(chunk)")
     assert result.truncated and result.stdout_chars > 2**30
