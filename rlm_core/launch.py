@@ -295,8 +295,10 @@ class WorkerProcess:
                 # poll; a descriptor closed before that and reused by an accepted socket
                 # can lose that socket's registration (suspected in a lost request of the
                 # 200-client soak, with EBADF in uvloop's __tcp_get_socket). Close it once
-                # the loop has gone round.
-                self._loop.call_later(0.05, os.close, fd)
+                # the loop has gone round: 1 s, as one round of the proxy's loop under that
+                # soak can outlast 50 ms (the delay used before, when the lost request was
+                # seen again in a CI clone); the descriptor is held that much longer.
+                self._loop.call_later(_PIDFD_CLOSE_DELAY_S, os.close, fd)
         if code is not None:
             self._exited.set()
         return code
@@ -331,6 +333,7 @@ class WorkerProcess:
 
 
 _READ_CHUNK = 64 << 10  # per read of the worker's stdout (WorkerProcess._connect)
+_PIDFD_CLOSE_DELAY_S = 1.0  # an exited worker's pidfd, after its watcher is removed (_poll)
 _PIPE_CLOSE_S = 2.0  # how long wait() waits for the last holder of the worker's stdout
 
 
