@@ -28,7 +28,6 @@ import os
 import pwd
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,6 +39,7 @@ from rlm_router.rlm_core import frames
 from rlm_router.rlm_core.containment import SandboxCgroup
 from rlm_router.rlm_core.errors import SandboxError
 from rlm_router.rlm_core.frames import FrameError
+from rlm_router.rlm_core.process import WorkerProcess
 from rlm_router.rlm_core.worker import spill
 
 logger = logging.getLogger("rlm_router.rlm_core.sandbox")
@@ -209,144 +209,6 @@ def _config(
             "max_frame_bytes": limits.max_frame_mb << 20,
         },
     }
-
-
-class WorkerProcess:
-    """A started worker: its pid, its pipes as asyncio streams, its exit status.
-
-    Not ``asyncio.create_subprocess_exec``: on Python 3.11 a loop that ends (``asyncio.run``,
-    a server's shutdown, a test's loop) while a subprocess is being created hangs for ever in
-    asyncio's clean-up (the process's exit waiters are woken only by a callback queued until
-    its pipes connect, and the loop's end cancels the task that connects them). A pool starts
-    workers at any moment, so that window was hit (a test's teardown hung until its timeout).
-    Here the process is a ``subprocess.Popen``, its pipes are connected with
-    ``connect_read_pipe`` / ``connect_write_pipe`` (cancelled, they just close), and its exit
-    is watched through a pidfd.
-    """
-
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self._popen = popen
-        self.pid = popen.pid
-        self.stdin: asyncio.StreamWriter | None = None
-        self.stdout: asyncio.StreamReader | None = None
-        self._read_protocol: _ReadProtocol | None = None
-        self._exited = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-        try:
-            self._pidfd = os.pidfd_open(popen.pid)
-        except OSError:  # a kernel before 5.3: wait() polls
-            self._pidfd = -1
-        else:
-            self._loop.add_reader(self._pidfd, self._poll)
-
-    @classmethod
-    async def start(
-        cls, args: list[str], *, env: dict[str, str], cwd: Path, pass_fds: tuple[int, ...]
-    ) -> WorkerProcess:
-        """Start ``args`` in a new session, stdin and stdout piped, stderr discarded."""
-        # Popen's fork/exec is synchronous inside asyncio's subprocess support too (~1 ms).
-        popen = subprocess.Popen(  # noqa: ASYNC220
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, cwd=cwd, start_new_session=True, pass_fds=pass_fds,
-        )  # fmt: skip
-        proc = cls(popen)
-        try:
-            await proc._connect()
-        except BaseException:
-            proc.kill()
-            proc.close_pipes()
-            raise
-        return proc
-
-    async def _connect(self) -> None:
-        assert self._popen.stdin is not None and self._popen.stdout is not None
-        reader = asyncio.StreamReader(limit=1 << 20, loop=self._loop)
-        read_protocol = _ReadProtocol(reader, loop=self._loop)
-        pipe, _ = await self._loop.connect_read_pipe(lambda: read_protocol, self._popen.stdout)
-        if isinstance(getattr(pipe, "max_size", None), int):
-            # asyncio's pipe transport reads up to 256 KiB at a time into a new bytes object:
-            # above glibc's mmap threshold, so every frame cost an mmap, mremap and munmap
-            # (and the page faults and TLB flushes they bring). 64 KiB comes from the heap:
-            # a trivial execution's host CPU 0.10-0.12 -> 0.07 ms, round trip 0.19-0.22 ->
-            # 0.15 ms (2-core VM, load ~2.5). uvloop's transport has no such attribute.
-            pipe.max_size = _READ_CHUNK  # type: ignore[attr-defined]
-        self.stdout, self._read_protocol = reader, read_protocol
-        write_protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(), loop=self._loop)
-        transport, _ = await self._loop.connect_write_pipe(
-            lambda: write_protocol, self._popen.stdin
-        )
-        self.stdin = asyncio.StreamWriter(transport, write_protocol, None, self._loop)
-
-    @property
-    def returncode(self) -> int | None:
-        """The exit status once the process has exited (and been reaped), else None."""
-        return self._poll()
-
-    def _poll(self) -> int | None:
-        code = self._popen.poll()
-        if code is not None and self._pidfd >= 0:
-            fd, self._pidfd = self._pidfd, -1
-            try:
-                self._loop.remove_reader(fd)
-            except Exception:  # the loop has closed: nothing watches the descriptor any more
-                os.close(fd)
-            else:
-                # libuv (uvloop, the proxy's loop) applies a removed watcher at its next
-                # poll; a descriptor closed before that and reused by an accepted socket
-                # can lose that socket's registration (suspected in a lost request of the
-                # 200-client soak, with EBADF in uvloop's __tcp_get_socket). Close it once
-                # the loop has gone round: 1 s, as one round of the proxy's loop under that
-                # soak can outlast 50 ms (the delay used before, when the lost request was
-                # seen again in a CI clone); the descriptor is held that much longer.
-                self._loop.call_later(_PIDFD_CLOSE_DELAY_S, os.close, fd)
-        if code is not None:
-            self._exited.set()
-        return code
-
-    async def wait(self) -> int:
-        """Until the process has exited and its stdout is closed: every process holding the
-        pipe (the PID namespace's REPL, what model code forked) is gone too, as asyncio's
-        own ``Process.wait`` waits; bounded, for a holder that escaped the kill."""
-        while (code := self._poll()) is None:
-            if self._pidfd >= 0:
-                await self._exited.wait()
-            else:
-                await asyncio.sleep(0.005)
-        if self._read_protocol is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_PIPE_CLOSE_S):
-                    await self._read_protocol.closed.wait()
-        return code
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._popen.kill()
-
-    def close_pipes(self) -> None:
-        """Close both pipes (the worker sees EOF on its stdin)."""
-        if self.stdin is not None:
-            self.stdin.close()
-        elif self._popen.stdin is not None:
-            self._popen.stdin.close()
-        if self.stdout is None and self._popen.stdout is not None:
-            self._popen.stdout.close()  # a connected stdout closes itself at EOF
-
-
-_READ_CHUNK = 64 << 10  # per read of the worker's stdout (WorkerProcess._connect)
-_PIDFD_CLOSE_DELAY_S = 1.0  # an exited worker's pidfd, after its watcher is removed (_poll)
-_PIPE_CLOSE_S = 2.0  # how long wait() waits for the last holder of the worker's stdout
-
-
-class _ReadProtocol(asyncio.StreamReaderProtocol):
-    """The worker's stdout: says when the pipe closed (every writer gone)."""
-
-    def __init__(self, reader: asyncio.StreamReader, *, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(reader, loop=loop)
-        self.closed = asyncio.Event()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.closed.set()
 
 
 # The worker's modules, compiled once per host process (see compiled_worker_fd); in the order

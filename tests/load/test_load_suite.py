@@ -401,7 +401,7 @@ async def test_soak_with_faults_loses_nothing_and_leaks_nothing(
     report[f"soak_{n_clients}"] = summary
     print(f"\nsoak at {n_clients} clients: {json.dumps(summary, indent=1)}")
 
-    assert proxy.alive()
+    assert proxy.alive(), (tally.events, proxy.log_tail(60))
     assert sum(tally.sent.values()) >= n_clients  # every client got through (a loaded CI: ~1)
     assert tally.workers_killed > 0 and tally.provider_restarts == 1
     assert not tally.lost, (tally.lost[:5], tally.events, proxy.log_tail(40))
