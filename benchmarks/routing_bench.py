@@ -1,6 +1,7 @@
 """Held-out routing evaluation: does the router pick the route a careful engineer would?
 
-``python -m benchmarks.routing_bench [--out out/] [--complexity-max-tokens 300000]``
+``python -m benchmarks.routing_bench [--set heldout|fresh] [--out out/]
+[--complexity-max-tokens 300000]``
 
 Runs ``Router.decide`` on the labelled cases of ``benchmarks.routing_eval`` (164 requests from
 real text on this machine, 11 categories, 8 languages; labels and their evidence are in
@@ -9,6 +10,9 @@ complexity router on the same requests. Prints agreement per category and langua
 misroutes with the router's explanation, and decision latency per input size for both
 deciders; writes ``routing_bench.json``. The complexity router's tier is mapped to a route as
 COMPLEX/REASONING -> rlm, others -> llm (its own notion of "needs the bigger machinery").
+``--set fresh`` runs the second held-out set instead (``benchmarks/routing_eval/fresh.py``: 72
+questions written blind, over files neither the first set nor the training corpus reads) and
+writes ``routing_bench_fresh.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.decision_bench import _complexity_router
+from benchmarks.routing_eval import fresh
 from benchmarks.routing_eval.cases import CASES, CATEGORIES, LANGS, Case, preload
+from benchmarks.routing_eval.sources import source
 from rlm_router.router import Router
 from rlm_router.router.request import ChatRequest
 
@@ -189,16 +195,22 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(*, complexity_max: int, reps: int = 5) -> dict[str, Any]:
-    preload()
+def run(*, complexity_max: int, reps: int = 5, which: str = "heldout") -> dict[str, Any]:
+    if which == "fresh":
+        cases = fresh.load()
+        for name in sorted({case.source for case in cases if case.source}):
+            source(name)
+    else:
+        cases = list(CASES)
+        preload()
     router = Router.from_config()
     complexity = _complexity_router()
     rows = [
         evaluate_case(router, complexity, case, complexity_max=complexity_max, reps=reps)
-        for case in CASES
+        for case in cases
     ]
     return {
-        "benchmark": "routing_eval",
+        "benchmark": "routing_eval" if which == "heldout" else "routing_eval_fresh",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_average_1m": os.getloadavg()[0],
@@ -219,11 +231,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="skip the complexity router above this size (~6 ms per 1K tokens)",
     )
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions of our decision")
+    parser.add_argument(
+        "--set",
+        dest="which",
+        choices=("heldout", "fresh"),
+        default="heldout",
+        help="the first held-out set (cases.py) or the fresh one (fresh.py)",
+    )
     args = parser.parse_args(argv)
-    result = run(complexity_max=args.complexity_max_tokens, reps=args.reps)
+    result = run(complexity_max=args.complexity_max_tokens, reps=args.reps, which=args.which)
     print(table(result))
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "routing_bench.json"
+    path = args.out / (
+        "routing_bench.json" if args.which == "heldout" else "routing_bench_fresh.json"
+    )
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {path}")
     return 0

@@ -58,6 +58,17 @@ SOURCE_PATHS: dict[str, tuple[str, ...]] = {
         for lang, sub in MAN_LANGS.items()
     },
 }
+# The fresh set's sources (``fresh.py``): none of the above, none of the training corpus's.
+FRESH_PATHS: dict[str, tuple[str, ...]] = {
+    "charmap": ("/usr/share/i18n/charmaps/UTF-8.gz",),
+    "tzdata": ("/usr/share/zoneinfo/tzdata.zi",),
+    "topics": (f"{STDLIB}/pydoc_data/topics.py",),
+    "idlelib": (f"{STDLIB}/idlelib/*.py",),
+    "tkinter": (f"{STDLIB}/tkinter/*.py",),
+    "services": ("/etc/services",),
+    "zonetab": ("/usr/share/zoneinfo/zone1970.tab",),
+}
+SOURCE_PATHS.update(FRESH_PATHS)
 
 
 def _read(path: str) -> str:
@@ -130,7 +141,18 @@ _BUILDERS: dict[str, Callable[[], str]] = {
     "gitlog": _gitlog,
 }
 _BUILDERS.update({f"man_{lang}": partial(_concat, f"man_{lang}") for lang in MAN_LANGS})
-NAMES = tuple(_BUILDERS)  # every source, in a fixed order
+NAMES = tuple(_BUILDERS)  # every source of the first set, in a fixed order
+_BUILDERS.update(
+    {
+        "charmap": lambda: _concat("charmap"),
+        "tzdata": lambda: _concat("tzdata"),
+        "topics": lambda: _concat("topics"),
+        "idlelib": lambda: _code("idlelib"),
+        "tkinter": lambda: _code("tkinter"),
+        "services": lambda: _concat("services"),
+        "zonetab": lambda: _concat("zonetab"),
+    }
+)
 
 
 @cache

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from benchmarks.routing_eval import fresh
 from benchmarks.routing_eval.cases import CASES, CATEGORIES, LANGS
 from rlm_router.router.request import ChatRequest
 
@@ -24,11 +25,24 @@ def test_the_set_covers_every_category_and_language() -> None:
         assert case.evidence
 
 
+def test_the_fresh_set_has_every_kind_in_every_language() -> None:
+    cases = fresh.load()
+    assert len({case.id for case in cases}) == len(cases) == 72
+    kinds = Counter((case.lang, case.id.split("-")[1]) for case in cases)
+    per_lang = {"short_chat": 1, "short_data": 1, "lookup": 2, "aggregation": 2}
+    per_lang |= {"pairwise": 1, "multi_hop": 1, "codebase": 1}
+    assert kinds == Counter({(lang, k): n for lang in LANGS for k, n in per_lang.items()})
+    for case in cases:
+        category, label, _ = fresh.KINDS[case.id.split("-")[1]]
+        assert (case.category, case.label) == (category, label)
+        assert case.category in CATEGORIES
+
+
 @pytest.mark.slow
 def test_every_case_is_a_valid_request_of_about_its_size() -> None:
     from rlm_router.rlm_core.tokens import count_tokens
 
-    for case in CASES:
+    for case in [*CASES, *fresh.load()]:
         body, headers = case.body()
         request = ChatRequest.parse(body, headers)
         if case.tokens >= 16_000:
@@ -49,7 +63,7 @@ def test_the_training_corpus_shares_no_source_and_no_wording_with_the_eval() -> 
 
     shared = files(eval_sources.SOURCE_PATHS) & files(corpus_sources.SOURCE_PATHS)
     assert shared == set()
-    eval_questions = {" ".join(case.question.lower().split()) for case in CASES}
+    eval_questions = {" ".join(c.question.lower().split()) for c in [*CASES, *fresh.load()]}
     corpus = {" ".join(text.lower().split()) for text, _ in rows(0)}
     templates = {
         " ".join(t.lower().split())
