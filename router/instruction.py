@@ -37,6 +37,9 @@ _CALL = re.compile(r"\w\(")
 _ASSIGN = re.compile(r"\w = ")
 _CODE = re.compile(r"\w=\S|\(\d|\w\(|::|->|=>|\)\s*:$|;$|\{$")
 _DATA_START = frozenset(".#/<>{}[]|`=\\'\"+*")
+# A quoted word and then text ("'with' topic: ...", "\"Run Module\" calls ..."): an ask that
+# names something, not a data line; a quoted key (JSON's "name": ...) or a quoted line is not.
+_QUOTED_WORD = re.compile(r"""(['"])[^'"\n]{1,40}\1[ \u3000]?[^\s:,;=\])}'"+|]""")
 _QUESTION_MARKS = ("?", "？")
 _NOT_LETTER = bytes(b for b in range(128) if not (chr(b).isalpha() or b == 32))
 _SEPARATORS = ("|", "\t", ": ", "; ", " = ")  # two of them make a line a record
@@ -70,7 +73,9 @@ def code_line(line: str) -> bool:
 def prose_line(line: str) -> bool:
     """Whether ``line`` reads like natural-language text rather than data or code."""
     stripped = line.strip()
-    if len(stripped) < 2 or stripped[0] in _DATA_START or line[0] in " \t":
+    if len(stripped) < 2 or line[0] in " \t":
+        return False
+    if stripped[0] in _DATA_START and not _QUOTED_WORD.match(stripped):
         return False
     c = stripped.count  # the _SEPARATORS, spelled out (a generator over them cost 3x)
     if stripped.startswith("--") or c("|") + c("\t") + c(": ") + c("; ") + c(" = ") >= 2:

@@ -8,6 +8,7 @@ import pytest
 
 from rlm_router.router import ChatRequest, InvalidRequest
 from rlm_router.router.instruction import MAX_CHARS as QUESTION_MAX_CHARS
+from rlm_router.router.instruction import prose_line
 
 
 def _user(content: Any) -> dict[str, Any]:
@@ -140,6 +141,22 @@ def test_the_instruction_is_found_wherever_it_sits(
     req = ChatRequest.parse({"messages": messages})
     assert (req.question, req.question_source) == (ASK, source)
     assert ASK not in req.context_text and "User: 2999" in req.context_text
+
+
+@pytest.mark.parametrize("layout", ["system", "head"])
+def test_an_ask_that_opens_with_a_quoted_name_is_still_the_ask(layout: str) -> None:
+    # pydoc's topics: every line opens with a quote, as the ask does ("'class' ...").
+    data = "\n".join(f"'Topic {i}: text of the reference, part {i}.\\n'" for i in range(2000))
+    ask = "'class' 这一节里提到了元类，请找到它所引用的那一节，再告诉我那一节里是怎么说的。"
+    if layout == "system":
+        messages = [{"role": "system", "content": ask}, {"role": "user", "content": data}]
+    else:
+        messages = [{"role": "user", "content": f"{ask}\n{data}"}]
+    req = ChatRequest.parse({"messages": messages})
+    assert (req.question, req.question_source) == (ask, layout)
+    # A quoted key or a quoted line is still data.
+    assert not prose_line('"description": "a long text about the package and its uses",')
+    assert not prose_line("'Topic 7: text of the reference, part 7.\\n'")
 
 
 def test_man_page_source_without_blank_lines_keeps_only_the_ask() -> None:
