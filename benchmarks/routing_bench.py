@@ -12,7 +12,7 @@ deciders; writes ``routing_bench.json``. The complexity router's tier is mapped 
 COMPLEX/REASONING -> rlm, others -> llm (its own notion of "needs the bigger machinery").
 ``--set fresh`` runs the second held-out set instead (``benchmarks/routing_eval/fresh.py``: 72
 questions written blind, over files neither the first set nor the training corpus reads) and
-writes ``routing_bench_fresh.json``.
+writes ``routing_bench_fresh.json``; ``--set fresh_b`` the second such set.
 """
 
 from __future__ import annotations
@@ -196,8 +196,8 @@ def table(result: dict[str, Any]) -> str:
 
 
 def run(*, complexity_max: int, reps: int = 5, which: str = "heldout") -> dict[str, Any]:
-    if which == "fresh":
-        cases = fresh.load()
+    if which in fresh.QUESTIONS:
+        cases = fresh.load(which)
         for name in sorted({case.source for case in cases if case.source}):
             source(name)
     else:
@@ -210,7 +210,7 @@ def run(*, complexity_max: int, reps: int = 5, which: str = "heldout") -> dict[s
         for case in cases
     ]
     return {
-        "benchmark": "routing_eval" if which == "heldout" else "routing_eval_fresh",
+        "benchmark": "routing_eval" if which == "heldout" else f"routing_eval_{which}",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_average_1m": os.getloadavg()[0],
@@ -234,9 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--set",
         dest="which",
-        choices=("heldout", "fresh"),
+        choices=("heldout", *fresh.QUESTIONS),
         default="heldout",
-        help="the first held-out set (cases.py) or the fresh one (fresh.py)",
+        help="the first held-out set (cases.py) or a fresh one (fresh.py: A or B)",
     )
     args = parser.parse_args(argv)
     result = run(complexity_max=args.complexity_max_tokens, reps=args.reps, which=args.which)

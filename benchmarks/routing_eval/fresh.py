@@ -6,7 +6,8 @@ TASK_MODEL.md``: which wordings to add was read from its misroutes), so its figu
 patterns are no longer a generalisation measure. This set is read once and reported, never used
 to change the router:
 
-- The 72 questions (``fresh_questions.json``: 9 per language in en, fr, de, es, pt, it, zh, ja)
+- Each set's 72 questions (``fresh_questions.json``, ``fresh_b_questions.json``: 9 per
+  language in en, fr, de, es, pt, it, zh, ja)
   were written by a session that had not read the training corpus, its templates, the first
   set or the router's code, from a brief that named only the task kinds and the data files.
 - The data are real files that neither the first set nor the training corpus reads
@@ -29,7 +30,12 @@ from pathlib import Path
 
 from benchmarks.routing_eval.cases import EVIDENCE, Case, Route
 
-QUESTIONS = Path(__file__).with_name("fresh_questions.json")
+# Set A, and set B: written later by another such session from the same brief, and first run
+# after the task model was refitted (A's misroutes had been read by then; B's had not).
+QUESTIONS = {
+    "fresh": Path(__file__).with_name("fresh_questions.json"),
+    "fresh_b": Path(__file__).with_name("fresh_b_questions.json"),
+}
 # kind -> (category, label, evidence key)
 KINDS: dict[str, tuple[str, Route, str]] = {
     "short_chat": ("short", "llm", "short"),
@@ -62,9 +68,9 @@ OFFSETS = (0.0, 0.3, 0.6)
 LONG_SOURCES = ("charmap",)
 
 
-def load() -> list[Case]:
-    """The fresh cases, in the file's order, each with its label fixed by its kind."""
-    raw = json.loads(QUESTIONS.read_text(encoding="utf-8"))
+def load(which: str = "fresh") -> list[Case]:
+    """The cases of set ``which``, in the file's order, each with its label fixed by its kind."""
+    raw = json.loads(QUESTIONS[which].read_text(encoding="utf-8"))
     seen: dict[str, int] = {}
     cases = []
     for i, item in enumerate(raw):
@@ -80,7 +86,7 @@ def load() -> list[Case]:
             layout = LAYOUTS[i % len(LAYOUTS)]
             if src in LONG_SOURCES or kind == "short_data":
                 extra["offset"] = OFFSETS[i % len(OFFSETS)]
-        case_id = f"fresh-{kind}-{lang}-{i}"
+        case_id = f"{which}-{kind}-{lang}-{i}"
         question = item["question"]
         cases.append(
             Case(

@@ -25,8 +25,9 @@ def test_the_set_covers_every_category_and_language() -> None:
         assert case.evidence
 
 
-def test_the_fresh_set_has_every_kind_in_every_language() -> None:
-    cases = fresh.load()
+@pytest.mark.parametrize("which", list(fresh.QUESTIONS))
+def test_the_fresh_sets_have_every_kind_in_every_language(which: str) -> None:
+    cases = fresh.load(which)
     assert len({case.id for case in cases}) == len(cases) == 72
     kinds = Counter((case.lang, case.id.split("-")[1]) for case in cases)
     per_lang = {"short_chat": 1, "short_data": 1, "lookup": 2, "aggregation": 2}
@@ -42,7 +43,7 @@ def test_the_fresh_set_has_every_kind_in_every_language() -> None:
 def test_every_case_is_a_valid_request_of_about_its_size() -> None:
     from rlm_router.rlm_core.tokens import count_tokens
 
-    for case in [*CASES, *fresh.load()]:
+    for case in [*CASES, *fresh.load("fresh"), *fresh.load("fresh_b")]:
         body, headers = case.body()
         request = ChatRequest.parse(body, headers)
         if case.tokens >= 16_000:
@@ -63,7 +64,8 @@ def test_the_training_corpus_shares_no_source_and_no_wording_with_the_eval() -> 
 
     shared = files(eval_sources.SOURCE_PATHS) & files(corpus_sources.SOURCE_PATHS)
     assert shared == set()
-    eval_questions = {" ".join(c.question.lower().split()) for c in [*CASES, *fresh.load()]}
+    every = [*CASES, *fresh.load("fresh"), *fresh.load("fresh_b")]
+    eval_questions = {" ".join(c.question.lower().split()) for c in every}
     corpus = {" ".join(text.lower().split()) for text, _ in rows(0)}
     templates = {
         " ".join(t.lower().split())
