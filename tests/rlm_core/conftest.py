@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+import uvloop
+
+# The sandbox's own tests run on asyncio's loop and on uvloop, the LiteLLM proxy's loop: their
+# pipe transports differ (uvloop closed every worker pipe twice and kept a pipe open at EOF,
+# which made every RLM answer through the proxy 2 s late; rlm_core/process.py), and those
+# differences hid while the tests ran on asyncio's loop only.
+BOTH_LOOPS = ("test_sandbox.py", "test_pool.py", "test_process.py")
 
 
 def worker_processes() -> list[int]:
@@ -23,6 +31,14 @@ def worker_processes() -> list[int]:
         if b"rlm_core/worker" in cmdline and marker in cmdline:
             found.append(int(entry.name))
     return found
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    if item.path.name in BOTH_LOOPS or item.path.parent.name == "redteam":
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return None
 
 
 @pytest.fixture(autouse=True)
