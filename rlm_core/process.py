@@ -17,6 +17,7 @@ import contextlib
 import io
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 _READ_CHUNK = 64 << 10  # per read of the worker's stdout (WorkerProcess._connect)
@@ -73,7 +74,13 @@ class WorkerProcess:
         finally:
             os.close(stdin_r)  # the child's ends: the child has its copies
             os.close(stdout_w)
-        proc = cls(popen, stdin_w, stdout_r)
+        try:
+            proc = cls(popen, stdin_w, stdout_r)
+        except BaseException:
+            popen.kill()
+            os.close(stdin_w)
+            os.close(stdout_r)
+            raise
         try:
             await proc._connect()
         except BaseException:
@@ -108,9 +115,7 @@ class WorkerProcess:
             fd, self._stdin_fd, mode = self._stdin_fd, -1, "wb"
         else:
             fd, self._stdout_fd, mode = self._stdout_fd, -1, "rb"
-        # uvloop closes the descriptor (libuv) and then the file too (see the module docstring).
-        owns = not type(self._loop).__module__.startswith("uvloop")
-        return io.FileIO(fd, mode, closefd=owns)
+        return io.FileIO(fd, mode, closefd=not _closes_pipes_itself(self._loop))
 
     @property
     def returncode(self) -> int | None:
@@ -159,6 +164,14 @@ class WorkerProcess:
                 setattr(self, which, -1)
                 os.close(fd)
         # A connected stdout closes itself at EOF.
+
+
+def _closes_pipes_itself(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop``'s pipe transports close the descriptor themselves before they close
+    the file (uvloop, and loops derived from it; see the module docstring). A uvloop loop
+    means uvloop is imported already."""
+    uvloop = sys.modules.get("uvloop")
+    return uvloop is not None and isinstance(loop, uvloop.Loop)
 
 
 class _ReadProtocol(asyncio.StreamReaderProtocol):

@@ -61,6 +61,12 @@ HOST = textwrap.dedent(
     if sys.argv[1] == "uvloop":
         import uvloop
         uvloop.run(main())
+    elif sys.argv[1] == "uvloop-derived":  # an application's own loop class
+        import uvloop
+        class AppLoop(uvloop.Loop):
+            pass
+        with asyncio.Runner(loop_factory=AppLoop) as runner:
+            runner.run(main())
     else:
         asyncio.run(main())
     print("ok")
@@ -79,7 +85,7 @@ def _run_traced(loop: str, tmp_path: Path) -> tuple[list[str], str]:
     return [line for line in trace.read_text().splitlines() if "EBADF" in line], done.stdout
 
 
-@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+@pytest.mark.parametrize("loop", ["uvloop", "uvloop-derived", "asyncio"])
 def test_worker_pipes_and_pidfd_are_closed_once(loop: str, tmp_path: Path) -> None:
     double_closes, out = _run_traced(loop, tmp_path)
     assert out.splitlines()[-1] == "ok"
