@@ -35,10 +35,10 @@ def worker_processes() -> list[int]:
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     if item.path.name in BOTH_LOOPS or item.path.parent.name == "redteam":
         return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-    return None
+    return {"asyncio": asyncio.new_event_loop}  # the hook must always name a loop
 
 
 @pytest.fixture(autouse=True)
