@@ -1,7 +1,7 @@
 """A worker's OS process as seen from the host's event loop: its pipes and its exit.
 
-The host owns four descriptors per worker (stdin's write end, stdout's read end, the pidfd
-and, until the process is started, the child's ends) and must close each exactly once: a
+The host holds a worker's stdin write end, stdout read end and pidfd (and the child's ends
+until the process is started), and must close each exactly once: a
 descriptor number closed twice is, in the moment between the two closes, free for any other
 thread to get (the cgroup attach and workspace removal threads open files all the time), and
 the second close then takes that thread's file away, or a client socket the loop accepts
@@ -110,7 +110,8 @@ class WorkerProcess:
 
     def _take(self, which: str) -> io.FileIO:
         """A pipe end as the file its transport is given; from here on the transport closes
-        it (also when connecting fails), so the process no longer does."""
+        it, so the process no longer does (a connect that failed inside uvloop before libuv
+        took the descriptor would leave it open: never a second close)."""
         if which == "stdin":
             fd, self._stdin_fd, mode = self._stdin_fd, -1, "wb"
         else:
