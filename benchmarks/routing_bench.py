@@ -1,6 +1,6 @@
 """Held-out routing evaluation: does the router pick the route a careful engineer would?
 
-``python -m benchmarks.routing_bench [--set heldout|fresh] [--out out/]
+``python -m benchmarks.routing_bench [--set heldout|fresh|fresh_b] [--out out/]
 [--complexity-max-tokens 300000]``
 
 Runs ``Router.decide`` on the labelled cases of ``benchmarks.routing_eval`` (164 requests from
@@ -242,9 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(complexity_max=args.complexity_max_tokens, reps=args.reps, which=args.which)
     print(table(result))
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / (
-        "routing_bench.json" if args.which == "heldout" else "routing_bench_fresh.json"
-    )
+    name = "routing_bench" if args.which == "heldout" else f"routing_bench_{args.which}"
+    path = args.out / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {path}")
     return 0
