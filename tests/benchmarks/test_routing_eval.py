@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -67,14 +69,14 @@ def test_the_training_corpus_shares_no_source_and_no_wording_with_the_eval() -> 
     every = [*CASES, *fresh.load("fresh"), *fresh.load("fresh_b")]
     eval_questions = {" ".join(c.question.lower().split()) for c in every}
     corpus = {" ".join(text.lower().split()) for text, _ in rows(0)}
-    templates = {
+    wordings = {
         " ".join(t.lower().split())
         for kinds in templates.TEMPLATES.values()
         for joined in kinds.values()
         for t in joined.split("|")
     }
     assert eval_questions & corpus == set()
-    assert eval_questions & templates == set()
+    assert eval_questions & wordings == set()
     # The benchmark task generators' questions stay out of the corpus too.
     from rlm_router.sim.tasks import generate
 
@@ -82,3 +84,19 @@ def test_the_training_corpus_shares_no_source_and_no_wording_with_the_eval() -> 
         task = generate(family, n_tokens=2000, seed=0)
         last = " ".join(task.messages()[-1]["content"].split("\n\n")[-1].lower().split())
         assert last not in corpus
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", list(fresh.QUESTIONS))
+def test_routing_bench_on_a_fresh_set_writes_its_table_and_keeps_short_traffic_direct(
+    which: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import routing_bench
+
+    args = ["--set", which, "--out", str(tmp_path), "--complexity-max-tokens", "0", "--reps", "1"]
+    assert routing_bench.main(args) == 0
+    result = json.loads((tmp_path / f"routing_bench_{which}.json").read_text())
+    assert result["n_cases"] == 72
+    short = result["summary"]["short_direct"]
+    assert short["n"] == 16 and short["agree"] == 16
+    assert "-- worst misroutes" in capsys.readouterr().out
