@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from benchmarks.proxy_bench import MASTER_KEY, ProxyProcess, SimProcess
-from benchmarks.scale_bench import _children_cpu_s, _proxy_cpu_s, policy_for, proxy_config
+from benchmarks.scale_bench import KEY_ENV, children_cpu_s, policy_for, proxy_config, proxy_cpu_s
 from rlm_router.sim.tasks import generate
 
 MODES = ("library, asyncio", "library, uvloop", "LiteLLM proxy")
@@ -54,12 +54,12 @@ def _library(
         router = Router.from_config(policy)
         out = []
         for body in bodies:
-            cpu = time.process_time() + _children_cpu_s()
+            cpu = time.process_time() + children_cpu_s()
             started = time.perf_counter()
             response: Any = await asyncio.wait_for(router.acompletion(**body), _TIMEOUT_S)
             wall = time.perf_counter() - started
             info = route_of(response) or {}
-            cpu = time.process_time() + _children_cpu_s() - cpu
+            cpu = time.process_time() + children_cpu_s() - cpu
             out.append({"wall_s": wall, "cpu_s": cpu, "route": info.get("route")})
         return out
 
@@ -74,11 +74,11 @@ def _proxy(sim: SimProcess, bodies: list[dict[str, Any]]) -> list[dict[str, Any]
         url = f"{proxy.base_url}/v1/chat/completions"
         with httpx.Client(headers=headers, timeout=_TIMEOUT_S) as client:
             for body in bodies:
-                cpu = _proxy_cpu_s(proxy.pid)
+                cpu = proxy_cpu_s(proxy.pid)
                 started = time.perf_counter()
                 reply = client.post(url, json=body)
                 wall = time.perf_counter() - started
-                cpu = _proxy_cpu_s(proxy.pid) - cpu
+                cpu = proxy_cpu_s(proxy.pid) - cpu
                 if reply.status_code != 200:
                     raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:300]}")
                 route = reply.headers.get("x-rlm-router-route")
@@ -104,7 +104,7 @@ def run(n_requests: int, tokens: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with SimProcess(time_scale=0.0) as sim, tempfile.TemporaryDirectory() as tmp:
         policy = policy_for("sim-large", sim.base_url, Path(tmp))
-        os.environ.setdefault("RLM_SCALE_BENCH_KEY", "sk-sim")
+        os.environ.setdefault(KEY_ENV, "sk-sim")
         runs: dict[str, Callable[[], list[dict[str, Any]]]] = {
             MODES[0]: lambda: _library(asyncio.run, policy, bodies),
             MODES[1]: lambda: _library(uvloop.run, policy, bodies),

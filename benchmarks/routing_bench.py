@@ -32,7 +32,6 @@ from typing import Any
 from benchmarks.decision_bench import _complexity_router
 from benchmarks.routing_eval import fresh
 from benchmarks.routing_eval.cases import CASES, CATEGORIES, LANGS, Case, preload
-from benchmarks.routing_eval.sources import source
 from rlm_router.router import Router
 from rlm_router.router.request import ChatRequest
 
@@ -196,13 +195,8 @@ def table(result: dict[str, Any]) -> str:
 
 
 def run(*, complexity_max: int, reps: int = 5, which: str = "heldout") -> dict[str, Any]:
-    if which in fresh.QUESTIONS:
-        cases = fresh.load(which)
-        for name in sorted({case.source for case in cases if case.source}):
-            source(name)
-    else:
-        cases = list(CASES)
-        preload()
+    cases = fresh.load(which) if which in fresh.QUESTIONS else list(CASES)
+    preload(cases)
     router = Router.from_config()
     complexity = _complexity_router()
     rows = [

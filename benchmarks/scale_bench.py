@@ -72,12 +72,12 @@ def proxy_config(root: str, base_url: str, policy: Path | None = None) -> dict[s
     return ServiceConfig.from_mapping(data, path=None).proxy_config()
 
 
-def _children_cpu_s() -> float:
+def children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-def _proxy_cpu_s(pid: int) -> float:
+def proxy_cpu_s(pid: int) -> float:
     """utime + stime of the proxy and of its waited-for children (cutime + cstime), plus its
     live children (``proxy_bench.process_tree_cpu_seconds`` counts those)."""
     from benchmarks.proxy_bench import process_tree_cpu_seconds
@@ -93,7 +93,7 @@ async def _via_router(task: Task, root: str, sim: SimProcess, directory: Path) -
     from rlm_router.router.responses import route_of
 
     router = Router.from_config(policy_for(root, sim.base_url, directory))
-    cpu = time.process_time() + _children_cpu_s()
+    cpu = time.process_time() + children_cpu_s()
     started = time.perf_counter()
     response: Any = await asyncio.wait_for(
         router.acompletion(model="auto", messages=task.messages()), timeout=_TIMEOUT_S
@@ -106,7 +106,7 @@ async def _via_router(task: Task, root: str, sim: SimProcess, directory: Path) -
         "fallback": info.get("fallback"),
         "cost_usd": response_cost(response),
         "wall_s": time.perf_counter() - started,
-        "cpu_s": time.process_time() + _children_cpu_s() - cpu,
+        "cpu_s": time.process_time() + children_cpu_s() - cpu,
     }
 
 
@@ -115,7 +115,7 @@ def _via_proxy(task: Task, root: str, sim: SimProcess) -> dict[str, Any]:
     with ProxyProcess(config, env={"RLM_ROUTER_TRACES_FILE": os.devnull}) as proxy:
         body = json.dumps({"model": "auto", "messages": task.messages()}).encode()
         headers = {"Authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"}
-        cpu = _proxy_cpu_s(proxy.pid)
+        cpu = proxy_cpu_s(proxy.pid)
         started = time.perf_counter()
         reply = httpx.post(
             f"{proxy.base_url}/v1/chat/completions",
@@ -124,7 +124,7 @@ def _via_proxy(task: Task, root: str, sim: SimProcess) -> dict[str, Any]:
             timeout=_TIMEOUT_S,
         )
         wall = time.perf_counter() - started
-        cpu = _proxy_cpu_s(proxy.pid) - cpu
+        cpu = proxy_cpu_s(proxy.pid) - cpu
     if reply.status_code != 200:
         raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:300]}")
     return {

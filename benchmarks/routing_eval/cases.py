@@ -14,6 +14,7 @@ wordings with them (``tests/benchmarks/test_routing_eval.py`` checks it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -1681,11 +1682,11 @@ CASES: tuple[Case, ...] = tuple(
 )
 
 
-def sources_used() -> set[str]:
-    return {c.source for c in CASES if c.source}
+def sources_used(cases: Iterable[Case] = CASES) -> set[str]:
+    return {c.source for c in cases if c.source}
 
 
-def preload() -> None:
-    """Read every source once (so timings do not include file reading)."""
-    for name in sorted(sources_used()):
+def preload(cases: Iterable[Case] = CASES) -> None:
+    """Read every source the cases use once (so timings do not include file reading)."""
+    for name in sorted(sources_used(cases)):
         source(name)

@@ -30,8 +30,9 @@ from pathlib import Path
 
 from benchmarks.routing_eval.cases import EVIDENCE, Case, Route
 
-# Set A, and set B: written later by another such session from the same brief, and first run
-# after the task model was refitted (A's misroutes had been read by then; B's had not).
+# Set A, and set B: written later by another such session from the same brief. A's misroutes
+# were read in session 8 and one split error they showed was fixed (f8e41d9); B's were read
+# only after that change.
 QUESTIONS = {
     "fresh": Path(__file__).with_name("fresh_questions.json"),
     "fresh_b": Path(__file__).with_name("fresh_b_questions.json"),
