@@ -95,7 +95,7 @@ class Tally:
     # The provider's own 400 from scheduled context_length faults (it says the input is one
     # token over its window): one such fault falls back to the other route, but a request
     # that met one on both routes is rightly answered with the provider's 400.
-    provider_context_400: list[str] = field(default_factory=list)
+    provider_context_400: int = 0
     # Streams the provider cut (a crash, or a scheduled stream fault) after their first content.
     provider_broken: list[str] = field(default_factory=list)
     broken_streams: list[str] = field(default_factory=list)
@@ -122,7 +122,7 @@ class Tally:
             "our_5xx": len(self.our_5xx),
             "client_4xx": self.client_4xx[:5],
             "provider_down_5xx": self.provider_down_5xx,
-            "provider_context_400": len(self.provider_context_400),
+            "provider_context_400": self.provider_context_400,
             "provider_broken_streams": len(self.provider_broken),
             "broken_streams": len(self.broken_streams),
             "p50_s": {k: pct(k, 0.5) for k in self.latency_s},
@@ -220,7 +220,7 @@ async def _one(
     tally.routes[route] += 1
     tally.latency_s.setdefault(kind, []).append(ended - started)
     if status == 400 and _scheduled_context_fault(text):
-        tally.provider_context_400.append(f"{kind} at {started - tally.t0:.1f}s")
+        tally.provider_context_400 += 1
     elif 400 <= status < 500:
         tally.client_4xx.append(f"{kind} {status} at {started - tally.t0:.1f}s: {text[:1500]}")
     if status >= 500:
